@@ -1,0 +1,1 @@
+"""Eyes: a self-hosted photo platform whose tagger learns from its users."""

@@ -1,0 +1,1 @@
+"""Machine learning: backbone, embeddings, heads, training. Knows nothing of the web or the database."""
