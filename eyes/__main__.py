@@ -1,0 +1,3 @@
+from eyes.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""create_app(settings): the one place that wires the parts together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from eyes.config import Settings, get_settings
+from eyes.context import Context, build_context
+from eyes.jobs.queue import InProcessQueue, Sweeper
+from eyes.jobs.tasks import run_task, sweep
+from eyes.web import api, errors, media, pages
+from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def start_workers(ctx: Context) -> Sweeper:
+    """The embedded default: background work on a thread pool in this process."""
+    ctx.jobs = InProcessQueue(partial(run_task, ctx), ctx.settings.worker_threads)
+    sweeper = Sweeper(partial(sweep, ctx), ctx.settings.sweep_interval_s)
+    sweeper.start()
+    return sweeper
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = start_workers(ctx)
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            ctx.close()
+
+    app = FastAPI(
+        title="Eyes",
+        version="0.1.0",
+        summary="Photo sharing whose tagger learns from its users",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret(),
+        session_cookie="eyes_session",
+        max_age=14 * 24 * 3600,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
+    app.include_router(api.router)
+    app.include_router(media.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app

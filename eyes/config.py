@@ -1,0 +1,136 @@
+"""Settings: every knob is one `EYES_` environment variable (or a key in `eyes.toml`), read here only.
+
+`get_settings()` builds them on demand; nothing is read at import time, so every test can build
+its own app on its own data folder.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Eyes settings. Each field is the environment variable `EYES_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="EYES_", toml_file="eyes.toml", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses unsafe defaults (a missing secret key, plain-HTTP cookies).",
+    )
+    home: Path = Field(
+        Path("eyes-data"),
+        description="Data folder: the SQLite database, the blob store and the models by default.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL. Empty means SQLite at `<home>/eyes.db`. "
+        "PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    )
+    storage_url: str = Field(
+        "",
+        description="Blob store for originals, thumbnails and models. Empty means the folder "
+        "`<home>/blobs`; `s3://bucket/prefix` for an S3-compatible store.",
+    )
+    broker_url: str = Field(
+        "",
+        description="Empty runs background work on a thread pool inside `eyes serve`; "
+        "`redis://...` or `amqp://...` sends it to Celery workers (`eyes worker`).",
+    )
+    secret_key: str = Field(
+        "",
+        description="Signs session cookies. Empty in development means a key generated once and "
+        "kept in `<home>/secret_key`; required in production.",
+    )
+    host: str = Field("127.0.0.1", description="Address `eyes serve` listens on.")
+    port: int = Field(8000, description="Port `eyes serve` listens on.")
+    secure_cookies: bool = Field(
+        False, description="Send the session cookie over HTTPS only (required in production)."
+    )
+    max_upload_bytes: int = Field(25 * MB, description="Largest accepted file, in bytes.")
+    max_files_per_request: int = Field(50, description="Most files in one upload request.")
+    max_image_pixels: int = Field(
+        60_000_000,
+        description="Largest accepted image in pixels (width x height): stops decompression bombs.",
+    )
+    thumb_small_px: int = Field(320, description="Longest side of the grid thumbnail.")
+    thumb_large_px: int = Field(1600, description="Longest side of the photo-page image.")
+    page_size: int = Field(30, description="Photos per page in feeds and lists.")
+    max_tag_length: int = Field(64, description="Longest tag name, in characters.")
+    max_title_length: int = Field(200, description="Longest photo title, in characters.")
+    max_description_length: int = Field(5000, description="Longest photo description, in characters.")
+    worker_threads: int = Field(2, description="Threads of the in-process worker pool.")
+    sweep_interval_s: float = Field(
+        30.0, description="How often the in-process worker re-reads the database for pending work."
+    )
+    tag_threshold: float = Field(
+        0.2, description="Smallest confidence at which a day-one (ImageNet) suggestion is shown."
+    )
+    max_suggestions: int = Field(5, description="Most model suggestions kept per photo.")
+    onnx_threads: int = Field(2, description="onnxruntime threads per inference session.")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production":
+            if len(self.secret_key) < 32:
+                raise ValueError(
+                    "EYES_SECRET_KEY must be set to at least 32 random characters when "
+                    "EYES_ENV=production (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            if not self.secure_cookies:
+                raise ValueError("EYES_SECURE_COOKIES must be true when EYES_ENV=production")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments win, then the environment, then eyes.toml.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'eyes.db').resolve()}"
+
+    @cached_property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.home / "blobs").resolve())
+
+    @property
+    def models_dir(self) -> Path:
+        """Local folder for the backbone's ONNX file (a cache of the model store)."""
+        return self.home / "models"
+
+    def session_secret(self) -> str:
+        """The cookie-signing key; in development one is generated once and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment and `eyes.toml`; keyword arguments win."""
+    return Settings(**overrides)  # type: ignore[arg-type]

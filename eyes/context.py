@@ -1,0 +1,56 @@
+"""The parts of a running Eyes, built once per process and handed to the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from eyes.config import Settings
+from eyes.db.migrate import upgrade
+from eyes.db.session import make_engine, make_sessionmaker
+from eyes.storage import BlobStore, open_blob_store
+
+if TYPE_CHECKING:
+    from eyes.jobs.queue import JobQueue
+    from eyes.services.tagger import TaggerService
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
+    _tagger: TaggerService | None = field(default=None, repr=False)
+
+    @property
+    def tagger(self) -> TaggerService:
+        """The serving models (backbone and champion head), loaded on first use."""
+        if self._tagger is None:
+            from eyes.services.tagger import TaggerService
+
+            self._tagger = TaggerService(self)
+        return self._tagger
+
+    def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        self.engine.dispose()
+
+
+def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+    """Open the database (bringing its schema up to date) and the blob store."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    if migrate:
+        upgrade(engine)
+    return Context(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        blobs=open_blob_store(settings.resolved_storage_url),
+    )

@@ -1,0 +1,184 @@
+"""The tables. Designed for the learning loop: every tag records who or what set it, and how sure."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Store the values (lower-case words), not the names, and as plain strings: no DB enum types
+    # to migrate when a member is added.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"  # in the feed
+    UNLISTED = "unlisted"  # whoever has the link
+    PRIVATE = "private"  # the owner alone
+
+
+class TaggingState(enum.StrEnum):
+    PENDING = "pending"  # the database, not the queue, says this photo still needs its tags
+    DONE = "done"
+    UNTAGGABLE = "untaggable"  # stored and shown, but the network cannot read it (reason kept)
+
+
+class TagSource(enum.StrEnum):
+    USER = "user"
+    MODEL = "model"
+
+
+class TagStatus(enum.StrEnum):
+    SUGGESTED = "suggested"  # a model's proposal nobody has decided on
+    CONFIRMED = "confirmed"  # set or confirmed by the owner
+    REJECTED = "rejected"  # rejected by the owner: never suggested again
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Only a hash is kept: a leaked database does not leak working tokens.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class Image(Base):
+    """One stored original, by content. Many photos (of different owners) may share it."""
+
+    __tablename__ = "images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    format: Mapped[str] = mapped_column(String(10))
+    width: Mapped[int] = mapped_column(Integer)  # after EXIF orientation
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (
+        # Same bytes from the same owner is the same photo: a re-import stores nothing new.
+        UniqueConstraint("owner_id", "sha256", name="uq_photos_owner_sha256"),
+        Index("ix_photos_visibility_id", "visibility", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    visibility: Mapped[Visibility] = mapped_column(_enum(Visibility), default=Visibility.PUBLIC)
+    original_filename: Mapped[str] = mapped_column(String(255), default="")
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    camera: Mapped[str] = mapped_column(String(200), default="")
+    # Location is the owner's alone: never rendered for anybody else.
+    gps_latitude: Mapped[float | None] = mapped_column(Float)
+    gps_longitude: Mapped[float | None] = mapped_column(Float)
+    tagging: Mapped[TaggingState] = mapped_column(
+        _enum(TaggingState), default=TaggingState.PENDING, index=True
+    )
+    tagging_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    image: Mapped[Image] = relationship()
+    tags: Mapped[list[PhotoTag]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class PhotoTag(Base):
+    """A tag on a photo: set by a person or suggested by a model version, with its status."""
+
+    __tablename__ = "photo_tags"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "tag_id", name="uq_photo_tags_photo_tag"),
+        Index("ix_photo_tags_tag_status", "tag_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"))
+    source: Mapped[TagSource] = mapped_column(_enum(TagSource))
+    status: Mapped[TagStatus] = mapped_column(_enum(TagStatus))
+    set_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    photo: Mapped[Photo] = relationship(back_populates="tags")
+    tag: Mapped[Tag] = relationship(lazy="joined")
+
+
+class TagVote(Base):
+    """Another user's opinion of a photo's tag: one vote per user, photo and tag."""
+
+    __tablename__ = "tag_votes"
+    __table_args__ = (UniqueConstraint("photo_id", "tag_id", "user_id", name="uq_tag_votes"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    agrees: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Embedding(Base):
+    """The backbone's embedding of an image, computed once and reused by every later model."""
+
+    __tablename__ = "embeddings"
+
+    sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String(80))  # the backbone's checksum-bearing id
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian

@@ -1,0 +1,143 @@
+"""Image validation and derivatives: decode once, orient, read EXIF, make thumbnails.
+
+A file is an image only if Pillow decodes it completely: names and content types are never trusted.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from eyes.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
+
+# What Pillow calls the formats we accept (MPO is the multi-picture JPEG some cameras write).
+ACCEPTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+THUMB_MIME = "image/jpeg"
+
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+_DATETIME_ORIGINAL = 36867
+_MAKE, _MODEL = 0x010F, 0x0110
+
+
+@dataclass(frozen=True)
+class GPS:
+    latitude: float
+    longitude: float
+
+
+@dataclass
+class DecodedImage:
+    """A validated, decoded and upright image with what we keep of its metadata."""
+
+    image: Image.Image
+    format: str  # jpeg, png, webp, gif
+    width: int
+    height: int
+    taken_at: datetime | None
+    camera: str
+    gps: GPS | None
+
+
+def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
+    """Open, check and fully decode an image; raise a clear 4xx error for anything else."""
+    # In memory (the upload limit bounds it): no file handle can leak when decoding fails.
+    fp = io.BytesIO(source if isinstance(source, bytes) else source.read_bytes())
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check only warns below twice its limit: ours is exact (below).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            if img.format not in ACCEPTED_FORMATS:
+                raise UnsupportedMediaType(
+                    f"{img.format} images are not accepted; upload JPEG, PNG, WebP or GIF"
+                )
+            width, height = img.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(
+                    f"the image is {width}x{height} = {width * height:,} pixels; "
+                    f"the limit is {max_pixels:,} pixels"
+                )
+            img.load()  # decodes the first frame completely: truncated files fail here
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"the image has too many pixels ({exc})") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("the file is not an image Eyes can read (JPEG, PNG, WebP or GIF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
+    fmt = ACCEPTED_FORMATS[str(img.format)]
+    exif = img.getexif()
+    upright = ImageOps.exif_transpose(img)
+    return DecodedImage(
+        image=upright,
+        format=fmt,
+        width=upright.width,
+        height=upright.height,
+        taken_at=_taken_at(exif),
+        camera=_camera(exif),
+        gps=_gps(exif),
+    )
+
+
+def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:
+    """A JPEG no larger than `longest_side`, without any metadata (so no location either)."""
+    img = decoded.image
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        img = flat
+    elif img.mode != "RGB":
+        img = img.convert("RGB")
+    img = img.copy()
+    img.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+def safe_filename(name: str | None, limit: int = 255) -> str:
+    """The last component of a client's file name, printable and bounded; display only, never a path."""
+    if not name:
+        return ""
+    base = PureWindowsPath(PurePosixPath(name).name).name
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    return base.strip().lstrip(".")[:limit]
+
+
+def _taken_at(exif: Image.Exif) -> datetime | None:
+    raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+    try:
+        return datetime.strptime(str(raw).strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _camera(exif: Image.Exif) -> str:
+    parts = [str(exif.get(tag, "")).strip("\x00 ") for tag in (_MAKE, _MODEL)]
+    return " ".join(p for p in parts if p)[:200]
+
+
+def _gps(exif: Image.Exif) -> GPS | None:
+    gps = exif.get_ifd(_GPS_IFD)
+    try:
+        lat = _degrees(gps[2], gps.get(1, "N"), "S")
+        lon = _degrees(gps[4], gps.get(3, "E"), "W")
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, IndexError):
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return GPS(lat, lon)
+
+
+def _degrees(dms: tuple[float, float, float], ref: str, negative_ref: str) -> float:
+    d, m, s = (float(x) for x in dms)
+    value = d + m / 60 + s / 3600
+    return -value if str(ref).strip("\x00 ").upper() == negative_ref else value

@@ -1,0 +1,114 @@
+"""Accounts: sign-up, log-in, administrators and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from eyes.db.models import ApiToken, User
+from eyes.errors import BadRequest, Conflict, NotAuthenticated, NotFound
+
+_hasher = PasswordHasher()
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
+MIN_PASSWORD = 8
+TOKEN_PREFIX = "eyes_"
+
+
+def normalize_username(name: str) -> str:
+    username = name.strip().lower()
+    if not USERNAME.match(username):
+        raise BadRequest(
+            "a username is 2 to 40 characters: letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return username
+
+
+def create_user(session: Session, username: str, password: str, *, admin: bool = False) -> User:
+    """A new account. The first account of an empty platform is an administrator."""
+    username = normalize_username(username)
+    if len(password) < MIN_PASSWORD:
+        raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
+    first = session.scalar(select(func.count(User.id))) == 0
+    user = User(username=username, password_hash=_hasher.hash(password), is_admin=admin or first)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"the username {username!r} is taken; choose another") from None
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    # Hash even for an unknown name, so timing does not tell which usernames exist.
+    stored = user.password_hash if user else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        raise NotAuthenticated("wrong username or password") from None
+    if user is None:
+        raise NotAuthenticated("wrong username or password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def get_user_by_name(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise NotFound(f"no user called {username!r}")
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new API token; the secret is returned once and only its hash is kept."""
+    name = name.strip()[:100] or "token"
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret))
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
+        )
+    )
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> None:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        raise NotFound("no such token")
+    token.revoked_at = datetime.now(UTC)
+
+
+def user_for_token(session: Session, secret: str) -> User:
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(secret), ApiToken.revoked_at.is_(None))
+    )
+    if token is None:
+        raise NotAuthenticated("the API token is unknown or revoked; create one on /settings")
+    token.last_used_at = datetime.now(UTC)
+    return token.user

@@ -1,0 +1,280 @@
+"""Photos: upload, see, list, edit and delete, with the visibility rules in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from eyes.context import Context
+from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibility
+from eyes.db.session import transaction
+from eyes.errors import BadRequest, Forbidden, NotFound
+from eyes.images import DecodedImage, decode, safe_filename, thumbnail
+from eyes.services.tags import normalize_tag, set_owner_tag
+
+THUMB_SIZES = ("small", "large")
+
+
+def original_key(sha256: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def thumb_key(sha256: str, size: str) -> str:
+    return f"thumbs/{size}/{sha256[:2]}/{sha256}.jpg"
+
+
+def blob_keys(sha256: str) -> list[str]:
+    return [original_key(sha256)] + [thumb_key(sha256, s) for s in THUMB_SIZES]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class PhotoDraft:
+    """What an uploader says about a photo besides its bytes."""
+
+    filename: str = ""
+    title: str = ""
+    description: str = ""
+    visibility: Visibility = Visibility.PUBLIC
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Uploaded:
+    photo: Photo
+    created: bool  # False: the owner already had these bytes, nothing new was stored
+
+
+def check_text(ctx: Context, title: str | None, description: str | None) -> None:
+    s = ctx.settings
+    if title is not None and len(title) > s.max_title_length:
+        raise BadRequest(f"a title is at most {s.max_title_length} characters; this one has {len(title)}")
+    if description is not None and len(description) > s.max_description_length:
+        raise BadRequest(
+            f"a description is at most {s.max_description_length} characters; this one has {len(description)}"
+        )
+
+
+def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> Uploaded:
+    """Validate, store and record one photo, then queue its tagging.
+
+    Order matters for "nothing lost, nothing left behind": everything is checked before anything
+    is written; blobs go in first (atomically, by content), then the row in one transaction; if the
+    row fails, blobs that no row refers to are removed again.
+    """
+    title = draft.title.strip()
+    description = draft.description.strip()
+    check_text(ctx, title, description)
+    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags]
+    sha256 = file_sha256(path)
+
+    existing = _owned_copy(ctx, owner_id, sha256)
+    if existing is not None:
+        return Uploaded(existing, created=False)
+
+    decoded = decode(path, max_pixels=ctx.settings.max_image_pixels)
+    written = _store_blobs(ctx, sha256, path, decoded)
+    try:
+        with transaction(ctx.sessions) as session:
+            if session.get(Image, sha256) is None:
+                session.add(
+                    Image(
+                        sha256=sha256,
+                        format=decoded.format,
+                        width=decoded.width,
+                        height=decoded.height,
+                        size_bytes=path.stat().st_size,
+                    )
+                )
+                session.flush()
+            photo = Photo(
+                owner_id=owner_id,
+                sha256=sha256,
+                title=title,
+                description=description,
+                visibility=draft.visibility,
+                original_filename=safe_filename(draft.filename),
+                taken_at=decoded.taken_at,
+                camera=decoded.camera,
+                gps_latitude=decoded.gps.latitude if decoded.gps else None,
+                gps_longitude=decoded.gps.longitude if decoded.gps else None,
+            )
+            session.add(photo)
+            session.flush()
+            owner = session.get_one(User, owner_id)
+            for name in tags:
+                set_owner_tag(session, photo, owner, name)
+    except IntegrityError:
+        # The same owner uploaded the same bytes at the same moment: theirs is the photo.
+        existing = _owned_copy(ctx, owner_id, sha256)
+        if existing is None:
+            raise
+        return Uploaded(existing, created=False)
+    except BaseException:
+        _remove_unreferenced(ctx, sha256, written)
+        raise
+    if ctx.jobs is not None:
+        ctx.jobs.enqueue("tag_photo", photo.id)
+    return Uploaded(get_photo(ctx, photo.id), created=True)
+
+
+def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> Photo | None:
+    with ctx.sessions() as session:
+        photo_id = session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
+    return get_photo(ctx, photo_id) if photo_id is not None else None
+
+
+def _store_blobs(ctx: Context, sha256: str, path: Path, decoded: DecodedImage) -> list[str]:
+    """Write the original and thumbnails that are not there yet; return the keys written."""
+    written: list[str] = []
+    key = original_key(sha256)
+    if not ctx.blobs.exists(key):
+        ctx.blobs.put_file(key, path)
+        written.append(key)
+    sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
+    for size, px in sizes.items():
+        key = thumb_key(sha256, size)
+        if not ctx.blobs.exists(key):
+            ctx.blobs.put_bytes(key, thumbnail(decoded, px))
+            written.append(key)
+    return written
+
+
+def _remove_unreferenced(ctx: Context, sha256: str, keys: list[str]) -> None:
+    with ctx.sessions() as session:
+        referenced = session.scalar(select(exists().where(Photo.sha256 == sha256)))
+    if not referenced:
+        for key in keys:
+            ctx.blobs.delete(key)
+
+
+def can_view(photo: Photo, viewer: User | None) -> bool:
+    if photo.visibility != Visibility.PRIVATE:
+        return True
+    return viewer is not None and viewer.id == photo.owner_id
+
+
+def _photo_query() -> Select[tuple[Photo]]:
+    return select(Photo).options(
+        selectinload(Photo.tags).joinedload(PhotoTag.tag),
+        selectinload(Photo.owner),
+        selectinload(Photo.image),
+    )
+
+
+def get_photo(ctx: Context, photo_id: int) -> Photo:
+    with ctx.sessions() as session:
+        photo = session.scalar(_photo_query().where(Photo.id == photo_id))
+    if photo is None:
+        raise NotFound(f"there is no photo {photo_id}")
+    return photo
+
+
+def get_visible_photo(ctx: Context, photo_id: int, viewer: User | None) -> Photo:
+    """The photo if `viewer` may see it. Someone else's private photo is 'not found', not
+    'forbidden': its existence is private too."""
+    photo = get_photo(ctx, photo_id)
+    if not can_view(photo, viewer):
+        raise NotFound(f"there is no photo {photo_id}")
+    return photo
+
+
+def get_owned_photo(ctx: Context, photo_id: int, user: User) -> Photo:
+    photo = get_visible_photo(ctx, photo_id, user)
+    if photo.owner_id != user.id:
+        raise Forbidden("only the owner can change this photo")
+    return photo
+
+
+@dataclass
+class PhotoPage:
+    items: list[Photo]
+    next_before: int | None  # pass as `before` to get the next page
+
+
+def list_photos(
+    ctx: Context,
+    viewer: User | None,
+    *,
+    owner: User | None = None,
+    tags: list[str] | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> PhotoPage:
+    """Newest first, keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
+
+    Lists show public photos, plus the viewer's own when they look at their own photos or search.
+    """
+    limit = max(1, min(limit or ctx.settings.page_size, 200))
+    query = _photo_query().order_by(Photo.id.desc()).limit(limit + 1)
+    if owner is not None:
+        query = query.where(Photo.owner_id == owner.id)
+        if viewer is None or viewer.id != owner.id:
+            query = query.where(Photo.visibility == Visibility.PUBLIC)
+    elif tags and viewer is not None:
+        query = query.where((Photo.visibility == Visibility.PUBLIC) | (Photo.owner_id == viewer.id))
+    else:
+        query = query.where(Photo.visibility == Visibility.PUBLIC)
+    for name in tags or []:
+        query = query.where(
+            exists()
+            .where(PhotoTag.photo_id == Photo.id, PhotoTag.status != TagStatus.REJECTED)
+            .where(PhotoTag.tag_id == select(Tag.id).where(Tag.name == name).scalar_subquery())
+        )
+    if before is not None:
+        query = query.where(Photo.id < before)
+    with ctx.sessions() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    items = rows[:limit]
+    return PhotoPage(items, items[-1].id if more and items else None)
+
+
+def update_photo(
+    ctx: Context,
+    photo_id: int,
+    user: User,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    visibility: Visibility | None = None,
+) -> Photo:
+    check_text(ctx, title, description)
+    get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo_id)
+        if title is not None:
+            photo.title = title.strip()
+        if description is not None:
+            photo.description = description.strip()
+        if visibility is not None:
+            photo.visibility = visibility
+    return get_photo(ctx, photo_id)
+
+
+def delete_photo(ctx: Context, photo_id: int, user: User) -> None:
+    """Delete the photo; its blobs go too when no other photo refers to the same bytes."""
+    photo = get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        session.delete(session.get_one(Photo, photo_id))
+        session.flush()
+        orphan = not session.scalar(select(exists().where(Photo.sha256 == photo.sha256)))
+        if orphan:
+            image = session.get(Image, photo.sha256)
+            if image is not None:
+                session.delete(image)
+    if orphan:
+        for key in blob_keys(photo.sha256):
+            ctx.blobs.delete(key)

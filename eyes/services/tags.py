@@ -1,0 +1,98 @@
+"""Tag names and the tags people set on their photos."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from eyes.db.models import Photo, PhotoTag, Tag, TagSource, TagStatus, User
+from eyes.errors import BadRequest, Forbidden, NotFound
+
+_SPACES = re.compile(r"\s+")
+# Characters that would break a tag's URL (/tags/NAME) or a comma-separated tag field.
+_FORBIDDEN = set("/\\,?#%")
+
+
+def normalize_tag(raw: str, max_length: int) -> str:
+    """Trim, collapse spaces, lower-case, Unicode NFC; refuse empty, too long or unsafe names."""
+    name = unicodedata.normalize("NFC", _SPACES.sub(" ", raw).strip().lower())
+    if not name:
+        raise BadRequest("a tag needs at least one letter or digit")
+    if len(name) > max_length:
+        raise BadRequest(f"a tag is at most {max_length} characters; this one has {len(name)}")
+    bad = sorted({ch for ch in name if ch in _FORBIDDEN or unicodedata.category(ch)[0] == "C"})
+    if bad:
+        raise BadRequest(f"a tag cannot contain {' '.join(repr(ch) for ch in bad)}")
+    return name
+
+
+def parse_tag_list(raw: str, max_length: int) -> list[str]:
+    """Tags typed as `beach, sunset`: normalised, each once, in the order given."""
+    names: list[str] = []
+    for part in raw.split(","):
+        if part.strip():
+            name = normalize_tag(part, max_length)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def get_or_create_tag(session: Session, name: str) -> Tag:
+    tag = session.scalar(select(Tag).where(Tag.name == name))
+    if tag is not None:
+        return tag
+    try:
+        with session.begin_nested():
+            tag = Tag(name=name)
+            session.add(tag)
+    except IntegrityError:  # another request made it first
+        tag = session.scalars(select(Tag).where(Tag.name == name)).one()
+    return tag
+
+
+def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> PhotoTag:
+    """The owner sets a tag, or confirms a suggestion: either way it is now confirmed."""
+    if photo.owner_id != user.id:
+        raise Forbidden("only the owner can tag this photo; you can vote on its tags instead")
+    tag = get_or_create_tag(session, name)
+    photo_tag = session.scalar(
+        select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.tag_id == tag.id)
+    )
+    if photo_tag is None:
+        photo_tag = PhotoTag(photo_id=photo.id, tag_id=tag.id, source=TagSource.USER)
+        session.add(photo_tag)
+    photo_tag.status = TagStatus.CONFIRMED
+    photo_tag.set_by_user_id = user.id
+    session.flush()
+    return photo_tag
+
+
+def reject_owner_tag(session: Session, photo: Photo, user: User, name: str) -> None:
+    """The owner removes a tag. A model's suggestion is kept as rejected, so it is never offered
+    again and a later model learns from the 'no'; a tag only a person had set is simply deleted."""
+    if photo.owner_id != user.id:
+        raise Forbidden("only the owner can remove this photo's tags")
+    photo_tag = session.scalar(
+        select(PhotoTag).join(Tag).where(PhotoTag.photo_id == photo.id, Tag.name == name)
+    )
+    if photo_tag is None:
+        raise NotFound(f"the photo has no tag {name!r}")
+    if photo_tag.source == TagSource.MODEL:
+        photo_tag.status = TagStatus.REJECTED
+        photo_tag.set_by_user_id = user.id
+    else:
+        session.delete(photo_tag)
+    session.flush()
+
+
+def visible_tags(photo: Photo) -> list[PhotoTag]:
+    """The tags shown on a photo: confirmed first, then suggestions by confidence."""
+    shown = [t for t in photo.tags if t.status != TagStatus.REJECTED]
+    return sorted(
+        shown,
+        key=lambda t: (t.status != TagStatus.CONFIRMED, -(t.confidence or 0.0), t.tag.name),
+    )

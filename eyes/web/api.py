@@ -1,0 +1,165 @@
+"""The JSON API under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from eyes.db.models import Photo, Visibility
+from eyes.db.session import transaction
+from eyes.errors import BadRequest
+from eyes.services import photos as photo_service
+from eyes.services.accounts import get_user_by_name
+from eyes.services.tags import normalize_tag, parse_tag_list, reject_owner_tag, set_owner_tag
+from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
+from eyes.web.schemas import (
+    ErrorResponse,
+    PhotoList,
+    PhotoPublic,
+    PhotoUpdate,
+    TagCreate,
+    TagPublic,
+    UserPublic,
+)
+from eyes.web.uploads import received_files
+
+_errors: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)
+}
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
+                        "tags": {"type": "string", "description": "comma-separated"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def parse_visibility(raw: str | None) -> Visibility:
+    try:
+        return Visibility(raw or Visibility.PUBLIC)
+    except ValueError:
+        raise BadRequest("visibility is one of: public, unlisted, private") from None
+
+
+@router.post(
+    "/photos",
+    status_code=201,
+    response_model=PhotoPublic,
+    openapi_extra=_UPLOAD_BODY,
+    summary="Upload a photo",
+    description="One image per request (JPEG, PNG, WebP or GIF). Answers 201 with the new photo, "
+    "or 200 with the existing one when you had already uploaded the same bytes.",
+)
+async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoPublic:
+    s = ctx.settings
+    async with received_files(request, s.home / "tmp", s.max_upload_bytes, 1) as (form, files):
+        if not files:
+            raise BadRequest("send the image as the multipart field 'file'")
+        draft = photo_service.PhotoDraft(
+            filename=files[0].filename,
+            title=str(form.get("title") or ""),
+            description=str(form.get("description") or ""),
+            visibility=parse_visibility(str(form.get("visibility") or "") or None),
+            tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
+        )
+        result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, files[0].path, draft)
+    if not result.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/photos/{result.photo.id}"
+    return PhotoPublic.of(result.photo, user)
+
+
+@router.get("/photos", response_model=PhotoList, summary="List photos, newest first")
+def list_photos(
+    request: Request,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    tag: Annotated[list[str], Query(description="Only photos with all these tags")] = [],  # noqa: B006
+    owner: Annotated[str | None, Query(description="Only this user's photos")] = None,
+    before: Annotated[int | None, Query(description="Cursor from `next`")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+) -> PhotoList:
+    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tag]
+    owner_user = None
+    if owner is not None:
+        with ctx.sessions() as session:
+            owner_user = get_user_by_name(session, owner)
+    page = photo_service.list_photos(ctx, viewer, owner=owner_user, tags=tags, before=before, limit=limit)
+    next_url = None
+    if page.next_before is not None:
+        next_url = str(request.url.include_query_params(before=page.next_before))
+    return PhotoList(items=[PhotoPublic.of(p, viewer) for p in page.items], next=next_url)
+
+
+@router.get("/photos/{photo_id}", response_model=PhotoPublic, summary="One photo")
+def get_photo(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> PhotoPublic:
+    return PhotoPublic.of(photo_service.get_visible_photo(ctx, photo_id, viewer), viewer)
+
+
+@router.patch("/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility")
+def update_photo(photo_id: int, body: PhotoUpdate, ctx: ContextDep, user: UserDep) -> PhotoPublic:
+    photo = photo_service.update_photo(
+        ctx, photo_id, user, title=body.title, description=body.description, visibility=body.visibility
+    )
+    return PhotoPublic.of(photo, user)
+
+
+@router.delete("/photos/{photo_id}", status_code=204, summary="Delete a photo")
+def delete_photo(photo_id: int, ctx: ContextDep, user: UserDep) -> Response:
+    photo_service.delete_photo(ctx, photo_id, user)
+    return Response(status_code=204)
+
+
+@router.get("/photos/{photo_id}/tags", response_model=list[TagPublic], summary="A photo's tags")
+def photo_tags(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> list[TagPublic]:
+    photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
+    return PhotoPublic.of(photo, viewer).tags
+
+
+@router.post(
+    "/photos/{photo_id}/tags",
+    response_model=list[TagPublic],
+    summary="Add a tag, or confirm a suggestion (owner)",
+)
+def add_tag(photo_id: int, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
+    name = normalize_tag(body.name, ctx.settings.max_tag_length)
+    photo = photo_service.get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        set_owner_tag(session, session.get_one(Photo, photo.id), user, name)
+    return photo_tags(photo_id, ctx, user)
+
+
+@router.delete(
+    "/photos/{photo_id}/tags/{name}",
+    response_model=list[TagPublic],
+    summary="Remove a tag, or reject a suggestion (owner)",
+)
+def remove_tag(photo_id: int, name: str, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
+    name = normalize_tag(name, ctx.settings.max_tag_length)
+    photo = photo_service.get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        reject_owner_tag(session, session.get_one(Photo, photo.id), user, name)
+    return photo_tags(photo_id, ctx, user)
+
+
+@router.get("/me", response_model=UserPublic, summary="The signed-in user")
+def me(user: UserDep) -> UserPublic:
+    return UserPublic.of(user)

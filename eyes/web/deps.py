@@ -1,0 +1,89 @@
+"""Request dependencies: the context, who is asking, and CSRF protection."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from eyes.context import Context
+from eyes.db.models import User
+from eyes.errors import Forbidden, NotAuthenticated
+from eyes.services.accounts import user_for_token
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> User | None:
+    """The signed-in user (API token or session cookie), or None for a visitor."""
+    if hasattr(request.state, "viewer"):
+        return request.state.viewer  # type: ignore[no-any-return]
+    viewer: User | None = None
+    token = _bearer(request)
+    with ctx.sessions.begin() as session:
+        if token is not None:
+            viewer = user_for_token(session, token)
+        elif (user_id := request.session.get("user_id")) is not None:
+            viewer = session.get(User, user_id)
+            if viewer is None:  # the account is gone
+                request.session.clear()
+    request.state.viewer = viewer
+    request.state.via_token = token is not None
+    return viewer
+
+
+def require_user(viewer: Annotated[User | None, Depends(get_viewer)]) -> User:
+    if viewer is None:
+        raise NotAuthenticated("sign in first (or send an API token as 'Authorization: Bearer ...')")
+    return viewer
+
+
+def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("only administrators can do this")
+    return user
+
+
+def csrf_token(request: Request) -> str:
+    """This browser session's CSRF token, made on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a state-changing request that relies on the session cookie but lacks the token.
+
+    API-token requests are exempt: a browser never attaches a bearer token by itself."""
+    if request.method in SAFE_METHODS or _bearer(request) is not None:
+        return
+    if request.url.path.startswith("/api/") and "user_id" not in request.session:
+        return  # an anonymous API call carries no ambient authority to abuse
+    expected = request.session.get("csrf")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        sent = str((await request.form()).get("csrf_token", ""))
+    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+        raise Forbidden("the form's security token is missing or out of date: reload the page and try again")
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+ViewerDep = Annotated[User | None, Depends(get_viewer)]
+UserDep = Annotated[User, Depends(require_user)]
+AdminDep = Annotated[User, Depends(require_admin)]

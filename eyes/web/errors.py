@@ -1,0 +1,60 @@
+"""One place renders every error: JSON for the API, an HTML page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from eyes.errors import EyesError, NotAuthenticated
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith("/api/") or path == "/healthz":
+        return True
+    return "text/html" not in request.headers.get("accept", "")
+
+
+def _render(request: Request, status: int, code: str, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    from eyes.web.pages import login_redirect, render
+
+    if status == 401:
+        return login_redirect(request)
+    return render(request, "error.html", status_code=status, status=status, message=message)
+
+
+async def handle_eyes_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EyesError)
+    return _render(request, exc.status_code, exc.code, exc.message)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = str(exc.detail) if exc.status_code != 404 else "there is nothing at this address"
+    return _render(request, exc.status_code, "http_error", message)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return _render(request, 422, "invalid_request", "; ".join(problems) or "invalid request")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(EyesError, handle_eyes_error)
+    app.add_exception_handler(HTTPException, handle_http_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+
+
+__all__ = ["NotAuthenticated", "install"]

@@ -1,0 +1,246 @@
+"""HTML pages. Forms post here; the upload page and tag buttons call the JSON API from JavaScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from eyes.db.models import Photo, User, Visibility
+from eyes.db.session import transaction
+from eyes.errors import BadRequest, EyesError
+from eyes.services import accounts
+from eyes.services import photos as photo_service
+from eyes.services.tags import normalize_tag, parse_tag_list, reject_owner_tag, set_owner_tag
+from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, csrf_token
+from eyes.web.schemas import PhotoPublic
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    viewer = getattr(request.state, "viewer", None)
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"viewer": viewer, "csrf_token": csrf_token(request), **context},
+        status_code=status_code,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _safe_next(url: str | None) -> str:
+    # Only local paths: never send someone to another site after signing in.
+    return url if url and url.startswith("/") and not url.startswith("//") else "/"
+
+
+def _grid(request: Request, viewer: User | None, page: photo_service.PhotoPage) -> dict[str, Any]:
+    next_url = None
+    if page.next_before is not None:
+        next_url = str(request.url.include_query_params(before=page.next_before))
+    return {"photos": [PhotoPublic.of(p, viewer) for p in page.items], "next_url": next_url}
+
+
+@router.get("/", response_class=HTMLResponse)
+def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None) -> Response:
+    page = photo_service.list_photos(ctx, viewer, before=before)
+    return render(request, "feed.html", title="Latest photos", **_grid(request, viewer, page))
+
+
+@router.get("/users/{username}", response_class=HTMLResponse)
+def profile(
+    username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
+) -> Response:
+    with ctx.sessions() as session:
+        owner = accounts.get_user_by_name(session, username)
+    page = photo_service.list_photos(ctx, viewer, owner=owner, before=before)
+    return render(request, "profile.html", owner=owner, **_grid(request, viewer, page))
+
+
+@router.get("/tags/{name}", response_class=HTMLResponse)
+def tag_page(
+    name: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
+) -> Response:
+    tag = normalize_tag(name, ctx.settings.max_tag_length)
+    page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before)
+    return render(request, "tag.html", tag=tag, **_grid(request, viewer, page))
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search(
+    request: Request, ctx: ContextDep, viewer: ViewerDep, q: str = "", before: int | None = None
+) -> Response:
+    tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length) if q.strip() else []
+    grid: dict[str, Any] = {"photos": [], "next_url": None}
+    if tags:
+        page = photo_service.list_photos(ctx, viewer, tags=tags, before=before)
+        grid = _grid(request, viewer, page)
+    return render(request, "search.html", q=q, tags=tags, **grid)
+
+
+@router.get("/photos/{photo_id}", response_class=HTMLResponse)
+def photo_page(photo_id: int, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+    photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
+    return render(
+        request,
+        "photo.html",
+        photo=PhotoPublic.of(photo, viewer),
+        own=viewer is not None and viewer.id == photo.owner_id,
+        visibilities=[v.value for v in Visibility],
+    )
+
+
+@router.post("/photos/{photo_id}/edit")
+def edit_photo(
+    photo_id: int,
+    ctx: ContextDep,
+    user: UserDep,
+    title: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    visibility: Annotated[str, Form()] = "public",
+) -> Response:
+    try:
+        vis = Visibility(visibility)
+    except ValueError:
+        raise BadRequest("visibility is one of: public, unlisted, private") from None
+    photo_service.update_photo(ctx, photo_id, user, title=title, description=description, visibility=vis)
+    return redirect(f"/photos/{photo_id}")
+
+
+@router.post("/photos/{photo_id}/delete")
+def delete_photo(photo_id: int, ctx: ContextDep, user: UserDep) -> Response:
+    photo_service.delete_photo(ctx, photo_id, user)
+    return redirect(f"/users/{user.username}")
+
+
+@router.post("/photos/{photo_id}/tags")
+def add_tags(photo_id: int, ctx: ContextDep, user: UserDep, tags: Annotated[str, Form()]) -> Response:
+    names = parse_tag_list(tags, ctx.settings.max_tag_length)
+    photo_service.get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo_id)
+        for name in names:
+            set_owner_tag(session, photo, user, name)
+    return redirect(f"/photos/{photo_id}")
+
+
+@router.post("/photos/{photo_id}/tags/remove")
+def remove_tag(photo_id: int, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()]) -> Response:
+    tag = normalize_tag(name, ctx.settings.max_tag_length)
+    photo_service.get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        reject_owner_tag(session, session.get_one(Photo, photo_id), user, tag)
+    return redirect(f"/photos/{photo_id}")
+
+
+@router.get("/upload", response_class=HTMLResponse)
+def upload_page(request: Request, user: UserDep, ctx: ContextDep) -> Response:
+    return render(
+        request,
+        "upload.html",
+        max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
+        visibilities=[v.value for v in Visibility],
+    )
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request) -> Response:
+    return render(request, "signup.html", error=None)
+
+
+@router.post("/signup")
+def signup(
+    request: Request,
+    ctx: ContextDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Response:
+    try:
+        with transaction(ctx.sessions) as session:
+            user = accounts.create_user(session, username, password)
+    except EyesError as exc:
+        return render(
+            request, "signup.html", status_code=exc.status_code, error=exc.message, username=username
+        )
+    _sign_in(request, user)
+    return redirect("/upload")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    return render(request, "login.html", error=None, next=_safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    ctx: ContextDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    try:
+        with transaction(ctx.sessions) as session:
+            user = accounts.authenticate(session, username, password)
+    except EyesError as exc:
+        return render(
+            request,
+            "login.html",
+            status_code=exc.status_code,
+            error=exc.message,
+            next=_safe_next(next),
+            username=username,
+        )
+    _sign_in(request, user)
+    return redirect(_safe_next(next))
+
+
+def _sign_in(request: Request, user: User) -> None:
+    request.session.clear()  # a fresh session (and CSRF token) at every sign-in
+    request.session["user_id"] = user.id
+    csrf_token(request)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    request.session.clear()
+    return redirect("/")
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, ctx: ContextDep, user: UserDep, new_token: str | None = None) -> Response:
+    with ctx.sessions() as session:
+        tokens = accounts.list_tokens(session, user)
+    new_secret = request.session.pop("new_token", None)
+    return render(request, "settings.html", tokens=tokens, new_secret=new_secret)
+
+
+@router.post("/settings/tokens")
+def create_token(
+    request: Request, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()] = ""
+) -> Response:
+    with transaction(ctx.sessions) as session:
+        _, secret = accounts.create_token(session, user, name)
+    # Shown once, on the next page view; never put in a URL.
+    request.session["new_token"] = secret
+    return redirect("/settings")
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(token_id: int, ctx: ContextDep, user: UserDep) -> Response:
+    with transaction(ctx.sessions) as session:
+        accounts.revoke_token(session, user, token_id)
+    return redirect("/settings")
+
+
+def login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/login?next={quote(target)}")

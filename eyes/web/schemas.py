@@ -1,0 +1,113 @@
+"""JSON shapes of the API (the `...Public` family is what others may see)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from eyes.db.models import Photo, PhotoTag, TaggingState, TagSource, TagStatus, User, Visibility
+from eyes.services.tags import visible_tags
+
+
+class UserPublic(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        return cls(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
+
+
+class TagPublic(BaseModel):
+    name: str
+    source: TagSource
+    status: TagStatus
+    confidence: float | None = Field(None, description="The model's confidence, for suggestions")
+    model_version: str | None = Field(None, description="The model version that suggested it")
+
+    @classmethod
+    def of(cls, pt: PhotoTag) -> TagPublic:
+        return cls(
+            name=pt.tag.name,
+            source=pt.source,
+            status=pt.status,
+            confidence=pt.confidence,
+            model_version=pt.model_version,
+        )
+
+
+class Location(BaseModel):
+    latitude: float
+    longitude: float
+
+
+class PhotoPublic(BaseModel):
+    id: int
+    owner: str
+    title: str
+    description: str
+    visibility: Visibility
+    width: int
+    height: int
+    taken_at: datetime | None
+    camera: str
+    created_at: datetime
+    tagging: TaggingState
+    tags: list[TagPublic]
+    url: str
+    thumbnail_url: str
+    image_url: str
+    location: Location | None = Field(None, description="Only ever shown to the owner")
+    original_filename: str | None = Field(None, description="Only ever shown to the owner")
+
+    @classmethod
+    def of(cls, photo: Photo, viewer: User | None) -> PhotoPublic:
+        own = viewer is not None and viewer.id == photo.owner_id
+        location = None
+        if own and photo.gps_latitude is not None and photo.gps_longitude is not None:
+            location = Location(latitude=photo.gps_latitude, longitude=photo.gps_longitude)
+        return cls(
+            id=photo.id,
+            owner=photo.owner.username,
+            title=photo.title,
+            description=photo.description,
+            visibility=photo.visibility,
+            width=photo.image.width,
+            height=photo.image.height,
+            taken_at=photo.taken_at,
+            camera=photo.camera,
+            created_at=photo.created_at,
+            tagging=photo.tagging,
+            tags=[TagPublic.of(t) for t in visible_tags(photo)],
+            url=f"/photos/{photo.id}",
+            thumbnail_url=f"/photos/{photo.id}/small.jpg",
+            image_url=f"/photos/{photo.id}/large.jpg",
+            location=location,
+            original_filename=photo.original_filename if own else None,
+        )
+
+
+class PhotoList(BaseModel):
+    items: list[PhotoPublic]
+    next: str | None = Field(None, description="URL of the next page, newest first")
+
+
+class PhotoUpdate(BaseModel):
+    title: str | None = None
+    description: str | None = None
+    visibility: Visibility | None = None
+
+
+class TagCreate(BaseModel):
+    name: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

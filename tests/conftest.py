@@ -1,0 +1,105 @@
+"""Shared fixtures: every test builds its own Eyes on its own temporary data folder."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from eyes.app import create_app
+from eyes.config import Settings, get_settings
+from eyes.context import Context
+from eyes.db.models import Image, Photo
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
+CALTECH = DATASETS / "caltech101-23"
+IMAGENETTE = DATASETS / "imagenette10-600"
+
+
+def sample_photos(dataset: Path, per_class: int, classes: list[str] | None = None) -> list[Path]:
+    """A few real photos of each class, in a stable order."""
+    if not dataset.is_dir():
+        pytest.fail(f"the shared datasets are missing: expected {dataset} (see the README)")
+    names = classes or sorted(p.name for p in dataset.iterdir() if p.is_dir())
+    return [p for name in names for p in sorted((dataset / name).iterdir())[:per_class]]
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The backbone exported once per test session, shared read-only by every app."""
+    from eyes.ml.export import export_backbone
+
+    dest = tmp_path_factory.mktemp("models")
+    export_backbone(dest)
+    return dest
+
+
+@pytest.fixture
+def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(models_dir, target_is_directory=True)
+    for key in list(__import__("os").environ):
+        if key.startswith("EYES_"):
+            monkeypatch.delenv(key)
+    return get_settings(home=home, sweep_interval_s=0.5)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def context_of(client: TestClient) -> Context:
+    ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
+    return ctx
+
+
+def csrf_of(client: TestClient) -> str:
+    page = client.get("/login")
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert match, "every page carries the CSRF token"
+    client.headers["X-CSRF-Token"] = match.group(1)  # what the pages' JavaScript sends
+    return match.group(1)
+
+
+def sign_up(client: TestClient, username: str, password: str = "correct horse") -> str:
+    """Sign `client` up (and in); returns the CSRF token for its later requests."""
+    client.headers.pop("X-CSRF-Token", None)
+    token = csrf_of(client)
+    res = client.post(
+        "/signup",
+        data={"username": username, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert res.status_code == 303, res.text
+    return csrf_of(client)
+
+
+def upload(client: TestClient, path: Path, **fields: str) -> dict:
+    with open(path, "rb") as f:
+        res = client.post("/api/v1/photos", files={"file": (path.name, f, "image/jpeg")}, data=fields)
+    assert res.status_code in (200, 201), res.text
+    return res.json()
+
+
+def wait_for_tagging(client: TestClient, timeout: float = 60) -> None:
+    queue = context_of(client).jobs
+    queue.wait_idle(timeout)  # type: ignore[union-attr]
+
+
+def counts(ctx: Context) -> dict[str, int]:
+    """How many photos, images and blob files exist: what 'nothing left behind' checks."""
+    with ctx.sessions() as session:
+        photos = session.scalar(select(func.count(Photo.id))) or 0
+        images = session.scalar(select(func.count(Image.sha256))) or 0
+    blobs = len([k for k in ctx.blobs.keys("") if not k.startswith("models/")])
+    tmp = ctx.settings.home / "tmp"
+    leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
+    return {"photos": photos, "images": images, "blobs": blobs, "tmp": leftovers}

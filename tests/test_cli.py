@@ -1,0 +1,82 @@
+"""The `eyes` command: users and bulk import, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from eyes.config import Settings
+from eyes.context import build_context
+from tests.conftest import CALTECH, counts
+
+
+def eyes(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
+    env["EYES_HOME"] = str(settings.home)
+    return subprocess.run(
+        [sys.executable, "-m", "eyes", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_help_lists_the_commands(settings: Settings) -> None:
+    res = eyes(settings, "--help")
+    assert res.returncode == 0
+    for command in ("serve", "users", "import"):
+        assert command in res.stdout
+
+
+def test_users_create_admin_reads_password_from_stdin(settings: Settings) -> None:
+    res = eyes(settings, "users", "create", "root", "--admin", stdin="a-long-password\n")
+    assert res.returncode == 0, res.stderr
+    assert "created administrator root" in res.stdout
+    again = eyes(settings, "users", "create", "root", stdin="a-long-password\n")
+    assert again.returncode == 1 and "taken" in again.stderr
+
+
+def test_import_tags_from_folders_skips_duplicates_and_reports_rejects(
+    settings: Settings, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    for cls in ("Leopards", "watch"):
+        (tree / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[:3]:
+            (tree / cls / src.name).symlink_to(src)
+    (tree / "watch" / "notes.jpg").write_text("not an image at all")
+    eyes(settings, "users", "create", "olga", stdin="a-long-password\n")
+
+    first = eyes(settings, "import", str(tree), "--owner", "olga", "--tags-from-folders", "--json")
+    assert first.returncode == 1, "a rejected file makes the exit code 1"
+    report = json.loads(first.stdout)
+    assert report["imported"] == 6 and report["existing"] == 0
+    assert report["rejected"][0]["file"] == "watch/notes.jpg"
+    assert "not an image" in report["rejected"][0]["reason"]
+    assert "importing" in first.stderr, "a progress bar is shown"
+
+    second = eyes(settings, "import", str(tree / "Leopards"), "--owner", "olga", "--json")
+    assert second.returncode == 0
+    assert json.loads(second.stdout) == {**json.loads(second.stdout), "imported": 0, "existing": 3}
+
+    ctx = build_context(settings)
+    try:
+        assert counts(ctx)["photos"] == 6
+        from eyes.services.photos import list_photos
+
+        leopards = list_photos(ctx, None, tags=["leopards"]).items
+        assert len(leopards) == 3
+        assert all(t.status == "confirmed" for p in leopards for t in p.tags if t.tag.name == "leopards")
+    finally:
+        ctx.close()
+
+
+def test_import_without_accounts_says_how_to_make_one(settings: Settings) -> None:
+    res = eyes(settings, "import", str(CALTECH / "watch"))
+    assert res.returncode == 1
+    assert "eyes users create" in res.stderr

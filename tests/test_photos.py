@@ -1,0 +1,197 @@
+"""Photos through the JSON API and the pages: upload, see, list, share, edit, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.conftest import CALTECH, context_of, counts, sign_up, upload
+from tests.images_for_tests import encode, jpeg_with_gps_and_rotation
+
+LEOPARD = sorted((CALTECH / "Leopards").iterdir())[0]
+WATCH = sorted((CALTECH / "watch").iterdir())[0]
+
+
+def test_upload_stores_once_and_duplicate_costs_nothing(client: TestClient) -> None:
+    sign_up(client, "ann")
+    first = client.post(
+        "/api/v1/photos",
+        files={"file": (LEOPARD.name, LEOPARD.read_bytes(), "image/jpeg")},
+        data={"title": "Spotty", "tags": "Big  Cat, leopard"},
+    )
+    assert first.status_code == 201
+    photo = first.json()
+    assert photo["title"] == "Spotty" and photo["owner"] == "ann"
+    assert {t["name"] for t in photo["tags"] if t["source"] == "user"} == {"big cat", "leopard"}
+    before = counts(context_of(client))
+
+    again = client.post("/api/v1/photos", files={"file": ("copy.jpg", LEOPARD.read_bytes(), "image/jpeg")})
+    assert again.status_code == 200 and again.json()["id"] == photo["id"]
+    assert counts(context_of(client)) == before
+
+
+def test_same_bytes_from_two_owners_share_one_blob(client: TestClient, settings: object) -> None:
+    sign_up(client, "bea")
+    a = upload(client, WATCH)
+    client.cookies.clear()
+    sign_up(client, "cid")
+    b = upload(client, WATCH)
+    assert a["id"] != b["id"]
+    c = counts(context_of(client))
+    assert c["photos"] == 2 and c["images"] == 1 and c["blobs"] == 3  # original + 2 thumbnails
+
+    client.delete(f"/api/v1/photos/{b['id']}")
+    assert counts(context_of(client))["blobs"] == 3, "the other owner's photo still needs them"
+    client.cookies.clear()
+    sign_up(client, "dan")  # not the owner
+    assert client.delete(f"/api/v1/photos/{a['id']}").status_code == 403
+
+
+def test_delete_removes_blobs_when_last_photo_goes(client: TestClient) -> None:
+    sign_up(client, "eli")
+    photo = upload(client, WATCH)
+    assert client.delete(f"/api/v1/photos/{photo['id']}").status_code == 204
+    assert counts(context_of(client)) == {"photos": 0, "images": 0, "blobs": 0, "tmp": 0}
+    assert client.get(f"/api/v1/photos/{photo['id']}").status_code == 404
+
+
+def test_exif_orientation_applied_and_location_only_for_owner(client: TestClient, tmp_path: Path) -> None:
+    sign_up(client, "fay")
+    res = client.post(
+        "/api/v1/photos", files={"file": ("gps.jpg", jpeg_with_gps_and_rotation(), "image/jpeg")}
+    )
+    photo = res.json()
+    assert (photo["width"], photo["height"]) == (40, 60), "EXIF orientation is applied"
+    assert photo["camera"] == "Acme Snap 1"
+    assert abs(photo["location"]["latitude"] - 48.858) < 0.001
+    assert abs(photo["location"]["longitude"] - 2.2944) < 0.001
+
+    thumb = client.get(photo["image_url"])
+    img = Image.open(__import__("io").BytesIO(thumb.content))
+    assert img.size == (40, 60)
+    assert 0x8825 not in img.getexif(), "thumbnails carry no GPS"
+
+    client.cookies.clear()
+    other = client.get(f"/api/v1/photos/{photo['id']}").json()
+    assert other["location"] is None and other["original_filename"] is None
+    assert "48.85" not in client.get(f"/photos/{photo['id']}").text
+    assert client.get(f"/photos/{photo['id']}/original").status_code == 404
+
+
+def test_visibility_public_unlisted_private(client: TestClient) -> None:
+    sign_up(client, "gus")
+    photos = [p for p in sorted((CALTECH / "watch").iterdir())[:3]]
+    public = upload(client, photos[0], visibility="public", tags="clock")
+    unlisted = upload(client, photos[1], visibility="unlisted", tags="clock")
+    private = upload(client, photos[2], visibility="private", tags="clock")
+
+    own_tag = [p["id"] for p in client.get("/api/v1/photos", params={"tag": "clock"}).json()["items"]]
+    assert own_tag == [private["id"], unlisted["id"], public["id"]], "owners find their own photos"
+
+    client.cookies.clear()
+    feed = [p["id"] for p in client.get("/api/v1/photos").json()["items"]]
+    assert feed == [public["id"]]
+    assert client.get(f"/api/v1/photos/{unlisted['id']}").status_code == 200, "the link works"
+    for url in (
+        f"/api/v1/photos/{private['id']}",
+        f"/photos/{private['id']}",
+        f"/photos/{private['id']}/small.jpg",
+        f"/photos/{private['id']}/large.jpg",
+        f"/api/v1/photos/{private['id']}/tags",
+    ):
+        assert client.get(url).status_code == 404, url
+    profile = client.get("/users/gus").text
+    assert f"/photos/{public['id']}" in profile and f'/photos/{private["id"]}"' not in profile
+
+
+def test_feed_keyset_pagination(client: TestClient) -> None:
+    sign_up(client, "hal")
+    files = sorted((CALTECH / "starfish").iterdir())[:5]
+    ids = [upload(client, f)["id"] for f in files]
+    seen: list[int] = []
+    url: str | None = "/api/v1/photos?limit=2"
+    while url:
+        page = client.get(url).json()
+        seen += [p["id"] for p in page["items"]]
+        url = page["next"]
+    assert seen == sorted(ids, reverse=True)
+
+
+def test_search_by_several_tags_and_tag_page(client: TestClient) -> None:
+    sign_up(client, "ida")
+    a, b = sorted((CALTECH / "sunflower").iterdir())[:2]
+    pa = upload(client, a, tags="flower, sunflower")
+    pb = upload(client, b, tags="flower")
+    both = client.get("/api/v1/photos", params=[("tag", "flower"), ("tag", "Sunflower")]).json()
+    assert [p["id"] for p in both["items"]] == [pa["id"]]
+    flowers = client.get("/api/v1/photos", params={"tag": "flower"}).json()
+    assert {p["id"] for p in flowers["items"]} == {pa["id"], pb["id"]}
+    page = client.get("/tags/sunflower").text
+    assert f"/photos/{pa['id']}" in page and f'/photos/{pb["id"]}"' not in page
+    search = client.get("/search", params={"q": "flower sunflower"}).text
+    assert f"/photos/{pa['id']}" in search
+
+
+def test_owner_adds_and_removes_tags_others_cannot(client: TestClient) -> None:
+    sign_up(client, "jo")
+    photo = upload(client, WATCH)
+    tags = client.post(f"/api/v1/photos/{photo['id']}/tags", json={"name": "  Wrist   WATCH "}).json()
+    assert [t["name"] for t in tags if t["source"] == "user"] == ["wrist watch"]
+    tags = client.delete(f"/api/v1/photos/{photo['id']}/tags/wrist watch").json()
+    assert "wrist watch" not in [t["name"] for t in tags]
+
+    client.cookies.clear()
+    sign_up(client, "kim")
+    res = client.post(f"/api/v1/photos/{photo['id']}/tags", json={"name": "mine"})
+    assert res.status_code == 403 and "owner" in res.json()["error"]["message"]
+
+
+def test_edit_title_description_visibility(client: TestClient) -> None:
+    sign_up(client, "lou")
+    photo = upload(client, WATCH)
+    res = client.patch(
+        f"/api/v1/photos/{photo['id']}",
+        json={"title": "Tick 🕰️ tock", "description": "d", "visibility": "private"},
+    )
+    assert res.status_code == 200
+    assert res.json()["title"] == "Tick 🕰️ tock" and res.json()["visibility"] == "private"
+
+
+def test_thumbnails_have_etag_and_long_cache(client: TestClient) -> None:
+    sign_up(client, "max")
+    photo = upload(client, LEOPARD)
+    res = client.get(photo["thumbnail_url"])
+    assert res.status_code == 200 and res.headers["content-type"] == "image/jpeg"
+    assert "max-age=31536000" in res.headers["cache-control"]
+    small = Image.open(__import__("io").BytesIO(res.content))
+    assert max(small.size) <= 320
+    again = client.get(photo["thumbnail_url"], headers={"If-None-Match": res.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_png_webp_gif_accepted(client: TestClient) -> None:
+    sign_up(client, "ned")
+    base = Image.open(LEOPARD).convert("RGB")
+    for fmt, mime in (("PNG", "image/png"), ("WEBP", "image/webp"), ("GIF", "image/gif")):
+        res = client.post("/api/v1/photos", files={"file": (f"x.{fmt.lower()}", encode(base, fmt), mime)})
+        assert res.status_code == 201, (fmt, res.text)
+
+
+def test_healthz_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/photos" in spec["paths"] and "/api/v1/me" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_pages_render(client: TestClient) -> None:
+    sign_up(client, "oz")
+    photo = upload(client, LEOPARD, title="Spots")
+    for url in ("/", "/upload", "/settings", "/users/oz", f"/photos/{photo['id']}", "/tags/x", "/search?q=x"):
+        res = client.get(url)
+        assert res.status_code == 200, url
+    assert "Spots" in client.get(f"/photos/{photo['id']}").text
+    missing = client.get("/photos/999999", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "Not found" in missing.text
