@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 from eyes.config import Settings, get_settings
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
+        with ctx.engine.connect() as connection:  # the app can serve only if the database answers
+            connection.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
     return app

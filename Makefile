@@ -1,0 +1,51 @@
+# Eyes: `make run` starts it, `make test` tests it. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export EYES_HOME ?= $(CURDIR)/eyes-data
+
+.PHONY: install run test test-fast bench lint typecheck chromium models clean
+
+install: $(INSTALLED)
+
+# Re-installs when pyproject.toml changes. torch==2.13.0 is the CPU build that pip finds on disk.
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[train,dev]"
+	touch $@
+
+# The backbone exported once to ONNX into the data folder (serve would do it at first start).
+models: install
+	$(BIN)/eyes models export-backbone
+
+run: install models
+	$(BIN)/eyes serve
+
+# Browser tests need Chromium: Debian's package, installed here when it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium
+	$(BIN)/python -m pytest
+
+# Without the browser and the slow tests: for a quick loop while editing.
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow"
+
+lint: install
+	$(BIN)/ruff check eyes tests benchmarks
+	$(BIN)/ruff format --check eyes tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy eyes
+
+bench: install
+	$(BIN)/python -m benchmarks.serving
+
+clean:
+	rm -rf $(VENV) build *.egg-info

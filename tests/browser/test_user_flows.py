@@ -1,0 +1,69 @@
+"""What a person does in the browser, end to end, in real Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import CALTECH
+
+pytestmark = pytest.mark.browser
+
+PHOTOS = [min((CALTECH / "starfish").iterdir()), min((CALTECH / "sunflower").iterdir())]
+
+
+def test_sign_up_upload_tag_share_and_log_out(page: Page, live_server: str) -> None:
+    page.goto(live_server + "/signup")
+    page.fill("input[name=username]", "petra")
+    page.fill("input[name=password]", "a long password")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(live_server + "/upload")
+
+    with page.expect_file_chooser() as chooser:
+        page.click("#drop")
+    chooser.value.set_files([str(p) for p in PHOTOS])
+    expect(page.locator("#queue li.done")).to_have_count(2, timeout=30_000)
+    expect(page.locator("#queue progress").first).to_have_attribute("value", "100")
+
+    page.goto(live_server + "/")
+    cards = page.locator(".grid .card")
+    expect(cards).to_have_count(2)
+
+    cards.first.click()  # the newest: the sunflower
+    expect(page).to_have_url(re.compile(r"/photos/\d+$"))
+    photo_url = page.url
+    page.fill("#new-tag", "Yellow Flower")
+    page.click("form.row button[type=submit]")
+    expect(page.locator("#tags .tag", has_text="yellow flower")).to_be_visible()
+
+    page.click("#tags a.tag >> text=yellow flower")
+    expect(page).to_have_url(live_server + "/tags/yellow%20flower")
+    expect(page.locator(".grid .card")).to_have_count(1)
+    page.locator(".grid .card").click()
+    expect(page).to_have_url(photo_url)
+
+    page.click("details.edit summary")
+    page.select_option("details.edit select[name=visibility]", "private")
+    page.click("details.edit form >> button:has-text('Save')")
+    expect(page.locator(".byline .badge")).to_have_text("private")
+
+    page.click("header button:has-text('Log out')")
+    expect(page.locator("header")).to_contain_text("Log in")
+    page.goto(live_server + "/")
+    expect(page.locator(".grid .card")).to_have_count(1)
+    response = page.goto(photo_url)
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+
+
+def test_bad_file_shows_a_clear_error_in_the_upload_list(page: Page, live_server: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is not a photo")
+    page.goto(live_server + "/signup")
+    page.fill("input[name=username]", "quinn")
+    page.fill("input[name=password]", "a long password")
+    page.click("button[type=submit]")
+    page.set_input_files("#files", str(fake))
+    expect(page.locator("#queue li.failed .status")).to_contain_text("not an image")
