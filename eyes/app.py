@@ -17,7 +17,7 @@ from eyes.config import Settings, get_settings
 from eyes.context import Context, build_context
 from eyes.jobs.queue import InProcessQueue, Sweeper
 from eyes.jobs.tasks import run_task, sweep
-from eyes.web import api, errors, media, pages
+from eyes.web import api, api_learning, errors, media, pages, pages_learning
 from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
 
 STATIC = Path(__file__).parent / "web" / "static"
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.tagger.load()  # a missing or broken model file stops the start, with its path and fix
         sweeper = start_workers(ctx)
         try:
             yield
@@ -62,8 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
     app.include_router(api.router)
+    app.include_router(api_learning.router)
     app.include_router(media.router)
     app.include_router(pages.router)
+    app.include_router(pages_learning.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -95,7 +95,10 @@ def users_create(name: str, admin: bool) -> None:
     "--tags-from-folders", is_flag=True, help="Tag each photo with its folder's name, confirmed by the owner."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def import_(path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def import_(
+    path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool, quiet: bool
+) -> None:
     """Import every image under PATH, skipping what the owner already has."""
     from eyes.context import build_context
     from eyes.services.importer import import_tree
@@ -108,7 +111,7 @@ def import_(path: Path, owner: str | None, visibility: str, tags_from_folders: b
             owner=owner,
             visibility=visibility,
             tags_from_folders=tags_from_folders,
-            progress=not as_json,
+            progress=not quiet,
         )
     except EyesError as exc:
         raise _fail(exc) from None
@@ -125,3 +128,297 @@ def import_(path: Path, owner: str | None, visibility: str, tags_from_folders: b
             click.echo(f"  rejected {file}: {reason}")
     if report.rejected:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: file, tags, model_version.")
+def classify(files: tuple[Path, ...], as_json: bool) -> None:
+    """Tag image FILES with the champion model; stores nothing."""
+    from eyes.context import build_context
+    from eyes.services.classify import classify_file
+
+    ctx = build_context(_settings())
+    results: list[dict[str, Any]] = []
+    failed = False
+    try:
+        for path in files:
+            try:
+                if not path.is_file():
+                    raise click.BadParameter(f"{path} is not a file")
+                result = classify_file(ctx, path)
+            except (EyesError, click.BadParameter) as exc:
+                failed = True
+                message = exc.message if isinstance(exc, EyesError) else str(exc.message)
+                results.append({"file": str(path), "error": message})
+                continue
+            results.append(
+                {
+                    "file": str(path),
+                    "tags": [{"name": n, "confidence": round(c, 4)} for n, c in result.tags],
+                    "model_version": result.model_version,
+                }
+            )
+    finally:
+        ctx.close()
+    if as_json:
+        _print_json(results)
+    else:
+        for item in results:
+            if "error" in item:
+                click.echo(f"{item['file']}: error: {item['error']}", err=True)
+            else:
+                tags = ", ".join(f"{t['name']} {t['confidence']:.0%}" for t in item["tags"]) or "(no tag)"
+                click.echo(f"{item['file']}: {tags}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(path: Path, as_json: bool) -> None:
+    """Measure the champion on a labelled folder tree (folder name = true tag); stores nothing."""
+    from eyes.context import build_context
+    from eyes.services.classify import evaluate_tree
+
+    ctx = build_context(_settings())
+    try:
+        result = evaluate_tree(ctx, path, progress=not as_json)
+    finally:
+        ctx.close()
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    r = result.report
+    click.echo(
+        f"model {result.model_version}: top-1 accuracy {r.accuracy:.1%}, macro-F1 {r.macro_f1:.3f}, "
+        f"n={r.n}, {result.ms_per_image:.1f} ms per image"
+    )
+    click.echo(f"{'tag':30} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
+    for name, c in r.per_class.items():
+        click.echo(f"{name[:30]:30} {c.precision:9.3f} {c.recall:7.3f} {c.f1:6.3f} {c.support:5d}")
+    for file, reason in result.skipped:
+        click.echo(f"skipped {file}: {reason}", err=True)
+
+
+@main.group()
+def models() -> None:
+    """Manage the models: the backbone and the tagging heads."""
+
+
+@models.command("export-backbone")
+def models_export_backbone() -> None:
+    """Export the pretrained backbone to ONNX in the data folder (needs the training extras)."""
+    from eyes.ml.export import export_backbone
+
+    settings = _settings()
+    files = export_backbone(settings.models_dir)
+    click.echo(f"exported {files.onnx} (sha256 {files.sha256[:12]})")
+
+
+def _open_context(*, run_jobs_here: bool = False):  # type: ignore[no-untyped-def]
+    """The parts of Eyes for a command; with `run_jobs_here`, queued work runs in this process."""
+    from functools import partial
+
+    from eyes.context import build_context
+    from eyes.jobs.queue import ImmediateQueue
+    from eyes.jobs.tasks import run_task
+
+    ctx = build_context(_settings())
+    if run_jobs_here:
+        ctx.jobs = ImmediateQueue(partial(run_task, ctx))
+    return ctx
+
+
+def _show_version(info: dict[str, Any]) -> None:
+    metrics = info.get("metrics") or {}
+    line = f"{info['version']}: {info['stage']}"
+    if metrics:
+        line += f", held-out top-1 {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f}, mAP {metrics['map']:.3f}"
+    click.echo(line)
+    if info.get("vocabulary"):
+        click.echo(f"  tags ({len(info['vocabulary'])}): {', '.join(info['vocabulary'])}")
+    if info.get("n_train") is not None:
+        click.echo(
+            f"  {info['n_train']} training and {info['n_val']} held-out photos, {info.get('seconds')} s"
+        )
+    if info.get("reason"):
+        click.echo(f"  {info['reason']}")
+
+
+@main.command()
+@click.option("--wait", is_flag=True, help="Train here and now, and report the result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
+def train(wait: bool, as_json: bool) -> None:
+    """Train a new tagging head on the training-grade labels; promote it if it wins.
+
+    Without --wait the run is queued for the workers (the ones inside `eyes serve`, or Celery's)."""
+    from eyes.services import registry, training
+
+    ctx = _open_context(run_jobs_here=wait)
+    try:
+        try:
+            version_id = training.start_run(ctx, None)
+        except EyesError as exc:
+            raise _fail(exc) from None
+        with ctx.sessions() as session:
+            info = registry.describe(registry.get_version(session, version_id), registry.champion_id(session))
+    finally:
+        ctx.close()
+    if as_json:
+        info.pop("history", None)
+        _print_json(info)
+    elif wait:
+        _show_version(info)
+    else:
+        click.echo(f"queued training run v{version_id}; see 'eyes models show v{version_id}'")
+    if info["stage"] == "failed":
+        sys.exit(1)
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def models_list(as_json: bool) -> None:
+    """Every version, newest first; the champion is marked with *."""
+    from eyes.services import registry
+
+    ctx = _open_context()
+    try:
+        with ctx.sessions() as session:
+            champion = registry.champion_id(session)
+            items = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
+        day_one = ctx.tagger.day_one_version if champion is None else None
+    finally:
+        ctx.close()
+    for item in items:
+        item.pop("history", None)
+    if as_json:
+        _print_json({"champion": f"v{champion}" if champion else day_one, "items": items})
+        return
+    if champion is None:
+        click.echo(f"* {day_one} (day-one model, in service)")
+    for item in items:
+        acc = item.get("metrics", {}).get("accuracy")
+        mark = "*" if item["champion"] else " "
+        shown = f"{acc:.1%}" if acc is not None else "—"
+        click.echo(
+            f"{mark} {item['version']:>5}  {item['stage']:<9} {shown:>6}  "
+            f"{item['created_at']:%Y-%m-%d %H:%M}  {item['reason'][:70]}"
+        )
+
+
+@models.command("show")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True)
+def models_show(version: str, as_json: bool) -> None:
+    """One version: stage, metrics, tags, and why it was promoted or rejected."""
+    from eyes.services import registry
+
+    ctx = _open_context()
+    try:
+        with ctx.sessions() as session:
+            info = registry.describe(
+                registry.get_version(session, registry.parse_version(version)),
+                registry.champion_id(session),
+            )
+    except EyesError as exc:
+        raise _fail(exc) from None
+    finally:
+        ctx.close()
+    if as_json:
+        _print_json(info)
+    else:
+        _show_version(info)
+
+
+@models.command("promote")
+@click.argument("version")
+def models_promote(version: str) -> None:
+    """Put VERSION in service now (and re-tag every photo with it)."""
+    from eyes.services import registry
+
+    ctx = _open_context(run_jobs_here=True)
+    try:
+        registry.promote(ctx, registry.parse_version(version), reason="promoted from the command line")
+    except EyesError as exc:
+        raise _fail(exc) from None
+    finally:
+        ctx.close()
+    click.echo(f"{version} is in service")
+
+
+@models.command("rollback")
+def models_rollback() -> None:
+    """Put the previous champion back in service."""
+    from eyes.services import registry
+
+    ctx = _open_context(run_jobs_here=True)
+    try:
+        previous = registry.rollback(ctx)
+        name = f"v{previous}" if previous else ctx.tagger.day_one_version
+    except EyesError as exc:
+        raise _fail(exc) from None
+    finally:
+        ctx.close()
+    click.echo(f"{name} is in service again")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that exercise the whole platform."""
+
+
+@bench.command("learn")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A labelled folder tree: one folder per tag.",
+)
+@click.option("--users", default=5, show_default=True, help="Simulated users uploading and labelling.")
+@click.option(
+    "--schedule", default="2,5,10,20", show_default=True, help="Labelled photos per class after each round."
+)
+@click.option(
+    "--label-share", default=1.0, show_default=True, help="Share of arriving photos that get a label."
+)
+@click.option("--noise", default=0.0, show_default=True, help="Share of labels that are wrong.")
+@click.option("--held-out", default=20, show_default=True, help="Held-out photos per class (never uploaded).")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("learning-curve"),
+    show_default=True,
+    help="Writes OUT.json and OUT.png.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON.")
+def bench_learn(
+    dataset: Path,
+    users: int,
+    schedule: str,
+    label_share: float,
+    noise: float,
+    held_out: int,
+    seed: int,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Simulate a community labelling DATASET and measure how the tagger learns, round by round."""
+    from eyes.simulation import Community, plot, simulate
+
+    try:
+        steps = tuple(int(x) for x in schedule.split(","))
+    except ValueError:
+        raise click.BadParameter("--schedule is a list of whole numbers, e.g. 2,5,10,20") from None
+    community = Community(users, steps, label_share, noise, held_out, seed)
+    say = (lambda _: None) if as_json else (lambda m: click.echo(m, err=True))
+    curve = simulate(dataset, community, say=say)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.json").write_text(json.dumps(curve.as_dict(), indent=2))
+    plot({f"{noise:.0%} wrong labels": curve}, Path(f"{out}.png"))
+    if as_json:
+        _print_json(curve.as_dict())
+    else:
+        click.echo(f"wrote {out}.json and {out}.png")

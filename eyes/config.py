@@ -81,6 +81,36 @@ class Settings(BaseSettings):
     )
     max_suggestions: int = Field(5, description="Most model suggestions kept per photo.")
     onnx_threads: int = Field(2, description="onnxruntime threads per inference session.")
+    min_votes_to_agree: int = Field(
+        3,
+        description="Distinct users who must confirm a tag (with fewer rejecting) to make it a training label.",
+    )
+    min_labels_per_tag: int = Field(
+        10, description="Training-grade photos a tag needs before the network learns it."
+    )
+    min_owners_per_tag: int = Field(
+        2,
+        description="Distinct owners those photos must come from: one account cannot teach the model alone.",
+    )
+    auto_train_after: int = Field(
+        50, description="New training-grade labels since the last run that start a training run (0: never)."
+    )
+    validation_percent: int = Field(
+        20, description="Share of photos held out for validation, chosen by content hash (stable)."
+    )
+    target_precision: float = Field(
+        0.9, description="Per-tag thresholds are calibrated on validation to reach this precision."
+    )
+    promotion_margin: float = Field(
+        0.01,
+        description="A candidate may be this much less accurate than the champion on shared tags and still win.",
+    )
+    model_refresh_s: float = Field(
+        3.0, description="How often each process checks for a newly promoted champion."
+    )
+    training_timeout_s: float = Field(
+        600.0, description="A training run silent for this long is taken as dead and marked failed."
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -85,6 +85,27 @@ def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
     )
 
 
+def check_header(source: Path, *, max_pixels: int) -> None:
+    """Check format and size from the header alone (cheap), before a reduced-scale decode."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                fmt, (width, height) = img.format, img.size
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"the image has too many pixels ({exc})") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("the file is not an image Eyes can read (JPEG, PNG, WebP or GIF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
+    if fmt not in ACCEPTED_FORMATS:
+        raise UnsupportedMediaType(f"{fmt} images are not accepted; upload JPEG, PNG, WebP or GIF")
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels"
+        )
+
+
 def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:
     """A JPEG no larger than `longest_side`, without any metadata (so no location either)."""
     img = decoded.image

@@ -13,8 +13,11 @@ from eyes.context import build_context
 from tests.conftest import CALTECH, counts
 
 
-def eyes(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
+def eyes(
+    settings: Settings, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `eyes ARGS` as a user would, on the test's data folder (plus any EYES_ variables)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EYES_")}, **(env or {})}
     env["EYES_HOME"] = str(settings.home)
     return subprocess.run(
         [sys.executable, "-m", "eyes", *args],

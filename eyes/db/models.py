@@ -120,6 +120,8 @@ class Photo(Base):
         _enum(TaggingState), default=TaggingState.PENDING, index=True
     )
     tagging_error: Mapped[str] = mapped_column(Text, default="")
+    # 1 - the champion's best confidence: "help Eyes learn" asks about the least sure first.
+    uncertainty: Mapped[float | None] = mapped_column(Float, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     owner: Mapped[User] = relationship()
@@ -182,3 +184,49 @@ class Embedding(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True)
     backbone: Mapped[str] = mapped_column(String(80))  # the backbone's checksum-bearing id
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class ModelStage(enum.StrEnum):
+    TRAINING = "training"  # a run is under way (one at a time)
+    CANDIDATE = "candidate"  # trained and stored, not yet judged
+    CHAMPION = "champion"  # the one in service (the `serving` row points at it)
+    RETIRED = "retired"  # was champion, replaced by a better one (rollback can bring it back)
+    REJECTED = "rejected"  # lost to the champion at the promotion gate; the reason is kept
+    FAILED = "failed"  # the run broke or was killed; never usable
+
+
+class ModelVersion(Base):
+    """A trained head. Its files (weights and card) live in the blob store, checksummed."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[ModelStage] = mapped_column(_enum(ModelStage), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual, automatic
+    parent: Mapped[str | None] = mapped_column(String(64))  # the champion when it was trained
+    backbone: Mapped[str] = mapped_column(String(80), default="")
+    head_sha256: Mapped[str] = mapped_column(String(64), default="")
+    n_labels_at_start: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why rejected or failed
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: metrics, comparison, sizes
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def name(self) -> str:
+        return f"v{self.id}"
+
+
+class Serving(Base):
+    """One row: which version is the champion. Promotion is one atomic update of this row."""
+
+    __tablename__ = "serving"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -65,6 +65,19 @@ class InProcessQueue:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class ImmediateQueue:
+    """Runs each task at once, in the caller's thread: for command-line tools that wait."""
+
+    def __init__(self, run: Runner) -> None:
+        self._run = run
+
+    def enqueue(self, task: str, *args: object) -> None:
+        self._run(task, args)
+
+    def shutdown(self) -> None:
+        pass
+
+
 class Sweeper:
     """Re-reads the database for pending work at start and on a timer, and queues it.
 

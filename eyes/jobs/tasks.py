@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from eyes.context import Context
+
+log = logging.getLogger(__name__)
 
 
 def _tag_photo(ctx: Context, photo_id: int) -> None:
@@ -14,7 +19,21 @@ def _tag_photo(ctx: Context, photo_id: int) -> None:
     tag_photo(ctx, photo_id)
 
 
-TASKS: dict[str, Callable[..., Any]] = {"tag_photo": _tag_photo}
+def _train(ctx: Context, version_id: int) -> None:
+    from eyes.services.training import run_training
+
+    run_training(ctx, version_id)
+
+
+def _retag(ctx: Context) -> None:
+    from eyes.services.tagging import retag_all
+
+    count = retag_all(ctx)
+    log.info("re-tagged %d photos with %s", count, ctx.tagger.version)
+
+
+TASKS: dict[str, Callable[..., Any]] = {"tag_photo": _tag_photo, "train": _train, "retag": _retag}
+QUEUES = {"tag_photo": "tag", "retag": "tag", "train": "train"}
 
 
 def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
@@ -23,9 +42,19 @@ def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
 
 def sweep(ctx: Context) -> None:
     """Queue every piece of work the database says is still pending."""
+    from eyes.db.models import ModelStage, ModelVersion
     from eyes.services.tagging import pending_photo_ids
+    from eyes.services.training import fail_stale_runs, maybe_start_automatic_run
 
     if ctx.jobs is None:
         return
     for photo_id in pending_photo_ids(ctx):
         ctx.jobs.enqueue("tag_photo", photo_id)
+    fail_stale_runs(ctx)
+    with ctx.sessions() as session:
+        training = list(
+            session.scalars(select(ModelVersion.id).where(ModelVersion.stage == ModelStage.TRAINING))
+        )
+    for version_id in training:
+        ctx.jobs.enqueue("train", version_id)
+    maybe_start_automatic_run(ctx)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
-from eyes.db.session import transaction
+from eyes.db.session import insert_ignoring_duplicates, transaction
 from eyes.services.photos import original_key
+from eyes.services.tagger import Suggestion
 from eyes.services.tags import get_or_create_tag
 
 log = logging.getLogger(__name__)
 BATCH = 16
-
-Suggestions = list[tuple[str, float]]
+RETAG_CHUNK = 2000
 
 
 def pending_photo_ids(ctx: Context, limit: int = 10_000) -> list[int]:
@@ -51,11 +52,12 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
         ready = [(pid, sha) for pid, sha in rows if sha in vectors]
         suggestions = tagger.suggest(np.stack([vectors[sha] for _, sha in ready])) if ready else []
         with transaction(ctx.sessions) as session:
+            names = TagIds(session)
             for (photo_id, _), tags in zip(ready, suggestions, strict=True):
                 photo = session.get(Photo, photo_id)
                 if photo is None:  # deleted meanwhile
                     continue
-                apply_suggestions(session, photo_id, tags, tagger.version)
+                replace_suggestions(session, [photo_id], {photo_id: tags}, names)
                 photo.tagging = TaggingState.DONE
                 photo.tagging_error = ""
             for photo_id, sha in rows:
@@ -69,68 +71,148 @@ def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray]
 
     Returns the vectors by sha256, and the reason for each image the network could not read."""
     tagger = ctx.tagger
+    vectors: dict[str, np.ndarray] = {}
     with ctx.sessions() as session:
-        stored = {
-            sha: vector
+        for start in range(0, len(shas), 500):
             for sha, vector in session.execute(
                 select(Embedding.sha256, Embedding.vector).where(
-                    Embedding.sha256.in_(shas), Embedding.backbone == tagger.backbone_id
+                    Embedding.sha256.in_(shas[start : start + 500]),
+                    Embedding.backbone == tagger.backbone_id,
                 )
-            )
-        }
-    vectors = {sha: np.frombuffer(v, dtype="<f4") for sha, v in stored.items()}
+            ):
+                vectors[sha] = np.frombuffer(vector, dtype="<f4")
     missing = [sha for sha in shas if sha not in vectors]
     failures: dict[str, str] = {}
-    inputs: list[np.ndarray] = []
-    loaded: list[str] = []
-    for sha in missing:
-        try:
-            with ctx.blobs.open(original_key(sha)) as blob:
-                inputs.append(tagger.prepare(blob))
-            loaded.append(sha)
-        except Exception as exc:  # any unreadable image is marked, never lost or retried forever
-            log.warning("cannot prepare %s for the network: %s", sha, exc)
-            failures[sha] = f"the network cannot read this image ({exc})"
-    if loaded:
+    for start in range(0, len(missing), BATCH):
+        inputs: list[np.ndarray] = []
+        loaded: list[str] = []
+        for sha in missing[start : start + BATCH]:
+            try:
+                with ctx.blobs.open(original_key(sha)) as blob:
+                    inputs.append(tagger.prepare(blob))
+                loaded.append(sha)
+            except Exception as exc:  # an unreadable image is marked, never lost or retried forever
+                log.warning("cannot prepare %s for the network: %s", sha, exc)
+                failures[sha] = f"the network cannot read this image ({exc})"
+        if not loaded:
+            continue
         computed = tagger.embed(np.stack(inputs))
+        rows = []
+        for sha, vector in zip(loaded, computed, strict=True):
+            vectors[sha] = vector
+            rows.append(
+                {"sha256": sha, "backbone": tagger.backbone_id, "vector": vector.astype("<f4").tobytes()}
+            )
         with transaction(ctx.sessions) as session:
-            for sha, vector in zip(loaded, computed, strict=True):
-                vectors[sha] = vector
-                session.merge(
-                    Embedding(
-                        sha256=sha,
-                        backbone=tagger.backbone_id,
-                        vector=vector.astype("<f4").tobytes(),
-                    )
-                )
+            insert_ignoring_duplicates(session, Embedding.__table__, rows)
     return vectors, failures
 
 
-def apply_suggestions(session: Session, photo_id: int, tags: Suggestions, version: str) -> None:
-    """Replace a photo's open model suggestions with new ones.
+class TagIds:
+    """Tag ids by name within one transaction, creating tags on first use."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.ids: dict[str, int] = {}
+
+    def __call__(self, name: str) -> int:
+        if name not in self.ids:
+            self.ids[name] = get_or_create_tag(self.session, name).id
+        return self.ids[name]
+
+
+def replace_suggestions(
+    session: Session,
+    photo_ids: list[int],
+    suggestions: dict[int, list[Suggestion]],
+    tag_ids: TagIds,
+) -> None:
+    """Replace these photos' open model suggestions with new ones, in bulk.
 
     Tags a person set, confirmed or rejected are never touched, and never suggested again."""
     session.execute(
         delete(PhotoTag).where(
-            PhotoTag.photo_id == photo_id,
+            PhotoTag.photo_id.in_(photo_ids),
             PhotoTag.source == TagSource.MODEL,
             PhotoTag.status == TagStatus.SUGGESTED,
         )
     )
-    decided = set(session.scalars(select(PhotoTag.tag_id).where(PhotoTag.photo_id == photo_id)))
-    for name, confidence in tags:
-        tag = get_or_create_tag(session, name)
-        if tag.id in decided:
-            continue
-        session.add(
-            PhotoTag(
-                photo_id=photo_id,
-                tag_id=tag.id,
-                source=TagSource.MODEL,
-                status=TagStatus.SUGGESTED,
-                model_version=version,
-                confidence=float(confidence),
-            )
+    decided = {
+        (photo_id, tag_id)
+        for photo_id, tag_id in session.execute(
+            select(PhotoTag.photo_id, PhotoTag.tag_id).where(PhotoTag.photo_id.in_(photo_ids))
         )
-        decided.add(tag.id)
-    session.flush()
+    }
+    now = datetime.now(UTC)
+    rows = []
+    uncertainty = []
+    for photo_id in photo_ids:
+        tags = suggestions.get(photo_id, [])
+        uncertainty.append({"id": photo_id, "uncertainty": 1.0 - (tags[0].confidence if tags else 0.0)})
+        for s in tags:
+            tag_id = tag_ids(s.name)
+            if (photo_id, tag_id) in decided:
+                continue
+            decided.add((photo_id, tag_id))
+            rows.append(
+                {
+                    "photo_id": photo_id,
+                    "tag_id": tag_id,
+                    "source": TagSource.MODEL,
+                    "status": TagStatus.SUGGESTED,
+                    "model_version": s.model_version,
+                    "confidence": float(s.confidence),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if rows:
+        session.execute(insert(PhotoTag), rows)
+    session.execute(update(Photo), uncertainty)  # bulk update by primary key
+
+
+def _embedding_chunks(ctx: Context, backbone: str) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Every stored embedding, in chunks of bounded size, by keyset on the content hash."""
+    after = ""
+    while True:
+        with ctx.sessions() as session:
+            rows = session.execute(
+                select(Embedding.sha256, Embedding.vector)
+                .where(Embedding.backbone == backbone, Embedding.sha256 > after)
+                .order_by(Embedding.sha256)
+                .limit(RETAG_CHUNK)
+            ).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield (
+            [r[0] for r in rows],
+            np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1),
+        )
+
+
+def retag_all(ctx: Context) -> int:
+    """Recompute every tagged photo's suggestions from its stored embedding (after a promotion).
+
+    Streams in chunks, so memory stays bounded however many photos there are. Returns the count."""
+    tagger = ctx.tagger
+    tagger.refresh(force=True)
+    done = 0
+    for shas, vectors in _embedding_chunks(ctx, tagger.backbone_id):
+        by_sha = dict(zip(shas, tagger.suggest(vectors), strict=True))
+        with transaction(ctx.sessions) as session:
+            photos = session.execute(
+                select(Photo.id, Photo.sha256).where(
+                    Photo.sha256.in_(shas), Photo.tagging == TaggingState.DONE
+                )
+            ).all()
+            if not photos:
+                continue
+            replace_suggestions(
+                session,
+                [pid for pid, _ in photos],
+                {pid: by_sha[sha] for pid, sha in photos},
+                TagIds(session),
+            )
+        done += len(photos)
+    return done

@@ -12,15 +12,18 @@ from eyes.db.session import transaction
 from eyes.errors import BadRequest
 from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
+from eyes.services.classify import classify_file
 from eyes.services.tags import normalize_tag, parse_tag_list, reject_owner_tag, set_owner_tag
 from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import (
+    ClassifyResult,
     ErrorResponse,
     PhotoList,
     PhotoPublic,
     PhotoUpdate,
     TagCreate,
     TagPublic,
+    TagScore,
     UserPublic,
 )
 from eyes.web.uploads import received_files
@@ -158,6 +161,41 @@ def remove_tag(photo_id: int, name: str, ctx: ContextDep, user: UserDep) -> list
     with transaction(ctx.sessions) as session:
         reject_owner_tag(session, session.get_one(Photo, photo.id), user, name)
     return photo_tags(photo_id, ctx, user)
+
+
+_CLASSIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResult,
+    openapi_extra=_CLASSIFY_BODY,
+    summary="Tag an image without storing it",
+)
+async def classify(request: Request, ctx: ContextDep, user: UserDep) -> ClassifyResult:
+    s = ctx.settings
+    async with received_files(request, s.home / "tmp", s.max_upload_bytes, 1) as (_, files):
+        if not files:
+            raise BadRequest("send the image as the multipart field 'file'")
+        result = await run_in_threadpool(classify_file, ctx, files[0].path)
+    return ClassifyResult(
+        tags=[TagScore(name=n, confidence=round(c, 4)) for n, c in result.tags],
+        model_version=result.model_version,
+        ms=round(result.ms, 2),
+    )
 
 
 @router.get("/me", response_model=UserPublic, summary="The signed-in user")

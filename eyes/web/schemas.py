@@ -111,3 +111,14 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class TagScore(BaseModel):
+    name: str
+    confidence: float
+
+
+class ClassifyResult(BaseModel):
+    tags: list[TagScore] = Field(description="Best first, only those above the threshold")
+    model_version: str
+    ms: float = Field(description="Server time to decode, embed and tag, in milliseconds")

@@ -5,6 +5,7 @@
   if (!article) return;
   const id = article.dataset.photoId;
   const own = article.dataset.own === "true";
+  const canVote = article.dataset.canVote === "true";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const list = document.getElementById("tags");
   const status = document.getElementById("tagging-status");
@@ -26,6 +27,9 @@
       if (own) {
         if (t.status === "suggested") li.appendChild(button("✓", "confirm", "Yes, this is right"));
         li.appendChild(button("✗", "reject", t.status === "suggested" ? "No, this is wrong" : "Remove this tag"));
+      } else if (canVote) {
+        li.appendChild(button("✓", "agree", "Yes, this photo shows it"));
+        li.appendChild(button("✗", "disagree", "No, it does not"));
       }
       return li;
     }));
@@ -53,6 +57,14 @@
     if (!b) return;
     e.preventDefault();
     const name = b.closest("li").dataset.tag;
+    if (b.dataset.action === "agree" || b.dataset.action === "disagree") {
+      try {
+        const tally = await call("POST", `/api/v1/photos/${id}/votes`, { tag: name, agrees: b.dataset.action === "agree" });
+        const t = tally.find((x) => x.tag === name) || { agree: 0, disagree: 0 };
+        status.textContent = `Thanks! "${name}": ${t.agree} agree, ${t.disagree} disagree.`;
+      } catch (err) { status.textContent = "Could not vote: " + err.message; }
+      return;
+    }
     try {
       const tags = b.dataset.action === "confirm"
         ? await call("POST", `/api/v1/photos/${id}/tags`, { name })

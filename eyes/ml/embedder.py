@@ -1,0 +1,118 @@
+"""The serving backbone: the exported ONNX network run by onnxruntime. No torch here.
+
+The ONNX file is checked against the sha256 in its card (`backbone.json` beside it) before it is
+loaded, so a truncated or swapped file is refused at start with a message that names it, rather
+than failing (or silently changing every embedding) later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from eyes.ml.errors import backbone_file_error
+from eyes.ml.preprocess import IMAGE_SIZE, preprocess
+
+CARD_FILE = "backbone.json"
+INPUT_NAME = "image"
+OUTPUT_NAME = "embedding"
+DEFAULT_BATCH_SIZE = 16
+
+
+def default_threads() -> int:
+    """Two threads: more gives little for one small network and starves the web workers."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def read_card(onnx_path: Path) -> dict[str, Any]:
+    """The backbone's card (`backbone.json` beside the ONNX file), or ModelFileError naming it."""
+    card_path = onnx_path.parent / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise backbone_file_error(card_path, "(the card that vouches for the ONNX file) is missing") from None
+    except (OSError, ValueError) as err:
+        raise backbone_file_error(card_path, f"cannot be read ({err})") from None
+    if not isinstance(card, dict) or not isinstance(card.get("sha256"), str):
+        raise backbone_file_error(card_path, "has no sha256 of the ONNX file")
+    return card
+
+
+class Embedder:
+    """Turns preprocessed images into 1280-float embeddings with onnxruntime on the CPU.
+
+    One instance is safe to share between threads: onnxruntime allows concurrent `run` calls on
+    one session.
+    """
+
+    def __init__(
+        self, onnx_path: Path | str, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ):
+        import onnxruntime as ort  # imported here so that importing this module stays cheap
+
+        self.path = Path(onnx_path)
+        self.batch_size = batch_size
+        try:
+            model_bytes = self.path.read_bytes()
+        except FileNotFoundError:
+            raise backbone_file_error(self.path, "is missing") from None
+        except OSError as err:
+            raise backbone_file_error(self.path, f"cannot be read ({err})") from None
+        self.card = read_card(self.path)
+        # Hash and load the same bytes, so the file cannot change in between.
+        self.sha256 = hashlib.sha256(model_bytes).hexdigest()
+        if self.sha256 != self.card["sha256"]:
+            raise backbone_file_error(
+                self.path, f"does not match the checksum in {CARD_FILE}: it is corrupt or was replaced"
+            )
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: onnxruntime's notices are not ours to show
+        try:
+            self._session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors for a bad graph
+            raise backbone_file_error(self.path, f"cannot be loaded by onnxruntime ({err})") from None
+        self.dim = int(self.card.get("embedding_dim", 1280))
+
+    @property
+    def backbone_id(self) -> str:
+        """Names the exact network: embeddings from different ids must never be mixed."""
+        return f"{self.card.get('name', 'backbone')}-{self.sha256[:12]}"
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, 224, 224) preprocessed images -> (N, 1280) float32 embeddings.
+
+        Large batches run in chunks of `batch_size` to bound the memory onnxruntime uses.
+        """
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (3, IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"expected a batch of shape (N, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), got {batch.shape}"
+            )
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [
+            self._session.run(
+                [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch[i : i + self.batch_size])}
+            )[0]
+            for i in range(0, len(batch), self.batch_size)
+        ]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Preprocess and embed decoded images, `batch_size` at a time: (N, 1280) float32."""
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            part = images[start : start + self.batch_size]
+            out[start : start + len(part)] = self.embed(np.stack([preprocess(image) for image in part]))
+        return out

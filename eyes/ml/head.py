@@ -1,0 +1,59 @@
+"""A tagging head: a linear layer with one sigmoid per tag, over backbone embeddings.
+
+Pure numpy, so serving can load and apply it without torch. The file format is an .npz that
+carries the vocabulary and calibrated thresholds with the weights.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Head:
+    vocabulary: list[str]
+    weight: np.ndarray  # (dim, k)
+    bias: np.ndarray  # (k,)
+    mean: np.ndarray  # (dim,) feature standardisation learnt on the training set
+    scale: np.ndarray  # (dim,)
+    thresholds: np.ndarray  # (k,) per-tag cut-offs calibrated on validation
+
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        x = (embeddings.astype(np.float32) - self.mean) / self.scale
+        return np.asarray(x @ self.weight + self.bias, dtype=np.float32)
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, k) independent probabilities: a photo may carry several tags."""
+        return sigmoid(self.logits(embeddings))
+
+    def to_bytes(self) -> bytes:
+        out = io.BytesIO()
+        np.savez(
+            out,
+            vocabulary=np.array(self.vocabulary, dtype=str),
+            weight=self.weight.astype(np.float32),
+            bias=self.bias.astype(np.float32),
+            mean=self.mean.astype(np.float32),
+            scale=self.scale.astype(np.float32),
+            thresholds=self.thresholds.astype(np.float32),
+        )
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Head:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            return cls(
+                vocabulary=[str(v) for v in f["vocabulary"]],
+                weight=f["weight"],
+                bias=f["bias"],
+                mean=f["mean"],
+                scale=f["scale"],
+                thresholds=f["thresholds"],
+            )
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float32)  # stable for large |x|

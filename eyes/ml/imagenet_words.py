@@ -1,0 +1,122 @@
+"""The day-one tagger: the backbone's own ImageNet classifier, its 1000 classes mapped to plain words.
+
+Before the platform has trained a head of its own, tags come from here. Each class lists the
+words a person would tag it with (`data/imagenet_words.json`: "tabby cat", "cat", "pet",
+"animal"), and a word's confidence is the sum of the softmax probabilities of every class that
+lists it, so "dog" collects all 118 breeds. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from eyes.ml.errors import backbone_file_error
+
+Tags = list[tuple[str, float]]
+
+CARD_FILE = "backbone.json"
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("eyes.ml") / "data" / name))
+
+
+def default_words_file() -> Path:
+    """The vocabulary shipped with the package."""
+    return _data_file("imagenet_words.json")
+
+
+def load_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in standard index order (as torchvision spells them)."""
+    return _data_file("imagenet_classes.txt").read_text().splitlines()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)  # stable: exp never overflows
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+class ImageNetTagger:
+    """Tags from the pretrained ImageNet head (`imagenet-head.npz`: `W` (1000, 1280), `b` (1000,))."""
+
+    def __init__(self, head_npz: Path | str, words_json: Path | str | None = None) -> None:
+        self.head_path = Path(head_npz)
+        words_path = Path(words_json) if words_json is not None else default_words_file()
+        head_bytes = self._read_head()
+        try:
+            with np.load(self.head_path, allow_pickle=False) as f:
+                self.weight = np.ascontiguousarray(f["W"], dtype=np.float32)
+                self.bias = np.ascontiguousarray(f["b"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as err:
+            raise backbone_file_error(self.head_path, f"cannot be read ({err})") from None
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
+            raise backbone_file_error(
+                self.head_path, f"has weights of shapes {self.weight.shape} and {self.bias.shape}"
+            )
+
+        words_bytes = words_path.read_bytes()
+        per_class: list[list[str]] = json.loads(words_bytes)
+        if len(per_class) != self.weight.shape[0]:
+            raise ValueError(
+                f"{words_path} lists {len(per_class)} classes, the head has {self.weight.shape[0]}"
+            )
+        self.class_names = [words[0] for words in per_class]
+        # Vocabulary in order of first appearance; a class contributes to each of its words once.
+        self.words: list[str] = list(dict.fromkeys(w for words in per_class for w in words))
+        column = {word: j for j, word in enumerate(self.words)}
+        self.membership = np.zeros((len(per_class), len(self.words)), dtype=np.float32)
+        for i, words in enumerate(per_class):
+            self.membership[i, [column[w] for w in words]] = 1.0
+        self.version = "imagenet-" + hashlib.sha256(head_bytes + words_bytes).hexdigest()[:12]
+
+    def _read_head(self) -> bytes:
+        """The head's bytes, checked against the card beside it when there is one."""
+        try:
+            data = self.head_path.read_bytes()
+        except FileNotFoundError:
+            raise backbone_file_error(self.head_path, "is missing") from None
+        except OSError as err:
+            raise backbone_file_error(self.head_path, f"cannot be read ({err})") from None
+        card_path = self.head_path.parent / CARD_FILE
+        try:
+            expected = json.loads(card_path.read_text()).get("head", {}).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            expected = None  # no card: the embedder reports that; the head still loads on its own
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise backbone_file_error(
+                self.head_path, f"does not match the checksum in {CARD_FILE}: it is corrupt or was replaced"
+            )
+        return data
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, 1280) embeddings -> (N, 1000) ImageNet class probabilities."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        return softmax(embeddings @ self.weight.T + self.bias)
+
+    def word_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, n_words): each word's summed class probability, clipped to 1 against rounding."""
+        return np.minimum(self.probabilities(embeddings) @ self.membership, 1.0)
+
+    def tags(self, embeddings: np.ndarray, threshold: float, top_k: int) -> list[Tags]:
+        """For each embedding, up to `top_k` (word, confidence) pairs with confidence >= threshold, best first."""
+        scores = self.word_scores(np.atleast_2d(embeddings))
+        k = max(0, min(top_k, scores.shape[1]))
+        if k == 0:
+            return [[] for _ in range(len(scores))]
+        # argpartition finds the k best words per row without sorting all of them.
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, best, axis=1)
+        # Best first; ties by vocabulary order, which puts a class's own name before its broader words.
+        order = np.lexsort((best, -best_scores), axis=1)
+        best = np.take_along_axis(best, order, axis=1)
+        best_scores = np.take_along_axis(best_scores, order, axis=1)
+        return [
+            [(self.words[j], float(s)) for j, s in zip(row, row_scores, strict=True) if s >= threshold]
+            for row, row_scores in zip(best, best_scores, strict=True)
+        ]

@@ -1,0 +1,71 @@
+"""Classification metrics on label arrays: accuracy, per-class precision/recall/F1, confusion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClassReport:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class Report:
+    accuracy: float
+    macro_f1: float
+    n: int
+    per_class: dict[str, ClassReport]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class, in `labels` order
+    labels: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "n": self.n,
+            "per_class": {k: vars(v) for k, v in self.per_class.items()},
+            "confusion": self.confusion,
+            "labels": self.labels,
+        }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of (true, predicted) pairs; a prediction of -1 (no class) counts in no column."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    known = y_pred >= 0
+    np.add.at(matrix, (y_true[known], y_pred[known]), 1)
+    return matrix
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
+    """Top-1 metrics. Classes are indices into `labels`; -1 in `y_pred` means "no prediction"."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    true_pos = np.diag(matrix).astype(float)
+    predicted = matrix.sum(axis=0).astype(float)
+    support = np.bincount(y_true, minlength=len(labels)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_pos / predicted, 0.0)
+        recall = np.where(support > 0, true_pos / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = support > 0  # macro averages over the classes that occur
+    per_class = {
+        label: ClassReport(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+        for i, label in enumerate(labels)
+    }
+    n = len(y_true)
+    return Report(
+        accuracy=float((y_true == y_pred).mean()) if n else 0.0,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        n=n,
+        per_class=per_class,
+        confusion=matrix.tolist(),
+        labels=labels,
+    )

@@ -1,0 +1,98 @@
+"""Classify images without storing anything: the API's /classify, `eyes classify` and `eyes evaluate`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eyes.context import Context
+from eyes.errors import EyesError, InvalidImage
+from eyes.images import check_header
+from eyes.ml.metrics import Report, classification_report
+from eyes.services.importer import find_images
+from eyes.services.tags import normalize_tag
+
+
+@dataclass
+class Classification:
+    tags: list[tuple[str, float]]
+    model_version: str
+    ms: float
+
+
+def prepare_checked(ctx: Context, path: Path) -> np.ndarray:
+    """The network's input for the image at `path`, or a clear 4xx error."""
+    check_header(path, max_pixels=ctx.settings.max_image_pixels)
+    try:
+        return ctx.tagger.prepare(path)
+    except EyesError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds for damaged files
+        raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
+
+
+def classify_file(ctx: Context, path: Path) -> Classification:
+    started = time.perf_counter()
+    batch = prepare_checked(ctx, path)[None]
+    tags = ctx.tagger.suggest(ctx.tagger.embed(batch))[0]
+    return Classification(
+        [(s.name, s.confidence) for s in tags], ctx.tagger.version, (time.perf_counter() - started) * 1000
+    )
+
+
+@dataclass
+class Evaluation:
+    report: Report
+    model_version: str
+    ms_per_image: float
+    skipped: list[tuple[str, str]]
+
+    def as_dict(self) -> dict[str, object]:
+        out = self.report.as_dict()
+        out.update(
+            model_version=self.model_version,
+            ms_per_image=round(self.ms_per_image, 2),
+            skipped=[{"file": f, "reason": r} for f, r in self.skipped],
+        )
+        return out
+
+
+def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool = False) -> Evaluation:
+    """Top-1 of the champion on a labelled folder tree (folder name = true tag); stores nothing."""
+    from tqdm import tqdm
+
+    files = [p for p in find_images(root) if p.parent != root]
+    labels = sorted({normalize_tag(p.parent.name, ctx.settings.max_tag_length) for p in files})
+    index = {name: i for i, name in enumerate(labels)}
+    y_true: list[int] = []
+    y_pred: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    tagger = ctx.tagger
+    tagger.load()
+    started = time.perf_counter()
+    with tqdm(total=len(files), desc="evaluating", unit="photo", disable=not progress) as bar:
+        for start in range(0, len(files), batch):
+            inputs, truths = [], []
+            for path in files[start : start + batch]:
+                try:
+                    inputs.append(prepare_checked(ctx, path))
+                    truths.append(index[normalize_tag(path.parent.name, ctx.settings.max_tag_length)])
+                except EyesError as exc:
+                    skipped.append((str(path.relative_to(root)), exc.message))
+            if inputs:
+                ranked = tagger.rank(tagger.embed(np.stack(inputs)))
+                y_true += truths
+                # The best-ranked tag that is one of the tree's labels is the prediction.
+                y_pred += [next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked]
+            bar.update(len(files[start : start + batch]))
+    seconds = time.perf_counter() - started
+    n = max(1, len(y_true))
+    return Evaluation(
+        classification_report(np.array(y_true), np.array(y_pred), labels),
+        tagger.version,
+        seconds * 1000 / n,
+        skipped,
+    )

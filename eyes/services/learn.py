@@ -1,0 +1,54 @@
+"""'Help Eyes learn': the photos the champion is least sure of, and one-click answers."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import selectinload
+
+from eyes.context import Context
+from eyes.db.models import Photo, PhotoTag, TaggingState, TagStatus, TagVote, User, Visibility
+from eyes.db.session import transaction
+from eyes.errors import BadRequest
+from eyes.services.labels import vote
+from eyes.services.photos import get_visible_photo
+from eyes.services.tags import normalize_tag, visible_tags
+
+
+def uncertain_photos(ctx: Context, viewer: User, limit: int = 12) -> list[Photo]:
+    """Visible photos the viewer has not answered yet and nobody has settled, least sure first."""
+    query = (
+        select(Photo)
+        .options(
+            selectinload(Photo.tags).joinedload(PhotoTag.tag),
+            selectinload(Photo.owner),
+            selectinload(Photo.image),
+        )
+        .where(
+            Photo.tagging == TaggingState.DONE,
+            Photo.uncertainty.is_not(None),
+            (Photo.visibility == Visibility.PUBLIC) | (Photo.owner_id == viewer.id),
+            ~exists().where(TagVote.photo_id == Photo.id, TagVote.user_id == viewer.id),
+            ~exists().where(PhotoTag.photo_id == Photo.id, PhotoTag.status == TagStatus.CONFIRMED),
+        )
+        .order_by(Photo.uncertainty.desc(), Photo.id.desc())
+        .limit(limit)
+    )
+    with ctx.sessions() as session:
+        return list(session.scalars(query))
+
+
+def answer(ctx: Context, viewer: User, photo_id: int, choice: str, other: str = "") -> None:
+    """`choice` is a suggested tag's name, "other" (then `other` names the tag) or "none"."""
+    photo = get_visible_photo(ctx, photo_id, viewer)
+    suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]
+    with transaction(ctx.sessions) as session:
+        target = session.get_one(Photo, photo_id)
+        if choice == "none":
+            if not suggested:
+                raise BadRequest("this photo has no suggestion to reject")
+            for name in suggested:
+                vote(session, target, viewer, name, agrees=False)
+        elif choice == "other":
+            vote(session, target, viewer, normalize_tag(other, ctx.settings.max_tag_length), agrees=True)
+        else:
+            vote(session, target, viewer, normalize_tag(choice, ctx.settings.max_tag_length), agrees=True)

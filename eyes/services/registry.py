@@ -1,0 +1,163 @@
+"""The model registry: immutable, checksummed versions in the blob store; one champion.
+
+A version's files are `models/v<N>/head.npz` and `models/v<N>/card.json`. The card carries
+everything about the version (vocabulary, thresholds, metrics, training set, backbone checksum,
+parent, who and when), so nothing lives only in the database. Promotion is a single update of the
+`serving` row, so two promotions at once still leave exactly one champion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from eyes.context import Context
+from eyes.db.models import ModelStage, ModelVersion, Serving, User
+from eyes.db.session import transaction
+from eyes.errors import BadRequest, Conflict, NotFound
+from eyes.ml.errors import ModelFileError
+from eyes.ml.head import Head
+
+USABLE = (ModelStage.CANDIDATE, ModelStage.CHAMPION, ModelStage.RETIRED, ModelStage.REJECTED)
+
+
+def head_key(version_id: int) -> str:
+    return f"models/v{version_id}/head.npz"
+
+
+def card_key(version_id: int) -> str:
+    return f"models/v{version_id}/card.json"
+
+
+def parse_version(name: str) -> int:
+    digits = name.lower().removeprefix("v")
+    if not digits.isdigit():
+        raise BadRequest(f"a model version looks like v3, not {name!r}")
+    return int(digits)
+
+
+def store_version_files(ctx: Context, version_id: int, head: Head, card: dict[str, Any]) -> str:
+    """Write the head and its card (each atomically); returns the head's sha256."""
+    data = head.to_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    ctx.blobs.put_bytes(head_key(version_id), data)
+    card = {**card, "version": f"v{version_id}", "head_sha256": sha256}
+    ctx.blobs.put_bytes(card_key(version_id), json.dumps(card, indent=2, default=str).encode())
+    return sha256
+
+
+def load_head(ctx: Context, version: ModelVersion) -> Head:
+    """The version's head, refused with a clear error if it is unfinished, missing or altered."""
+    key = head_key(version.id)
+    if version.stage not in USABLE or not version.head_sha256:
+        raise ModelFileError(f"model {version.name} is {version.stage.value}: it has no usable files")
+    try:
+        with ctx.blobs.open(key) as f:
+            data = f.read()
+    except NotFound:
+        raise ModelFileError(
+            f"the weights of model {version.name} are missing from the store ({key})"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != version.head_sha256:
+        raise ModelFileError(
+            f"the weights of model {version.name} ({key}) do not match their checksum: the file is "
+            "corrupt; roll back with 'eyes models rollback' or promote another version"
+        )
+    return Head.from_bytes(data)
+
+
+def load_card(ctx: Context, version_id: int) -> dict[str, Any]:
+    try:
+        with ctx.blobs.open(card_key(version_id)) as f:
+            return dict(json.load(f))
+    except NotFound:
+        return {}
+
+
+def champion_id(session: Session) -> int | None:
+    return session.scalar(select(Serving.version_id).where(Serving.id == 1))
+
+
+def get_version(session: Session, version_id: int) -> ModelVersion:
+    version = session.get(ModelVersion, version_id)
+    if version is None:
+        raise NotFound(f"there is no model v{version_id}; 'eyes models list' shows them")
+    return version
+
+
+def list_versions_in(session: Session) -> list[ModelVersion]:
+    return list(
+        session.scalars(
+            select(ModelVersion)
+            .options(selectinload(ModelVersion.created_by))
+            .order_by(ModelVersion.id.desc())
+        )
+    )
+
+
+def promote(ctx: Context, version_id: int | None, reason: str = "") -> None:
+    """Put `version_id` in service (None: the day-one model), atomically; the old champion retires.
+
+    The first statement writes the serving row, so concurrent promotions queue on its lock
+    instead of acting on a stale read; whichever runs last is the one champion."""
+    if version_id is not None:
+        load_head(ctx, _version(ctx, version_id))  # refuse a version whose files are broken
+    with transaction(ctx.sessions) as session:
+        changed = session.execute(
+            update(Serving)
+            .where(Serving.id == 1, Serving.version_id.is_distinct_from(version_id))
+            .values(previous_id=Serving.version_id, version_id=version_id, changed_at=datetime.now(UTC))
+        ).rowcount
+        if not changed:
+            return
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.stage == ModelStage.CHAMPION, ModelVersion.id.is_distinct_from(version_id))
+            .values(stage=ModelStage.RETIRED)
+        )
+        if version_id is not None:
+            values: dict[str, Any] = {"stage": ModelStage.CHAMPION}
+            if reason:
+                values["reason"] = reason
+            session.execute(update(ModelVersion).where(ModelVersion.id == version_id).values(**values))
+    if ctx.jobs is not None:
+        ctx.jobs.enqueue("retag")
+
+
+def rollback(ctx: Context) -> int | None:
+    """Put the previous champion back in service (the day-one model if there was none)."""
+    with ctx.sessions() as session:
+        row = session.get(Serving, 1)
+        if row is None or row.version_id is None:
+            raise Conflict("there is nothing to roll back: the day-one model is in service")
+        previous = row.previous_id
+    promote(ctx, previous, reason="rolled back")
+    return previous
+
+
+def _version(ctx: Context, version_id: int) -> ModelVersion:
+    with ctx.sessions() as session:
+        return get_version(session, version_id)
+
+
+def describe(version: ModelVersion, champion: int | None) -> dict[str, Any]:
+    summary = json.loads(version.summary or "{}")
+    creator: User | None = version.created_by
+    return {
+        "version": version.name,
+        "stage": version.stage.value,
+        "champion": version.id == champion,
+        "created_at": version.created_at,
+        "finished_at": version.finished_at,
+        "created_by": creator.username if creator else None,
+        "trigger": version.trigger,
+        "parent": version.parent,
+        "reason": version.reason,
+        "head_sha256": version.head_sha256,
+        **summary,
+    }

@@ -1,0 +1,175 @@
+"""The serving models: the backbone (ONNX) and the champion head, loaded once per process.
+
+Serving never imports torch. If the backbone's ONNX file is missing it is exported once, in a
+child process (which may import torch), into the data folder. Each process checks every
+`model_refresh_s` which version is champion, so a promotion reaches every server without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+import numpy as np
+
+from eyes.ml.errors import EXPORT_COMMAND, ModelFileError
+
+if TYPE_CHECKING:
+    from eyes.context import Context
+    from eyes.ml.embedder import Embedder
+    from eyes.ml.head import Head
+    from eyes.ml.imagenet_words import ImageNetTagger
+
+log = logging.getLogger(__name__)
+ONNX_NAME = "efficientnet-lite0.onnx"
+HEAD_NAME = "imagenet-head.npz"
+
+
+class Suggestion(NamedTuple):
+    name: str
+    confidence: float
+    model_version: str  # which model said so: a trained version ("v3") or the day-one model
+
+
+def ensure_backbone(models_dir: Path) -> Path:
+    """The backbone's ONNX file, exported first (in a child process) if it is not there yet."""
+    onnx = models_dir / ONNX_NAME
+    if onnx.exists() and (models_dir / HEAD_NAME).exists():
+        return onnx
+    models_dir.mkdir(parents=True, exist_ok=True)
+    log.info("exporting the backbone to %s (once)", onnx)
+    result = subprocess.run(
+        [sys.executable, "-m", "eyes.ml.export", str(models_dir)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelFileError(
+            f"the backbone model file {onnx} is missing and exporting it failed ({last}); "
+            f"install the training extras (make install) and run '{EXPORT_COMMAND}'",
+            path=onnx,
+        )
+    return onnx
+
+
+class TaggerService:
+    """Embeds images and suggests tags with the champion: a trained head for the platform's own
+    tags, with the day-one ImageNet words for everything the head does not know."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._imagenet: ImageNetTagger | None = None
+        self._champion: tuple[int, Head] | None = None
+        self._checked_at = float("-inf")
+
+    def load(self) -> None:
+        """Load the models now (at start), so a broken model file is reported before serving."""
+        with self._lock:
+            if self._embedder is None:
+                from eyes.ml.embedder import Embedder
+                from eyes.ml.imagenet_words import ImageNetTagger
+
+                models_dir = self._ctx.settings.models_dir
+                onnx = ensure_backbone(models_dir)
+                self._embedder = Embedder(onnx, threads=self._ctx.settings.onnx_threads)
+                self._imagenet = ImageNetTagger(models_dir / HEAD_NAME)
+        self.refresh()
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up a newly promoted champion (a cheap query, at most every `model_refresh_s`)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self._ctx.settings.model_refresh_s:
+            return
+        from eyes.services import registry
+
+        self._checked_at = now
+        with self._ctx.sessions() as session:
+            version_id = registry.champion_id(session)
+            version = registry.get_version(session, version_id) if version_id is not None else None
+        current = self._champion[0] if self._champion else None
+        if version_id == current:
+            return
+        if version is None:
+            self._champion = None
+            return
+        try:
+            self._champion = (version.id, registry.load_head(self._ctx, version))
+        except ModelFileError:  # keep serving what we have; the dashboard shows the problem
+            log.exception("cannot load the champion %s; still serving the previous model", version.name)
+
+    def _ready(self) -> tuple[Embedder, ImageNetTagger]:
+        if self._embedder is None or self._imagenet is None:
+            self.load()
+        self.refresh()
+        assert self._embedder is not None and self._imagenet is not None
+        return self._embedder, self._imagenet
+
+    @property
+    def backbone_id(self) -> str:
+        return self._ready()[0].backbone_id
+
+    @property
+    def day_one_version(self) -> str:
+        return self._ready()[1].version
+
+    @property
+    def version(self) -> str:
+        """The champion's name: a trained version, or the day-one model."""
+        self._ready()
+        return f"v{self._champion[0]}" if self._champion else self.day_one_version
+
+    def prepare(self, source: Path | BinaryIO) -> np.ndarray:
+        """Decode (at reduced scale where the format allows) and preprocess one image."""
+        from eyes.ml.preprocess import open_for_model, preprocess
+
+        return preprocess(open_for_model(source))
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return self._ready()[0].embed(batch)
+
+    def suggest(self, embeddings: np.ndarray) -> list[list[Suggestion]]:
+        """The champion's tags for each embedding, best first, each above its threshold."""
+        return self._combine(embeddings, ranked=False)
+
+    def rank(self, embeddings: np.ndarray) -> list[list[Suggestion]]:
+        """Every tag the champion knows for each embedding, best first, no threshold."""
+        return self._combine(embeddings, ranked=True)
+
+    def _combine(self, embeddings: np.ndarray, *, ranked: bool) -> list[list[Suggestion]]:
+        _, imagenet = self._ready()
+        settings = self._ctx.settings
+        top_k = 50 if ranked else settings.max_suggestions
+        words = imagenet.tags(embeddings, threshold=0.0 if ranked else settings.tag_threshold, top_k=top_k)
+        champion = self._champion
+        if champion is None:
+            return [[Suggestion(n, c, imagenet.version) for n, c in tags] for tags in words]
+        version_id, head = champion
+        name = f"v{version_id}"
+        known = set(head.vocabulary)
+        probs = head.probabilities(embeddings)
+        out = []
+        for row, tags in zip(probs, words, strict=True):
+            order = np.argsort(-row)
+            own = [
+                Suggestion(head.vocabulary[j], float(row[j]), name)
+                for j in order
+                if ranked or row[j] >= head.thresholds[j]
+            ]
+            # The trained head speaks for its own tags; the day-one words fill in the rest.
+            extra = [Suggestion(n, c, imagenet.version) for n, c in tags if n not in known]
+            out.append((own + extra)[:top_k] if not ranked else own + extra)
+        return out
+
+    def champion_scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+        """The champion's score for each tag it knows: what the promotion gate compares."""
+        _, imagenet = self._ready()
+        if self._champion is None:
+            return imagenet.word_scores(embeddings), imagenet.words, imagenet.version
+        version_id, head = self._champion
+        return head.probabilities(embeddings), head.vocabulary, f"v{version_id}"

@@ -1,0 +1,84 @@
+"""The learning loop's JSON API: votes, training runs, model versions, 'help Eyes learn'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from eyes.db.models import Photo
+from eyes.db.session import transaction
+from eyes.services import learn, registry, training
+from eyes.services import photos as photo_service
+from eyes.services.labels import vote, vote_counts
+from eyes.services.tags import normalize_tag
+from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
+from eyes.web.schemas import ErrorResponse, PhotoPublic
+
+_errors: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409)
+}
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
+
+
+class VoteCreate(BaseModel):
+    tag: str
+    agrees: bool = Field(description="true: the photo shows this tag; false: it does not")
+
+
+class VoteTally(BaseModel):
+    tag: str
+    agree: int
+    disagree: int
+
+
+@router.post("/photos/{photo_id}/votes", response_model=list[VoteTally], summary="Confirm or reject a tag")
+def cast_vote(photo_id: int, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
+    """One vote per user, photo and tag (a new vote replaces the old). The owner's vote is final."""
+    name = normalize_tag(body.tag, ctx.settings.max_tag_length)
+    photo_service.get_visible_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        vote(session, session.get_one(Photo, photo_id), user, name, body.agrees)
+        tally = vote_counts(session, photo_id)
+    return [VoteTally(tag=t, agree=a, disagree=d) for t, (a, d) in sorted(tally.items())]
+
+
+@router.get("/models", summary="Every model version, newest first")
+def list_models(ctx: ContextDep) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        champion = registry.champion_id(session)
+        versions = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
+    for v in versions:
+        v.pop("history", None)
+    return {"champion": ctx.tagger.version, "items": versions}
+
+
+@router.get("/models/{version}", summary="One model version, with its metrics and training curves")
+def show_model(version: str, ctx: ContextDep) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        v = registry.get_version(session, registry.parse_version(version))
+        return registry.describe(v, registry.champion_id(session))
+
+
+@router.post("/models/train", status_code=202, summary="Start a training run (administrators)")
+def train(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
+    version_id = training.start_run(ctx, admin)
+    return {"version": f"v{version_id}", "stage": "training", "url": f"/api/v1/models/v{version_id}"}
+
+
+@router.post("/models/{version}/promote", summary="Put a version in service (administrators)")
+def promote(version: str, ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
+    registry.promote(ctx, registry.parse_version(version), reason=f"promoted by {admin.username}")
+    return {"champion": version}
+
+
+@router.post("/models/rollback", summary="Put the previous champion back (administrators)")
+def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
+    previous = registry.rollback(ctx)
+    return {"champion": f"v{previous}" if previous else ctx.tagger.day_one_version}
+
+
+@router.get("/learn", response_model=list[PhotoPublic], summary="Photos the model is least sure of")
+def to_learn(ctx: ContextDep, user: UserDep) -> list[PhotoPublic]:
+    return [PhotoPublic.of(p, user) for p in learn.uncertain_photos(ctx, user)]

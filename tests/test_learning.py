@@ -1,0 +1,340 @@
+"""The learning loop: votes, training-grade labels, training, the gate, promotion, re-tagging."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from eyes.app import create_app
+from eyes.config import Settings
+from eyes.context import Context, build_context
+from eyes.db.models import ModelStage, ModelVersion, Photo, PhotoTag, Tag, TagStatus, User
+from eyes.db.session import transaction
+from eyes.jobs.queue import ImmediateQueue
+from eyes.jobs.tasks import run_task
+from eyes.ml.errors import ModelFileError
+from eyes.services import registry, training
+from eyes.services.accounts import create_user
+from eyes.services.importer import import_tree
+from eyes.services.labels import training_labels, vocabulary, vote
+from eyes.services.photos import delete_photo
+from tests.conftest import CALTECH, sign_up
+from tests.test_cli import eyes
+
+pytestmark = pytest.mark.slow
+CLASSES = ["Leopards", "airplanes", "watch"]
+
+
+@pytest.fixture
+def loop_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "min_labels_per_tag": 3,
+            "min_owners_per_tag": 1,
+            "auto_train_after": 0,
+            "min_votes_to_agree": 2,
+        }
+    )
+
+
+def labelled_tree(tmp_path: Path, per_class: int, classes: list[str] = CLASSES) -> Path:
+    tree = tmp_path / "labelled"
+    for cls in classes:
+        (tree / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[:per_class]:
+            (tree / cls / src.name).symlink_to(src)
+    return tree
+
+
+@pytest.fixture
+def ctx(loop_settings: Settings) -> Iterator[Context]:
+    from functools import partial
+
+    context = build_context(loop_settings)
+    context.jobs = ImmediateQueue(partial(run_task, context))
+    with transaction(context.sessions) as session:
+        create_user(session, "owner", "a long password", admin=True)
+    yield context
+    context.close()
+
+
+def stages(ctx: Context) -> dict[int, str]:
+    with ctx.sessions() as session:
+        return {v.id: v.stage.value for v in session.scalars(select(ModelVersion))}
+
+
+def test_votes_make_training_grade_labels_and_owner_wins(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 1, ["watch"]), owner="owner", progress=False)
+    with transaction(ctx.sessions) as session:
+        users = [create_user(session, f"voter{i}", "a long password") for i in range(3)]
+        owner = session.scalars(select(User).where(User.username == "owner")).one()
+        photo = session.scalars(select(Photo)).one()
+        vote(session, photo, users[0], "clock", True)
+        vote(session, photo, users[0], "clock", True)  # one vote per user: no double counting
+    with ctx.sessions() as session:
+        labels = training_labels(session, ctx.settings)
+    assert "clock" not in labels.positives.get(photo.sha256, set()), "one confirmation is not enough"
+
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo.id)
+        vote(session, photo, users[1], "clock", True)
+    with ctx.sessions() as session:
+        assert "clock" in training_labels(session, ctx.settings).positives[photo.sha256]
+
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo.id)
+        vote(session, photo, users[2], "clock", False)
+        vote(session, photo, users[0], "clock", False)  # changes their mind: 1 yes, 2 no
+    with ctx.sessions() as session:
+        assert "clock" not in training_labels(session, ctx.settings).positives[photo.sha256]
+
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo.id)
+        vote(session, photo, owner, "clock", True)  # the owner's decision wins over the votes
+    with ctx.sessions() as session:
+        assert "clock" in training_labels(session, ctx.settings).positives[photo.sha256]
+
+
+def test_vocabulary_needs_enough_photos_from_enough_owners(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 3), owner="owner", tags_from_folders=True, progress=False)
+    with ctx.sessions() as session:
+        labels = training_labels(session, ctx.settings)
+    assert vocabulary(labels, ctx.settings) == ["airplanes", "leopards", "watch"]
+    two_owners = ctx.settings.model_copy(update={"min_owners_per_tag": 2})
+    assert vocabulary(labels, two_owners) == [], "one account cannot teach the model alone"
+
+
+def test_train_promote_retag_and_keep_people_tags(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 12), owner="owner", tags_from_folders=True, progress=False)
+    unlabelled = sorted((CALTECH / "Leopards").iterdir())[-1]  # a leopard nobody has tagged
+    new_photo = import_tree(ctx, unlabelled, owner="owner", progress=False).photo_ids[0]
+    version_id = training.start_run(ctx, None)
+    with ctx.sessions() as session:
+        v = session.get_one(ModelVersion, version_id)
+        info = registry.describe(v, registry.champion_id(session))
+    assert info["stage"] == "champion", info["reason"]
+    assert info["vocabulary"] == ["airplanes", "leopards", "watch"]
+    metrics = info["metrics"]
+    assert metrics["accuracy"] >= 0.8 and 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["map"] <= 1
+    assert set(metrics["per_tag"]) == set(info["vocabulary"])
+    assert len(info["history"]) > 1 and info["history"][-1]["train_loss"] < info["history"][0]["train_loss"]
+    assert len(metrics["confusion"]) == 3
+
+    card = registry.load_card(ctx, version_id)
+    assert card["head_sha256"] == info["head_sha256"] and card["backbone"] == ctx.tagger.backbone_id
+    assert len(card["photo_ids"]) == 36 and set(card["thresholds"]) == set(info["vocabulary"])
+
+    # Every photo was re-tagged by v1; the owner's confirmed folder tags were not touched.
+    with ctx.sessions() as session:
+        rows = session.execute(select(PhotoTag.model_version, PhotoTag.status, PhotoTag.source)).all()
+    assert {r.model_version for r in rows if r.source == "model"} <= {
+        f"v{version_id}",
+        ctx.tagger.day_one_version,
+    }
+    with ctx.sessions() as session:
+        suggested = session.execute(
+            select(PhotoTag.model_version)
+            .join(Tag)
+            .where(PhotoTag.photo_id == new_photo, Tag.name == "leopards")
+        ).scalar_one()
+    assert suggested == f"v{version_id}", "the untagged leopard is re-tagged by the new champion"
+    assert sum(1 for r in rows if r.status == TagStatus.CONFIRMED) == 36
+    assert ctx.tagger.version == f"v{version_id}"
+
+
+def test_gate_rejects_a_candidate_that_does_not_beat_the_champion(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    first = training.start_run(ctx, None)
+    assert stages(ctx)[first] == "champion"
+    ctx.settings = ctx.settings.model_copy(update={"promotion_margin": -0.5})  # must win by 50 points
+    second = training.start_run(ctx, None)
+    assert stages(ctx) == {first: "champion", second: "rejected"}
+    with ctx.sessions() as session:
+        reason = session.get_one(ModelVersion, second).reason
+    assert "rejected" in reason and "champion" in reason
+
+
+def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    first = training.start_run(ctx, None)
+    with ctx.sessions() as session:
+        labels = training_labels(session, ctx.settings)
+    data = training.build_dataset(ctx, labels, vocabulary(labels, ctx.settings))
+    good = registry.load_head(ctx, registry.get_version(ctx.sessions(), first))
+    bad = registry.load_head(ctx, registry.get_version(ctx.sessions(), first))
+    bad.weight = np.random.default_rng(1).normal(size=bad.weight.shape).astype(np.float32)
+    verdict = training.compare_with_champion(ctx, bad, data)
+    assert verdict["promote"] is False and verdict["candidate_accuracy"] < verdict["champion_accuracy"]
+    assert training.compare_with_champion(ctx, good, data)["promote"] is True
+
+
+def test_a_crashed_run_leaves_the_champion_and_nothing_usable(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    first = training.start_run(ctx, None)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise MemoryError("killed in the middle")
+
+    monkeypatch.setattr(training, "train_head", crash)
+    second = training.start_run(ctx, None)
+    assert stages(ctx) == {first: "champion", second: "failed"}
+    with pytest.raises(ModelFileError):
+        registry.promote(ctx, second)
+    assert ctx.tagger.version == f"v{first}"
+
+
+def test_a_killed_worker_run_is_failed_by_the_sweep(ctx: Context) -> None:
+    """A process killed mid-run leaves a 'training' row that stops beating; the sweep fails it
+    and a new run can start."""
+    ctx.jobs = None
+    stale = training.start_run(ctx, None)  # queued, but no worker will ever run it
+    ctx.settings = ctx.settings.model_copy(update={"training_timeout_s": 0})
+    training.fail_stale_runs(ctx)
+    assert stages(ctx)[stale] == "failed"
+    with ctx.sessions() as session:
+        assert registry.champion_id(session) is None
+
+
+def test_corrupt_version_file_is_refused(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    first = training.start_run(ctx, None)
+    ctx.blobs.put_bytes(registry.head_key(first), b"garbage")
+    with pytest.raises(ModelFileError) as err:
+        registry.promote(ctx, first)
+    assert "checksum" in str(err.value) and registry.head_key(first) in str(err.value)
+
+
+def test_two_promotions_at_once_leave_exactly_one_champion(ctx: Context, tmp_path: Path) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    ctx.settings = ctx.settings.model_copy(update={"promotion_margin": -1.0})
+    ids = [training.start_run(ctx, None) for _ in range(3)]  # all rejected: candidates to promote
+    ctx.jobs = None
+    barrier = threading.Barrier(2)
+
+    def promote(version_id: int) -> None:
+        barrier.wait()
+        registry.promote(ctx, version_id)
+
+    for _ in range(3):
+        threads = [threading.Thread(target=promote, args=(v,)) for v in ids[:2]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with ctx.sessions() as session:
+            champions = session.scalar(select(func.count()).where(ModelVersion.stage == ModelStage.CHAMPION))
+            serving = registry.champion_id(session)
+        assert champions == 1 and serving in ids[:2] and stages(ctx)[serving] == "champion"
+        ids[:2] = ids[1::-1]
+
+
+def test_deleting_a_photo_during_training_does_not_break_the_run(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    real = training.train_head
+    with ctx.sessions() as session:
+        owner = session.scalars(select(User)).first()
+        victims = list(session.scalars(select(Photo.id).limit(3)))
+
+    def train_while_deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for photo_id in victims:
+            delete_photo(ctx, photo_id, owner)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_head", train_while_deleting)
+    version_id = training.start_run(ctx, None)
+    assert stages(ctx)[version_id] == "champion"
+
+
+def test_a_second_server_uses_the_new_champion_without_restart(
+    loop_settings: Settings, tmp_path: Path
+) -> None:
+    fast = loop_settings.model_copy(update={"model_refresh_s": 0.2})
+    with (
+        TestClient(create_app(fast), base_url="http://127.0.0.1") as one,
+        TestClient(create_app(fast), base_url="http://127.0.0.1") as two,
+    ):
+        sign_up(one, "admin1")
+        day_one = two.app.state.ctx.tagger.version  # type: ignore[attr-defined]
+        ctx1: Context = one.app.state.ctx  # type: ignore[attr-defined]
+        import_tree(ctx1, labelled_tree(tmp_path, 10), owner="admin1", tags_from_folders=True, progress=False)
+        started = one.post("/api/v1/models/train")
+        assert started.status_code == 202
+        name = started.json()["version"]
+        ctx1.jobs.wait_idle(120)  # type: ignore[union-attr]
+        assert one.get(f"/api/v1/models/{name}").json()["stage"] == "champion"
+        leopard = min((CALTECH / "Leopards").iterdir()).read_bytes()
+        sign_up(two, "visitor")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            body = two.post("/api/v1/classify", files={"file": ("l.jpg", leopard, "image/jpeg")}).json()
+            if body["model_version"] == name:
+                break
+            time.sleep(0.2)
+        assert body["model_version"] == name and day_one != name
+        assert body["tags"][0]["name"] == "leopards"
+
+
+def test_dashboard_and_help_pages(loop_settings: Settings, tmp_path: Path) -> None:
+    with TestClient(create_app(loop_settings), base_url="http://127.0.0.1") as client:
+        sign_up(client, "boss")
+        ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
+        import_tree(ctx, labelled_tree(tmp_path, 10), owner="boss", tags_from_folders=True, progress=False)
+        untagged = tmp_path / "untagged"
+        untagged.mkdir()
+        for src in sorted((CALTECH / "starfish").iterdir())[:3]:
+            (untagged / src.name).symlink_to(src)
+        import_tree(ctx, untagged, owner="boss", progress=False)
+        client.post("/models/train")
+        ctx.jobs.wait_idle(120)  # type: ignore[union-attr]
+        page = client.get("/models").text
+        assert "v1" in page and "champion" in page and "<svg" in page
+        detail = client.get("/models/v1").text
+        assert detail.count("<svg") >= 4, "loss, accuracy, per-tag and confusion charts"
+        assert "promoted" in detail
+
+        client.cookies.clear()
+        sign_up(client, "helper")
+        learn = client.get("/learn").text
+        ids = [int(x) for x in __import__("re").findall(r'data-photo-id="(\d+)"', learn)]
+        assert ids, "uncertain photos are offered"
+        res = client.post(
+            f"/learn/{ids[0]}", data={"choice": "other", "other": "spots"}, follow_redirects=False
+        )
+        assert res.status_code == 303
+        assert ids[0] not in [
+            int(x) for x in __import__("re").findall(r'data-photo-id="(\d+)"', client.get("/learn").text)
+        ]
+        votes = client.post(f"/api/v1/photos/{ids[0]}/votes", json={"tag": "spots", "agrees": False}).json()
+        assert votes == [{"tag": "spots", "agree": 0, "disagree": 1}]
+
+
+def test_cli_train_and_models(loop_settings: Settings, tmp_path: Path) -> None:
+    env_settings = loop_settings
+    tree = labelled_tree(tmp_path, 10)
+    eyes(env_settings, "users", "create", "cli", stdin="a long password\n")
+    extra = ["--owner", "cli", "--tags-from-folders"]
+    assert eyes(env_settings, "import", str(tree), *extra).returncode == 0
+    res = eyes(env_settings, "train", "--wait", "--json", env={"EYES_MIN_OWNERS_PER_TAG": "1"})
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["version"] == "v1" and info["stage"] == "champion"
+    listed = eyes(env_settings, "models", "list", "--json")
+    assert json.loads(listed.stdout)["champion"] == "v1"
+    back = eyes(env_settings, "models", "rollback")
+    assert back.returncode == 0 and "imagenet" in back.stdout
+    again = eyes(env_settings, "models", "promote", "v1")
+    assert again.returncode == 0
+    bad = eyes(env_settings, "models", "show", "v99")
+    assert bad.returncode == 1 and "no model v99" in bad.stderr
