@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -199,12 +200,23 @@ class ModelVersion(Base):
     """A trained head. Its files (weights and card) live in the blob store, checksummed."""
 
     __tablename__ = "model_versions"
+    __table_args__ = (
+        # One run at a time, enforced by the database itself, however many servers start runs.
+        Index(
+            "uq_model_versions_one_training",
+            "stage",
+            unique=True,
+            sqlite_where=text("stage = 'training'"),
+            postgresql_where=text("stage = 'training'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stage: Mapped[ModelStage] = mapped_column(_enum(ModelStage), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(100))  # who claimed the run: one worker only
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual, automatic
     parent: Mapped[str | None] = mapped_column(String(64))  # the champion when it was trained

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
 from eyes.db.models import ModelStage, ModelVersion, User
@@ -99,7 +103,10 @@ def start_run(ctx: Context, user: User | None, trigger: str = "manual") -> int:
             n_labels_at_start=n_labels,
         )
         session.add(version)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # another server started one a moment ago
+            raise Conflict("a training run is already under way; wait for it to finish") from None
         version_id = version.id
     if ctx.jobs is not None:
         ctx.jobs.enqueue("train", version_id)
@@ -124,10 +131,9 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     """Train, evaluate, store and judge version `version_id`. Idempotent: only a run still
     marked `training` is worked on."""
     config = config or TrainConfig(target_precision=ctx.settings.target_precision)
+    if not _claim(ctx, version_id):
+        return  # another worker has it, or it is over: a duplicate message is harmless
     with ctx.sessions() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is None or version.stage != ModelStage.TRAINING:
-            return
         parent = registry.champion_id(session)
     try:
         started = time.perf_counter()
@@ -163,12 +169,13 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     except Exception as exc:
         reason = exc.message if isinstance(exc, EyesError) else f"{type(exc).__name__}: {exc}"
         log.warning("training run v%s failed: %s", version_id, reason)
-        _finish(ctx, version_id, ModelStage.FAILED, reason=reason)
+        _finish(ctx, version_id, ModelStage.FAILED, after=ModelStage.TRAINING, reason=reason)
         return
     _finish(
         ctx,
         version_id,
         ModelStage.CANDIDATE,
+        after=ModelStage.TRAINING,
         head_sha256=head_sha,
         backbone=ctx.tagger.backbone_id,
         parent=f"v{parent}" if parent else ctx.tagger.day_one_version,
@@ -177,7 +184,23 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     if comparison["promote"]:
         registry.promote(ctx, version_id, reason=comparison["reason"])
     else:
-        _finish(ctx, version_id, ModelStage.REJECTED, reason=comparison["reason"])
+        _finish(ctx, version_id, ModelStage.REJECTED, after=ModelStage.CANDIDATE, reason=comparison["reason"])
+
+
+def _claim(ctx: Context, version_id: int) -> bool:
+    """Take the run for this worker, atomically: exactly one worker trains each version."""
+    me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    with transaction(ctx.sessions) as session:
+        claimed = session.execute(
+            update(ModelVersion)
+            .where(
+                ModelVersion.id == version_id,
+                ModelVersion.stage == ModelStage.TRAINING,
+                ModelVersion.worker.is_(None),
+            )
+            .values(worker=me, heartbeat_at=datetime.now(UTC))
+        ).rowcount
+    return claimed == 1
 
 
 def _heartbeat(ctx: Context, version_id: int) -> None:
@@ -187,11 +210,13 @@ def _heartbeat(ctx: Context, version_id: int) -> None:
         )
 
 
-def _finish(ctx: Context, version_id: int, stage: ModelStage, **values: Any) -> None:
+def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelStage, **values: Any) -> None:
+    """Move the run from `after` to `stage`; a run that was moved meanwhile (failed as stale,
+    say) is left as it is."""
     with transaction(ctx.sessions) as session:
         session.execute(
             update(ModelVersion)
-            .where(ModelVersion.id == version_id)
+            .where(ModelVersion.id == version_id, ModelVersion.stage == after)
             .values(stage=stage, finished_at=datetime.now(UTC), **values)
         )
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("worker", sa.String(length=100), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("trigger", sa.String(length=20), nullable=False),
         sa.Column("parent", sa.String(length=64), nullable=True),
@@ -50,6 +51,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_model_versions_stage"), ["stage"], unique=False)
+        batch_op.create_index(
+            "uq_model_versions_one_training",
+            ["stage"],
+            unique=True,
+            sqlite_where=sa.text("stage = 'training'"),
+            postgresql_where=sa.text("stage = 'training'"),
+        )
 
     op.create_table(
         "serving",
