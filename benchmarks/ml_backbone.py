@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,18 @@ from eyes.ml.embedder import Embedder, default_threads
 from eyes.ml.preprocess import open_for_model, preprocess
 
 
-def timed_ms(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of `fn` in milliseconds, after one warm-up call."""
+def timed_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median and best wall time of `fn` in milliseconds, after one warm-up call.
+
+    The best is what the code costs on an idle machine; the median shows contention.
+    """
     fn()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def jpeg_bytes(width: int, height: int) -> bytes:
@@ -47,11 +51,15 @@ def jpeg_bytes(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def decode_and_preprocess(encoded: bytes) -> np.ndarray:
+    return preprocess(open_for_model(io.BytesIO(encoded)))
+
+
 def bench_preprocess() -> None:
     for label, (w, h) in {"224 px JPEG": (224, 224), "12 MP JPEG (4000x3000)": (4000, 3000)}.items():
         encoded = jpeg_bytes(w, h)
-        ms = timed_ms(lambda e=encoded: preprocess(open_for_model(io.BytesIO(e))), repeat=20)
-        print(f"decode + preprocess, {label}: {ms:.1f} ms")
+        median, best = timed_ms(partial(decode_and_preprocess, encoded), repeat=20)
+        print(f"decode + preprocess, {label}: median {median:.1f} ms, best {best:.1f} ms")
         if w > 1000:
 
             def full_decode(e: bytes = encoded) -> np.ndarray:
@@ -59,16 +67,21 @@ def bench_preprocess() -> None:
                 img.load()
                 return preprocess(img)
 
-            print(f"  same without JPEG draft mode: {timed_ms(full_decode, repeat=5):.1f} ms")
+            median, best = timed_ms(full_decode, repeat=5)
+            print(f"  same without JPEG draft mode: median {median:.1f} ms, best {best:.1f} ms")
 
 
 def bench_embedder(models_dir: Path, threads: int) -> None:
-    embedder = Embedder(models_dir / "efficientnet-lite0.onnx", threads=threads)
     rng = np.random.default_rng(0)
     for n in (1, 4, 16):
+        # batch_size=n: the n images go through onnxruntime in a single run.
+        embedder = Embedder(models_dir / "efficientnet-lite0.onnx", threads=threads, batch_size=n)
         batch = rng.uniform(-1, 1, (n, 3, 224, 224)).astype(np.float32)
-        ms = timed_ms(lambda b=batch: embedder.embed(b), repeat=30 if n == 1 else 8)
-        print(f"onnxruntime, {threads} threads, batch {n:2d}: {ms / n:.1f} ms per image")
+        median, best = timed_ms(partial(embedder.embed, batch), repeat=30 if n == 1 else 8)
+        print(
+            f"onnxruntime, {threads} threads, {n:2d} images per run: "
+            f"median {median / n:.1f}, best {best / n:.1f} ms per image"
+        )
 
 
 def main() -> None:

@@ -383,7 +383,12 @@ def bench() -> None:
 @click.option(
     "--label-share", default=1.0, show_default=True, help="Share of arriving photos that get a label."
 )
-@click.option("--noise", default=0.0, show_default=True, help="Share of labels that are wrong.")
+@click.option(
+    "--noise",
+    default="0",
+    show_default=True,
+    help="Share of labels that are wrong; several (0,0.1) draw one curve each.",
+)
 @click.option("--held-out", default=20, show_default=True, help="Held-out photos per class (never uploaded).")
 @click.option("--seed", default=0, show_default=True)
 @click.option(
@@ -410,15 +415,20 @@ def bench_learn(
 
     try:
         steps = tuple(int(x) for x in schedule.split(","))
+        noises = [float(x) for x in noise.split(",")]
     except ValueError:
-        raise click.BadParameter("--schedule is a list of whole numbers, e.g. 2,5,10,20") from None
-    community = Community(users, steps, label_share, noise, held_out, seed)
+        raise click.BadParameter("--schedule takes whole numbers (2,5,10), --noise shares (0,0.1)") from None
     say = (lambda _: None) if as_json else (lambda m: click.echo(m, err=True))
-    curve = simulate(dataset, community, say=say)
+    curves = {}
+    for rate in noises:
+        say(f"-- {rate:.0%} wrong labels")
+        community = Community(users, steps, label_share, rate, held_out, seed)
+        curves[f"{rate:.0%} wrong labels"] = simulate(dataset, community, say=say)
+    result = {label: curve.as_dict() for label, curve in curves.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.json").write_text(json.dumps(curve.as_dict(), indent=2))
-    plot({f"{noise:.0%} wrong labels": curve}, Path(f"{out}.png"))
+    Path(f"{out}.json").write_text(json.dumps(result, indent=2))
+    plot(curves, Path(f"{out}.png"))
     if as_json:
-        _print_json(curve.as_dict())
+        _print_json(result)
     else:
         click.echo(f"wrote {out}.json and {out}.png")

@@ -119,7 +119,7 @@ def simulate(
                     tags = (label,) if rng.random() < community.label_share else ()
                     owner = users[(uploaded[name] + k) % len(users)]
                     draft = PhotoDraft(filename=path.name, visibility=Visibility.PUBLIC, tags=tags)
-                    ids.append(upload_photo(ctx, owner, path, draft).photo.id)
+                    ids.append(upload_photo(ctx, owner, path, draft).photo_id)
                     labels += len(tags)
                 tag_photos(ctx, ids)
                 uploaded[name] += len(arriving)

@@ -160,7 +160,8 @@ def calibrate_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: flo
         if len(reaching):
             thresholds[j] = p_sorted[reaching.max()]
         else:
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
             thresholds[j] = p_sorted[int(f1.argmax())]
     return thresholds
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +14,14 @@ from eyes.context import Context
 from eyes.db.models import User, Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import PhotoDraft, upload_photo
+from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
 
 # Which files are candidates; each is still decoded before it is accepted.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 TAG_BATCH = 64
+STORE_THREADS = 2
 
 
 @dataclass
@@ -80,29 +82,39 @@ def import_tree(
     files = find_images(root)
     report = ImportReport()
     started = time.perf_counter()
-    for path in tqdm(files, desc="importing", unit="photo", disable=not progress):
+
+    def store(path: Path) -> tuple[str, Uploaded | str]:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
             draft = PhotoDraft(filename=path.name, visibility=Visibility(visibility), tags=tags)
-            result = upload_photo(ctx, user.id, path, draft)
+            return shown, upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:
-            report.rejected.append((shown, exc.message))
-            continue
-        report.photo_ids.append(result.photo.id)
-        if result.created:
-            report.imported += 1
-        else:
-            report.existing += 1
-    # Tag in batches here rather than one job per photo: the network runs far faster on batches.
-    # (tag_photos skips photos already tagged, so a re-import costs nothing here either.)
-    to_tag = report.photo_ids
-    with tqdm(total=len(to_tag), desc="tagging", unit="photo", disable=not progress or not to_tag) as bar:
-        for start in range(0, len(to_tag), TAG_BATCH):
-            chunk = to_tag[start : start + TAG_BATCH]
-            tag_photos(ctx, chunk)
-            bar.update(len(chunk))
+            return shown, exc.message
+
+    untagged: list[int] = []
+    # Two threads store (decoding and thumbnails release the GIL) while this one runs the network
+    # on what they have stored, a batch at a time.
+    with (
+        ThreadPoolExecutor(max_workers=STORE_THREADS) as pool,
+        tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
+    ):
+        for shown, result in pool.map(store, files):
+            bar.update(1)
+            if isinstance(result, str):
+                report.rejected.append((shown, result))
+                continue
+            report.photo_ids.append(result.photo_id)
+            if result.created:
+                report.imported += 1
+                untagged.append(result.photo_id)
+            else:
+                report.existing += 1
+            if len(untagged) >= TAG_BATCH:
+                tag_photos(ctx, untagged)
+                untagged = []
+        tag_photos(ctx, untagged)
     report.seconds = time.perf_counter() - started
     return report

@@ -53,7 +53,7 @@ class PhotoDraft:
 
 @dataclass
 class Uploaded:
-    photo: Photo
+    photo_id: int
     created: bool  # False: the owner already had these bytes, nothing new was stored
 
 
@@ -127,13 +127,12 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
         raise
     if ctx.jobs is not None:
         ctx.jobs.enqueue("tag_photo", photo.id)
-    return Uploaded(get_photo(ctx, photo.id), created=True)
+    return Uploaded(photo.id, created=True)
 
 
-def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> Photo | None:
+def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
     with ctx.sessions() as session:
-        photo_id = session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
-    return get_photo(ctx, photo_id) if photo_id is not None else None
+        return session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
 
 
 def _store_blobs(ctx: Context, sha256: str, path: Path, decoded: DecodedImage) -> list[str]:

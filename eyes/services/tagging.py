@@ -18,7 +18,7 @@ from eyes.services.tagger import Suggestion
 from eyes.services.tags import get_or_create_tag
 
 log = logging.getLogger(__name__)
-BATCH = 16
+BATCH = 64
 RETAG_CHUNK = 2000
 
 
@@ -52,18 +52,24 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
         ready = [(pid, sha) for pid, sha in rows if sha in vectors]
         suggestions = tagger.suggest(np.stack([vectors[sha] for _, sha in ready])) if ready else []
         with transaction(ctx.sessions) as session:
-            names = TagIds(session)
-            for (photo_id, _), tags in zip(ready, suggestions, strict=True):
-                photo = session.get(Photo, photo_id)
-                if photo is None:  # deleted meanwhile
-                    continue
-                replace_suggestions(session, [photo_id], {photo_id: tags}, names)
-                photo.tagging = TaggingState.DONE
-                photo.tagging_error = ""
-            for photo_id, sha in rows:
-                if sha in failures and (photo := session.get(Photo, photo_id)) is not None:
-                    photo.tagging = TaggingState.UNTAGGABLE
-                    photo.tagging_error = failures[sha]
+            # Only photos still there and still pending (a photo deleted meanwhile is skipped).
+            alive = set(
+                session.scalars(
+                    select(Photo.id).where(
+                        Photo.id.in_([pid for pid, _ in rows]), Photo.tagging == TaggingState.PENDING
+                    )
+                )
+            )
+            done = [pid for pid, _ in ready if pid in alive]
+            by_photo = {pid: tags for (pid, _), tags in zip(ready, suggestions, strict=True)}
+            replace_suggestions(session, done, by_photo, TagIds(session))
+            states = [{"id": pid, "tagging": TaggingState.DONE, "tagging_error": ""} for pid in done] + [
+                {"id": pid, "tagging": TaggingState.UNTAGGABLE, "tagging_error": failures[sha]}
+                for pid, sha in rows
+                if sha in failures and pid in alive
+            ]
+            if states:
+                session.execute(update(Photo), states)
 
 
 def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -130,6 +136,8 @@ def replace_suggestions(
     """Replace these photos' open model suggestions with new ones, in bulk.
 
     Tags a person set, confirmed or rejected are never touched, and never suggested again."""
+    if not photo_ids:
+        return
     session.execute(
         delete(PhotoTag).where(
             PhotoTag.photo_id.in_(photo_ids),

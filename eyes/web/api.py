@@ -86,8 +86,8 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
         result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, files[0].path, draft)
     if not result.created:
         response.status_code = 200
-    response.headers["Location"] = f"/api/v1/photos/{result.photo.id}"
-    return PhotoPublic.of(result.photo, user)
+    response.headers["Location"] = f"/api/v1/photos/{result.photo_id}"
+    return PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
 
 
 @router.get("/photos", response_model=PhotoList, summary="List photos, newest first")
