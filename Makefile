@@ -30,8 +30,11 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The whole suite on SQLite, then again on PostgreSQL (a fresh database per test).
+POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 test: install chromium
 	$(BIN)/python -m pytest
+	EYES_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -m "not browser" --ignore=tests/ml --ignore=tests/scaleout -p no:cacheprovider
 
 # Without the browser and the slow tests: for a quick loop while editing.
 test-fast: install

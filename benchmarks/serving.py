@@ -66,13 +66,13 @@ def eyes_cmd(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedPro
     )
 
 
-def make_token(home: Path) -> str:
+def make_token(home: Path, database_url: str = "") -> str:
     from eyes.config import get_settings
     from eyes.context import build_context
     from eyes.db.session import transaction
     from eyes.services.accounts import create_token, get_user_by_name
 
-    ctx = build_context(get_settings(home=home))
+    ctx = build_context(get_settings(home=home, database_url=database_url))
     with transaction(ctx.sessions) as session:
         _, secret = create_token(session, get_user_by_name(session, "bench"), "bench")
     ctx.close()

@@ -23,8 +23,14 @@ from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
 STATIC = Path(__file__).parent / "web" / "static"
 
 
-def start_workers(ctx: Context) -> Sweeper:
-    """The embedded default: background work on a thread pool in this process."""
+def start_workers(ctx: Context) -> Sweeper | None:
+    """The embedded default: background work on a thread pool in this process, with the sweep.
+    With a broker, work goes to Celery and the workers (`eyes worker`) sweep."""
+    if ctx.settings.broker_url:
+        from eyes.jobs.celery_queue import CeleryQueue, make_celery
+
+        ctx.jobs = CeleryQueue(make_celery(ctx.settings))
+        return None
     ctx.jobs = InProcessQueue(partial(run_task, ctx), ctx.settings.worker_threads)
     sweeper = Sweeper(partial(sweep, ctx), ctx.settings.sweep_interval_s)
     sweeper.start()
@@ -42,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            sweeper.stop()
+            if sweeper is not None:
+                sweeper.stop()
             ctx.close()
 
     app = FastAPI(

@@ -52,6 +52,52 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
 
 
+@main.command()
+@click.option("--queues", default="tag,train", show_default=True, help="Queues to take work from.")
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Tasks at once.")
+def worker(queues: str, concurrency: int) -> None:
+    """Run a Celery worker for background work (needs EYES_BROKER_URL).
+
+    A training worker on a GPU machine runs `eyes worker --queues train`."""
+    from functools import partial
+
+    from eyes.context import build_context
+    from eyes.jobs.celery_queue import CeleryQueue, make_celery
+    from eyes.jobs.queue import Sweeper
+    from eyes.jobs.tasks import run_task, sweep
+
+    settings = _settings()
+    if not settings.broker_url:
+        raise click.UsageError("set EYES_BROKER_URL (redis://... or amqp://...) to run workers")
+    ctx = build_context(settings)
+    app = make_celery(settings, run=partial(run_task, ctx))
+    ctx.jobs = CeleryQueue(app)
+    ctx.tagger.load()  # a broken model file stops the worker at start, with its path and fix
+    # The database is the truth about work: each worker re-reads it for pending work, so a lost
+    # message or a dead worker is repaired.
+    sweeper = Sweeper(partial(sweep, ctx), settings.sweep_interval_s)
+    sweeper.start()
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--queues",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "threads",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        sweeper.stop()
+        ctx.close()
+
+
 @main.group()
 def users() -> None:
     """Manage accounts."""

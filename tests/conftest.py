@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from eyes.app import create_app
 from eyes.config import Settings, get_settings
@@ -40,14 +42,34 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def database_url() -> Iterator[str]:
+    """Empty (SQLite in the data folder), or a fresh PostgreSQL database for this test when
+    EYES_TEST_DATABASE_URL names a server: `make test` runs the suite both ways."""
+    server = os.environ.get("EYES_TEST_DATABASE_URL", "")
+    if not server:
+        yield ""
+        return
+    name = f"eyes_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{server.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, models_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     home = tmp_path / "home"
     home.mkdir()
     (home / "models").symlink_to(models_dir, target_is_directory=True)
-    for key in list(__import__("os").environ):
-        if key.startswith("EYES_"):
+    for key in list(os.environ):
+        if key.startswith("EYES_") and key != "EYES_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
-    return get_settings(home=home, sweep_interval_s=0.5)
+    return get_settings(home=home, sweep_interval_s=0.5, database_url=database_url)
 
 
 @pytest.fixture

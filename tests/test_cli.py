@@ -19,6 +19,8 @@ def eyes(
     """Run `eyes ARGS` as a user would, on the test's data folder (plus any EYES_ variables)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EYES_")}, **(env or {})}
     env["EYES_HOME"] = str(settings.home)
+    if settings.database_url:
+        env["EYES_DATABASE_URL"] = settings.database_url
     return subprocess.run(
         [sys.executable, "-m", "eyes", *args],
         input=stdin,
