@@ -34,8 +34,8 @@ MIX = [("upload", 0.15), ("feed", 0.35), ("search", 0.3), ("classify", 0.2)]
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "wb")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", "eyes", *cmd], env=env, stdout=out, stderr=out)
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "eyes", *cmd], env=env, stdout=out, stderr=out)
 
 
 def wait_healthy(base: str) -> None:

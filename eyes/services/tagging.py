@@ -7,15 +7,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
+from eyes.db.models import Embedding, Photo, PhotoTag, Tag, TaggingState, TagSource, TagStatus
 from eyes.db.session import insert_ignoring_duplicates, transaction
 from eyes.services.photos import original_key
 from eyes.services.tagger import Suggestion
-from eyes.services.tags import get_or_create_tag
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -53,16 +52,18 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
         suggestions = tagger.suggest(np.stack([vectors[sha] for _, sha in ready])) if ready else []
         with transaction(ctx.sessions) as session:
             # Only photos still there and still pending (a photo deleted meanwhile is skipped).
+            # Row locks (PostgreSQL): a second job for the same photo waits here, then finds it done.
             alive = set(
                 session.scalars(
-                    select(Photo.id).where(
-                        Photo.id.in_([pid for pid, _ in rows]), Photo.tagging == TaggingState.PENDING
-                    )
+                    select(Photo.id)
+                    .where(Photo.id.in_([pid for pid, _ in rows]), Photo.tagging == TaggingState.PENDING)
+                    .order_by(Photo.id)
+                    .with_for_update()
                 )
             )
             done = [pid for pid, _ in ready if pid in alive]
             by_photo = {pid: tags for (pid, _), tags in zip(ready, suggestions, strict=True)}
-            replace_suggestions(session, done, by_photo, TagIds(session))
+            replace_suggestions(session, done, by_photo)
             states = [{"id": pid, "tagging": TaggingState.DONE, "tagging_error": ""} for pid in done] + [
                 {"id": pid, "tagging": TaggingState.UNTAGGABLE, "tagging_error": failures[sha]}
                 for pid, sha in rows
@@ -114,24 +115,21 @@ def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray]
     return vectors, failures
 
 
-class TagIds:
-    """Tag ids by name within one transaction, creating tags on first use."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.ids: dict[str, int] = {}
-
-    def __call__(self, name: str) -> int:
-        if name not in self.ids:
-            self.ids[name] = get_or_create_tag(self.session, name).id
-        return self.ids[name]
+def tag_ids(session: Session, names: set[str]) -> dict[str, int]:
+    """Ids of these tags, creating the missing ones. Inserted in sorted order and ignoring
+    duplicates, so concurrent writers wait for each other instead of deadlocking."""
+    if not names:
+        return {}
+    insert_ignoring_duplicates(session, Tag.__table__, [{"name": n} for n in sorted(names)])
+    return {
+        name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))
+    }
 
 
 def replace_suggestions(
     session: Session,
     photo_ids: list[int],
     suggestions: dict[int, list[Suggestion]],
-    tag_ids: TagIds,
 ) -> None:
     """Replace these photos' open model suggestions with new ones, in bulk.
 
@@ -151,6 +149,7 @@ def replace_suggestions(
             select(PhotoTag.photo_id, PhotoTag.tag_id).where(PhotoTag.photo_id.in_(photo_ids))
         )
     }
+    ids = tag_ids(session, {s.name for pid in photo_ids for s in suggestions.get(pid, [])})
     now = datetime.now(UTC)
     rows = []
     uncertainty = []
@@ -158,7 +157,7 @@ def replace_suggestions(
         tags = suggestions.get(photo_id, [])
         uncertainty.append({"id": photo_id, "uncertainty": 1.0 - (tags[0].confidence if tags else 0.0)})
         for s in tags:
-            tag_id = tag_ids(s.name)
+            tag_id = ids[s.name]
             if (photo_id, tag_id) in decided:
                 continue
             decided.add((photo_id, tag_id))
@@ -174,8 +173,7 @@ def replace_suggestions(
                     "updated_at": now,
                 }
             )
-    if rows:
-        session.execute(insert(PhotoTag), rows)
+    insert_ignoring_duplicates(session, PhotoTag.__table__, rows)
     session.execute(update(Photo), uncertainty)  # bulk update by primary key
 
 
@@ -210,9 +208,10 @@ def retag_all(ctx: Context) -> int:
         by_sha = dict(zip(shas, tagger.suggest(vectors), strict=True))
         with transaction(ctx.sessions) as session:
             photos = session.execute(
-                select(Photo.id, Photo.sha256).where(
-                    Photo.sha256.in_(shas), Photo.tagging == TaggingState.DONE
-                )
+                select(Photo.id, Photo.sha256)
+                .where(Photo.sha256.in_(shas), Photo.tagging == TaggingState.DONE)
+                .order_by(Photo.id)
+                .with_for_update()
             ).all()
             if not photos:
                 continue
@@ -220,7 +219,6 @@ def retag_all(ctx: Context) -> int:
                 session,
                 [pid for pid, _ in photos],
                 {pid: by_sha[sha] for pid, sha in photos},
-                TagIds(session),
             )
         done += len(photos)
     return done

@@ -6,10 +6,10 @@ import re
 import unicodedata
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eyes.db.models import Photo, PhotoTag, Tag, TagSource, TagStatus, User
+from eyes.db.session import insert_ignoring_duplicates
 from eyes.errors import BadRequest, Forbidden, NotFound
 
 _SPACES = re.compile(r"\s+")
@@ -42,16 +42,9 @@ def parse_tag_list(raw: str, max_length: int) -> list[str]:
 
 
 def get_or_create_tag(session: Session, name: str) -> Tag:
-    tag = session.scalar(select(Tag).where(Tag.name == name))
-    if tag is not None:
-        return tag
-    try:
-        with session.begin_nested():
-            tag = Tag(name=name)
-            session.add(tag)
-    except IntegrityError:  # another request made it first
-        tag = session.scalars(select(Tag).where(Tag.name == name)).one()
-    return tag
+    # Insert-or-ignore rather than read-then-insert: safe when two requests create the same tag.
+    insert_ignoring_duplicates(session, Tag.__table__, [{"name": name}])
+    return session.scalars(select(Tag).where(Tag.name == name)).one()
 
 
 def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> PhotoTag:

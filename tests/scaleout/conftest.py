@@ -73,10 +73,11 @@ def start_worker(
     full["EYES_HOME"] = str(settings.home)
     if settings.database_url:
         full["EYES_DATABASE_URL"] = settings.database_url
-    log = open(Path(settings.home) / f"worker-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "eyes", "worker", "--queues", queues], env=full, stdout=log, stderr=log
-    )
+    # The child keeps its own copy of the log's descriptor; ours is closed at once.
+    with open(Path(settings.home) / f"worker-{uuid.uuid4().hex[:6]}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "eyes", "worker", "--queues", queues], env=full, stdout=log, stderr=log
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

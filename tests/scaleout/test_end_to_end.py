@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
     full.update(env, EYES_HOME=str(home), EYES_PORT=str(port))
-    log = open(home / f"serve-{port}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "eyes", "serve"], env=full, stdout=log, stderr=log)
+    with open(home / f"serve-{port}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "eyes", "serve"], env=full, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -64,6 +65,7 @@ def test_two_servers_one_worker_on_real_engines(
     first, url1 = serve(homes[0], env)
     second, url2 = serve(homes[1], env)
     worker = start_worker(get_settings(home=homes[0], database_url=postgres_url), env)
+    stack = ExitStack()
     try:
         ctx = build_context(get_settings(home=homes[0], database_url=postgres_url, storage_url=s3_server))
         with transaction(ctx.sessions) as session:
@@ -71,8 +73,8 @@ def test_two_servers_one_worker_on_real_engines(
             _, token = create_token(session, user, "e2e")
         ctx.close()
         auth = {"Authorization": f"Bearer {token}"}
-        one = httpx.Client(base_url=url1, headers=auth, timeout=60)
-        two = httpx.Client(base_url=url2, headers=auth, timeout=60)
+        one = stack.enter_context(httpx.Client(base_url=url1, headers=auth, timeout=60))
+        two = stack.enter_context(httpx.Client(base_url=url2, headers=auth, timeout=60))
 
         leopard = min((CALTECH / "Leopards").iterdir())
         photo = one.post(
@@ -113,5 +115,6 @@ def test_two_servers_one_worker_on_real_engines(
         wait_until(classified_by_new_champion, timeout=30)
         assert before["model_version"] != version
     finally:
+        stack.close()
         for process in (worker, first, second):
             stop(process)
