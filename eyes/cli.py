@@ -450,7 +450,7 @@ def bench_learn(
     users: int,
     schedule: str,
     label_share: float,
-    noise: float,
+    noise: str,
     held_out: int,
     seed: int,
     out: Path,

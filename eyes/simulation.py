@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eyes.config import Settings
+from eyes.config import get_settings
 from eyes.context import Context, build_context
 from eyes.db.models import Visibility
 from eyes.db.session import transaction
@@ -88,7 +88,7 @@ def simulate(
             ordered[community.held_out_per_class :],
         )
 
-    settings = Settings(
+    settings = get_settings(
         home=home or Path(tempfile.mkdtemp(prefix="eyes-sim-")),
         min_labels_per_tag=2,
         min_owners_per_tag=min(2, community.users),

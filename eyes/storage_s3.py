@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from eyes.errors import NotFound, ServiceUnavailable
 
@@ -69,7 +69,7 @@ class S3BlobStore:
 
     def open(self, key: str) -> BinaryIO:
         response = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(key))
-        return _Stream(response["Body"])
+        return cast(BinaryIO, _Stream(response["Body"]))
 
     def exists(self, key: str) -> bool:
         try:

@@ -43,9 +43,8 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
     may write at once (the same image embedded twice is the same embedding)."""
     if not rows:
         return
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(table).on_conflict_do_nothing(), rows)

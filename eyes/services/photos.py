@@ -165,7 +165,7 @@ def can_view(photo: Photo, viewer: User | None) -> bool:
     return viewer is not None and viewer.id == photo.owner_id
 
 
-def _photo_query() -> Select[tuple[Photo]]:
+def _photo_query() -> Select[Photo]:
     return select(Photo).options(
         selectinload(Photo.tags).joinedload(PhotoTag.tag),
         selectinload(Photo.owner),

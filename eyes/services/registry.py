@@ -112,7 +112,7 @@ def promote(ctx: Context, version_id: int | None, reason: str = "") -> None:
             update(Serving)
             .where(Serving.id == 1, Serving.version_id.is_distinct_from(version_id))
             .values(previous_id=Serving.version_id, version_id=version_id, changed_at=datetime.now(UTC))
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not changed:
             return
         session.execute(

@@ -199,7 +199,7 @@ def _claim(ctx: Context, version_id: int) -> bool:
                 ModelVersion.worker.is_(None),
             )
             .values(worker=me, heartbeat_at=datetime.now(UTC))
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
     return claimed == 1
 
 

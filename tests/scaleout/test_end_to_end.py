@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx2 as httpx
