@@ -254,11 +254,26 @@ def models() -> None:
 
 
 @models.command("export-backbone")
-def models_export_backbone() -> None:
-    """Export the pretrained backbone to ONNX in the data folder (needs the training extras)."""
-    from eyes.ml.export import export_backbone
+@click.option("--force", is_flag=True, help="Export again even if a valid file is there.")
+def models_export_backbone(force: bool) -> None:
+    """Export the pretrained backbone to ONNX in the data folder (needs the training extras).
+
+    A valid export is kept (its checksum is checked) unless --force; a missing or corrupt one is
+    written again."""
+    from eyes.ml.embedder import Embedder
+    from eyes.ml.errors import ModelFileError
+    from eyes.services.tagger import ONNX_NAME
 
     settings = _settings()
+    onnx = settings.models_dir / ONNX_NAME
+    if not force and onnx.exists():
+        try:
+            click.echo(f"{onnx} is already there and valid ({Embedder(onnx).backbone_id})")
+            return
+        except ModelFileError as exc:
+            click.echo(f"{exc.message}: exporting it again", err=True)
+    from eyes.ml.export import export_backbone
+
     files = export_backbone(settings.models_dir)
     click.echo(f"exported {files.onnx} (sha256 {files.sha256[:12]})")
 

@@ -29,6 +29,10 @@ def make_celery(settings: Settings, run: Any = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
+        # Publishing must not hang a web request while the broker is down: the row already says
+        # the work is pending, and a worker's sweep will queue it again.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+        broker_connection_timeout=3,
     )
     if run is not None:
 
@@ -54,7 +58,10 @@ class CeleryQueue:
         self.app = app
 
     def enqueue(self, task: str, *args: object) -> None:
-        self.app.send_task(TASK_NAME, args=[task, list(args)], queue=QUEUES[task])
+        try:
+            self.app.send_task(TASK_NAME, args=[task, list(args)], queue=QUEUES[task])
+        except Exception:  # the broker is down: the database still records the work as pending
+            log.warning("could not queue %s%r; a worker's sweep will pick it up", task, args, exc_info=True)
 
     def shutdown(self) -> None:
         self.app.close()

@@ -11,6 +11,7 @@ from eyes.db.models import Photo
 from eyes.db.session import transaction
 from eyes.services import learn, registry, training
 from eyes.services import photos as photo_service
+from eyes.services.jobs_status import job_status
 from eyes.services.labels import vote, vote_counts
 from eyes.services.tags import normalize_tag
 from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
@@ -77,6 +78,11 @@ def promote(version: str, ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
 def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
     previous = registry.rollback(ctx)
     return {"champion": f"v{previous}" if previous else ctx.tagger.day_one_version}
+
+
+@router.get("/jobs", summary="Background work: photos waiting for tags, training runs under way")
+def jobs(ctx: ContextDep) -> dict[str, Any]:
+    return job_status(ctx)
 
 
 @router.get("/learn", response_model=list[PhotoPublic], summary="Photos the model is least sure of")

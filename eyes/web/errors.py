@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from eyes.errors import EyesError, NotAuthenticated
@@ -51,7 +52,18 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     return _render(request, 422, "invalid_request", "; ".join(problems) or "invalid request")
 
 
+async def handle_database_down(request: Request, exc: Exception) -> Response:
+    # A lost connection (the database restarting, say): fail this request cleanly; the pool
+    # checks connections before use, so the next request reconnects by itself.
+    log.warning("database unavailable: %s", exc)
+    return _render(
+        request, 503, "database_unavailable", "the database is unavailable right now; try again shortly"
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, handle_database_down)
+    app.add_exception_handler(InterfaceError, handle_database_down)
     app.add_exception_handler(EyesError, handle_eyes_error)
     app.add_exception_handler(HTTPException, handle_http_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from eyes.services import learn, registry, training
+from eyes.services.jobs_status import job_status
 from eyes.services.labels import training_labels, vocabulary
 from eyes.web import charts
 from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
@@ -44,6 +45,7 @@ def dashboard(request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
         since_last=training.labels_since_last_run(ctx),
         progress=progress,
         settings=ctx.settings,
+        jobs=job_status(ctx),
     )
 
 

@@ -34,6 +34,13 @@ def test_sign_up_upload_tag_share_and_log_out(page: Page, live_server: str) -> N
     cards.first.click()  # the newest: the sunflower
     expect(page).to_have_url(re.compile(r"/photos/\d+$"))
     photo_url = page.url
+    # The network's suggestions appear without a reload; one click confirms one.
+    suggestion = page.locator("#tags .tag-item.suggested").first
+    expect(suggestion).to_be_visible(timeout=30_000)
+    expect(suggestion.locator(".confidence")).to_have_text(re.compile(r"^\d+%$"))
+    suggested_name = suggestion.get_attribute("data-tag")
+    suggestion.locator("button.confirm").click()
+    expect(page.locator(f'#tags .tag-item.confirmed[data-tag="{suggested_name}"]')).to_be_visible()
     page.fill("#new-tag", "Yellow Flower")
     page.click("form.row button[type=submit]")
     expect(page.locator("#tags .tag", has_text="yellow flower")).to_be_visible()

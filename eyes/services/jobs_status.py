@@ -1,0 +1,32 @@
+"""What background work is pending or running, read from the database (the truth about work)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from eyes.context import Context
+from eyes.db.models import ModelStage, ModelVersion, Photo, TaggingState
+
+
+def job_status(ctx: Context) -> dict[str, Any]:
+    with ctx.sessions() as session:
+        tagging = dict(
+            session.execute(select(Photo.tagging, func.count(Photo.id)).group_by(Photo.tagging)).all()
+        )
+        runs = list(session.scalars(select(ModelVersion).where(ModelVersion.stage == ModelStage.TRAINING)))
+    return {
+        "queue": "celery" if ctx.settings.broker_url else "in-process",
+        "tagging": {state.value: int(tagging.get(state, 0)) for state in TaggingState},
+        "training": [
+            {
+                "version": run.name,
+                "started_at": run.created_at,
+                "heartbeat_at": run.heartbeat_at,
+                "worker": run.worker,
+                "trigger": run.trigger,
+            }
+            for run in runs
+        ],
+    }
