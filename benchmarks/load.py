@@ -94,8 +94,8 @@ def main() -> None:
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         boto3.client("s3").create_bucket(Bucket="eyes-load")
     subprocess.run(
-        [sys.executable, "-m", "eyes", "users", "create", "load", "--admin"],
-        input="load-password\n",
+        [sys.executable, "-m", "eyes", "users", "create", "bench", "--admin"],
+        input="bench-password\n",
         text=True,
         env=env,
         check=True,
@@ -204,6 +204,8 @@ def main() -> None:
     )
     body = f"""
 {setup}; {args.clients} clients for {wall:.0f} s (at most {args.max_requests} requests).
+Every process (servers, worker, databases, the S3 server and the 50 clients) shares this machine's
+two cores, so the figures measure correctness and overhead under load, not added capacity.
 
 **{len(every) / wall:.1f} requests/s**, p50 {percentile(every, 50):.0f} ms, p95 {percentile(every, 95):.0f} ms,
 p99 {percentile(every, 99):.0f} ms; errors: {sum(errors.values())} {dict(errors) if errors else ""}.

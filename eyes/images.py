@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import unicodedata
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -45,35 +47,43 @@ class DecodedImage:
     gps: GPS | None
 
 
-def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
-    """Open, check and fully decode an image; raise a clear 4xx error for anything else."""
-    # In memory (the upload limit bounds it): no file handle can leak when decoding fails.
-    fp = io.BytesIO(source if isinstance(source, bytes) else source.read_bytes())
+@contextmanager
+def _readable_image(source: Path | io.BytesIO, max_pixels: int) -> Iterator[Image.Image]:
+    """Open an image lazily (header only), check its format and size, and turn every way Pillow
+    can fail into a clear 4xx error, also while the caller decodes it."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check only warns below twice its limit: ours is exact (below).
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(fp)
-            if img.format not in ACCEPTED_FORMATS:
-                raise UnsupportedMediaType(
-                    f"{img.format} images are not accepted; upload JPEG, PNG, WebP or GIF"
-                )
-            width, height = img.size
-            if width * height > max_pixels:
-                raise PayloadTooLarge(
-                    f"the image is {width}x{height} = {width * height:,} pixels; "
-                    f"the limit is {max_pixels:,} pixels"
-                )
-            img.load()  # decodes the first frame completely: truncated files fail here
+            with Image.open(source) as img:
+                if img.format not in ACCEPTED_FORMATS:
+                    raise UnsupportedMediaType(
+                        f"{img.format} images are not accepted; upload JPEG, PNG, WebP or GIF"
+                    )
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise PayloadTooLarge(
+                        f"the image is {width}x{height} = {width * height:,} pixels; "
+                        f"the limit is {max_pixels:,} pixels"
+                    )
+                yield img
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"the image has too many pixels ({exc})") from None
     except UnidentifiedImageError:
         raise InvalidImage("the file is not an image Eyes can read (JPEG, PNG, WebP or GIF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
-    fmt = ACCEPTED_FORMATS[str(img.format)]
-    exif = img.getexif()
-    upright = ImageOps.exif_transpose(img)
+
+
+def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
+    """Open, check and fully decode an image; raise a clear 4xx error for anything else."""
+    # In memory (the upload limit bounds it): no file handle can leak when decoding fails.
+    fp = io.BytesIO(source if isinstance(source, bytes) else source.read_bytes())
+    with _readable_image(fp, max_pixels) as img:
+        img.load()  # decodes the first frame completely: truncated files fail here
+        fmt = ACCEPTED_FORMATS[str(img.format)]
+        exif = img.getexif()
+        upright = ImageOps.exif_transpose(img)
     return DecodedImage(
         image=upright,
         format=fmt,
@@ -87,23 +97,8 @@ def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
 
 def check_header(source: Path, *, max_pixels: int) -> None:
     """Check format and size from the header alone (cheap), before a reduced-scale decode."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                fmt, (width, height) = img.format, img.size
-    except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"the image has too many pixels ({exc})") from None
-    except UnidentifiedImageError:
-        raise InvalidImage("the file is not an image Eyes can read (JPEG, PNG, WebP or GIF)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
-    if fmt not in ACCEPTED_FORMATS:
-        raise UnsupportedMediaType(f"{fmt} images are not accepted; upload JPEG, PNG, WebP or GIF")
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels"
-        )
+    with _readable_image(source, max_pixels):
+        pass
 
 
 def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:

@@ -33,26 +33,34 @@ _errors: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "title": {"type": "string"},
-                        "description": {"type": "string"},
-                        "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
-                        "tags": {"type": "string", "description": "comma-separated"},
-                    },
+
+def multipart_body(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """OpenAPI for a multipart form with a required file: the routes read the form themselves
+    (to bound it while it streams), so FastAPI cannot describe it on its own."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}, **properties},
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
+_UPLOAD_BODY = multipart_body(
+    {
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
+        "tags": {"type": "string", "description": "comma-separated"},
+    }
+)
 
 
 def parse_visibility(raw: str | None) -> Visibility:
@@ -163,20 +171,7 @@ def remove_tag(photo_id: int, name: str, ctx: ContextDep, user: UserDep) -> list
     return photo_tags(photo_id, ctx, user)
 
 
-_CLASSIFY_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+_CLASSIFY_BODY = multipart_body({})
 
 
 @router.post(
