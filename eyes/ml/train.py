@@ -158,7 +158,13 @@ def calibrate_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: flo
         recall = true_pos / positives
         reaching = np.flatnonzero((precision >= target_precision) & (hits == 1))
         if len(reaching):
-            thresholds[j] = p_sorted[reaching.max()]
+            # Every cut-off between this positive and the next lower score keeps the same
+            # validation precision: take the lowest such one, but not below 0.5 (a tag shown
+            # more often than not when the model is unsure would be noise).
+            last = int(reaching.max())
+            below = np.float32(p_sorted[last + 1] if last + 1 < len(p_sorted) else 0.0)
+            just_above = np.nextafter(below, np.float32(1.0))  # in float32, as thresholds are kept
+            thresholds[j] = min(p_sorted[last], max(just_above, np.float32(0.5)))
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
