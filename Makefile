@@ -47,8 +47,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy eyes
 
+# Each writes its figures into docs/benchmarks.md (load: add --scaleout for the scale-out setup).
 bench: install
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.learning
+	$(BIN)/python -m benchmarks.load
 
 clean:
 	rm -rf $(VENV) build *.egg-info
