@@ -11,10 +11,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Embedding, Photo, PhotoTag, Tag, TaggingState, TagSource, TagStatus
+from eyes.db.models import Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
 from eyes.db.session import insert_ignoring_duplicates, transaction
 from eyes.services.photos import original_key
 from eyes.services.tagger import Suggestion
+from eyes.services.tags import tag_ids
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -113,17 +114,6 @@ def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray]
         with transaction(ctx.sessions) as session:
             insert_ignoring_duplicates(session, Embedding.__table__, rows)
     return vectors, failures
-
-
-def tag_ids(session: Session, names: set[str]) -> dict[str, int]:
-    """Ids of these tags, creating the missing ones. Inserted in sorted order and ignoring
-    duplicates, so concurrent writers wait for each other instead of deadlocking."""
-    if not names:
-        return {}
-    insert_ignoring_duplicates(session, Tag.__table__, [{"name": n} for n in sorted(names)])
-    return {
-        name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))
-    }
 
 
 def replace_suggestions(

@@ -41,10 +41,19 @@ def parse_tag_list(raw: str, max_length: int) -> list[str]:
     return names
 
 
+def tag_ids(session: Session, names: set[str]) -> dict[str, int]:
+    """Ids of these tags, creating the missing ones. Inserted in sorted order and ignoring
+    duplicates, so concurrent writers wait for each other instead of deadlocking."""
+    if not names:
+        return {}
+    insert_ignoring_duplicates(session, Tag.__table__, [{"name": n} for n in sorted(names)])
+    return {
+        name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))
+    }
+
+
 def get_or_create_tag(session: Session, name: str) -> Tag:
-    # Insert-or-ignore rather than read-then-insert: safe when two requests create the same tag.
-    insert_ignoring_duplicates(session, Tag.__table__, [{"name": name}])
-    return session.scalars(select(Tag).where(Tag.name == name)).one()
+    return session.get_one(Tag, tag_ids(session, {name})[name])
 
 
 def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> PhotoTag:

@@ -216,7 +216,7 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, ctx: ContextDep, user: UserDep, new_token: str | None = None) -> Response:
+def settings_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
     with ctx.sessions() as session:
         tokens = accounts.list_tokens(session, user)
     new_secret = request.session.pop("new_token", None)
