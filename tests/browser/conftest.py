@@ -37,6 +37,10 @@ def _free_port() -> int:
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[str]:
     port = _free_port()
+    # Small thresholds, so a handful of photos from one account is enough to train on.
+    settings = settings.model_copy(
+        update={"min_labels_per_tag": 3, "min_owners_per_tag": 1, "auto_train_after": 0}
+    )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -74,3 +74,35 @@ def test_bad_file_shows_a_clear_error_in_the_upload_list(page: Page, live_server
     page.click("button[type=submit]")
     page.set_input_files("#files", str(fake))
     expect(page.locator("#queue li.failed .status")).to_contain_text("not an image")
+
+
+def test_admin_trains_a_model_from_the_dashboard(page: Page, live_server: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import httpx2 as httpx
+
+    page.goto(live_server + "/signup")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", "a long password")
+    page.click("button[type=submit]")
+    # Labelled photos through the API, as the owner's confirmed tags.
+    page.goto(live_server + "/settings")
+    page.click("form.row button[type=submit]")
+    token = page.locator("#new-token").inner_text()
+    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+        for cls in ("Leopards", "airplanes", "watch"):
+            for path in sorted((CALTECH / cls).iterdir())[:8]:
+                res = api.post(
+                    "/api/v1/photos",
+                    files={"file": (path.name, path.read_bytes(), "image/jpeg")},
+                    data={"tags": cls},
+                )
+                assert res.status_code == 201
+
+    page.goto(live_server + "/models")
+    expect(page.locator("#champion")).to_contain_text("imagenet")
+    page.click("#train")
+    expect(page).to_have_url(re.compile(r"/models/v1$"))
+    expect(page.locator("h1 .stage")).to_have_text("champion", timeout=60_000)
+    expect(page.locator("#decision")).to_contain_text("promoted")
+    assert page.locator("svg.chart").count() >= 4, "loss, accuracy, per-tag and confusion charts"
+    page.goto(live_server + "/models")
+    expect(page.locator("#champion")).to_have_text("v1")
