@@ -338,3 +338,12 @@ def test_cli_train_and_models(loop_settings: Settings, tmp_path: Path) -> None:
     assert again.returncode == 0
     bad = eyes(env_settings, "models", "show", "v99")
     assert bad.returncode == 1 and "no model v99" in bad.stderr
+
+
+def test_job_state_is_visible_to_signed_in_users(loop_settings: Settings) -> None:
+    with TestClient(create_app(loop_settings), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/v1/jobs").status_code == 401
+        sign_up(client, "watcher")
+        state = client.get("/api/v1/jobs").json()
+        assert state["queue"] == "in-process"
+        assert set(state["tagging"]) == {"pending", "done", "untaggable"} and state["training"] == []

@@ -81,7 +81,7 @@ def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
 
 
 @router.get("/jobs", summary="Background work: photos waiting for tags, training runs under way")
-def jobs(ctx: ContextDep) -> dict[str, Any]:
+def jobs(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     return job_status(ctx)
 
 
