@@ -15,8 +15,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from eyes.config import Settings
+from eyes.context import Context
 from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, TagVote, User
+from eyes.db.session import transaction
 from eyes.errors import BadRequest
+from eyes.services.photos import get_visible_photo
 from eyes.services.tags import get_or_create_tag, reject_owner_tag, set_owner_tag
 
 
@@ -39,6 +42,14 @@ def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) ->
     else:
         existing.agrees = agrees
     session.flush()
+
+
+def cast_vote(ctx: Context, photo_id: int, user: User, name: str, agrees: bool) -> dict[str, tuple[int, int]]:
+    """Record `user`'s vote on a photo they can see; returns the photo's tally afterwards."""
+    get_visible_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        vote(session, session.get_one(Photo, photo_id), user, name, agrees)
+        return vote_counts(session, photo_id)
 
 
 def vote_counts(session: Session, photo_id: int) -> dict[str, tuple[int, int]]:

@@ -15,7 +15,7 @@ from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibil
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import DecodedImage, decode, safe_filename, thumbnail
-from eyes.services.tags import normalize_tag, set_owner_tag
+from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 
 THUMB_SIZES = ("small", "large")
 
@@ -260,6 +260,24 @@ def update_photo(
             photo.description = description.strip()
         if visibility is not None:
             photo.visibility = visibility
+    return get_photo(ctx, photo_id)
+
+
+def add_owner_tags(ctx: Context, photo_id: int, user: User, names: list[str]) -> Photo:
+    """The owner sets tags (or confirms suggestions) on their photo; returns the photo as it is now."""
+    get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        photo = session.get_one(Photo, photo_id)
+        for name in names:
+            set_owner_tag(session, photo, user, name)
+    return get_photo(ctx, photo_id)
+
+
+def remove_owner_tag(ctx: Context, photo_id: int, user: User, name: str) -> Photo:
+    """The owner removes a tag (or rejects a suggestion); returns the photo as it is now."""
+    get_owned_photo(ctx, photo_id, user)
+    with transaction(ctx.sessions) as session:
+        reject_owner_tag(session, session.get_one(Photo, photo_id), user, name)
     return get_photo(ctx, photo_id)
 
 

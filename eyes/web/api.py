@@ -7,13 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from eyes.db.models import Photo, Visibility
-from eyes.db.session import transaction
+from eyes.db.models import Visibility
 from eyes.errors import BadRequest
 from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
-from eyes.services.tags import normalize_tag, parse_tag_list, reject_owner_tag, set_owner_tag
+from eyes.services.tags import normalize_tag, parse_tag_list
 from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import (
     ClassifyResult,
@@ -152,10 +151,7 @@ def photo_tags(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> list[TagPub
 )
 def add_tag(photo_id: int, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
     name = normalize_tag(body.name, ctx.settings.max_tag_length)
-    photo = photo_service.get_owned_photo(ctx, photo_id, user)
-    with transaction(ctx.sessions) as session:
-        set_owner_tag(session, session.get_one(Photo, photo.id), user, name)
-    return photo_tags(photo_id, ctx, user)
+    return PhotoPublic.of(photo_service.add_owner_tags(ctx, photo_id, user, [name]), user).tags
 
 
 @router.delete(
@@ -165,10 +161,7 @@ def add_tag(photo_id: int, body: TagCreate, ctx: ContextDep, user: UserDep) -> l
 )
 def remove_tag(photo_id: int, name: str, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
     name = normalize_tag(name, ctx.settings.max_tag_length)
-    photo = photo_service.get_owned_photo(ctx, photo_id, user)
-    with transaction(ctx.sessions) as session:
-        reject_owner_tag(session, session.get_one(Photo, photo.id), user, name)
-    return photo_tags(photo_id, ctx, user)
+    return PhotoPublic.of(photo_service.remove_owner_tag(ctx, photo_id, user, name), user).tags
 
 
 _CLASSIFY_BODY = multipart_body({})

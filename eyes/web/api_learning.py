@@ -7,12 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from eyes.db.models import Photo
-from eyes.db.session import transaction
-from eyes.services import learn, registry, training
-from eyes.services import photos as photo_service
+from eyes.services import labels, learn, registry, training
 from eyes.services.jobs_status import job_status
-from eyes.services.labels import vote, vote_counts
 from eyes.services.tags import normalize_tag
 from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
 from eyes.web.schemas import ErrorResponse, PhotoPublic
@@ -35,13 +31,11 @@ class VoteTally(BaseModel):
 
 
 @router.post("/photos/{photo_id}/votes", response_model=list[VoteTally], summary="Confirm or reject a tag")
-def cast_vote(photo_id: int, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
+def vote(photo_id: int, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
     """One vote per user, photo and tag (a new vote replaces the old). The owner's vote is final."""
-    name = normalize_tag(body.tag, ctx.settings.max_tag_length)
-    photo_service.get_visible_photo(ctx, photo_id, user)
-    with transaction(ctx.sessions) as session:
-        vote(session, session.get_one(Photo, photo_id), user, name, body.agrees)
-        tally = vote_counts(session, photo_id)
+    tally = labels.cast_vote(
+        ctx, photo_id, user, normalize_tag(body.tag, ctx.settings.max_tag_length), body.agrees
+    )
     return [VoteTally(tag=t, agree=a, disagree=d) for t, (a, d) in sorted(tally.items())]
 
 

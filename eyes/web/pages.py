@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from eyes.db.models import Photo, User, Visibility
+from eyes.db.models import User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, EyesError
 from eyes.services import accounts
 from eyes.services import photos as photo_service
-from eyes.services.tags import normalize_tag, parse_tag_list, reject_owner_tag, set_owner_tag
+from eyes.services.tags import normalize_tag, parse_tag_list
 from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, csrf_token
 from eyes.web.schemas import PhotoPublic
 
@@ -123,21 +123,13 @@ def delete_photo(photo_id: int, ctx: ContextDep, user: UserDep) -> Response:
 
 @router.post("/photos/{photo_id}/tags")
 def add_tags(photo_id: int, ctx: ContextDep, user: UserDep, tags: Annotated[str, Form()]) -> Response:
-    names = parse_tag_list(tags, ctx.settings.max_tag_length)
-    photo_service.get_owned_photo(ctx, photo_id, user)
-    with transaction(ctx.sessions) as session:
-        photo = session.get_one(Photo, photo_id)
-        for name in names:
-            set_owner_tag(session, photo, user, name)
+    photo_service.add_owner_tags(ctx, photo_id, user, parse_tag_list(tags, ctx.settings.max_tag_length))
     return redirect(f"/photos/{photo_id}")
 
 
 @router.post("/photos/{photo_id}/tags/remove")
 def remove_tag(photo_id: int, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()]) -> Response:
-    tag = normalize_tag(name, ctx.settings.max_tag_length)
-    photo_service.get_owned_photo(ctx, photo_id, user)
-    with transaction(ctx.sessions) as session:
-        reject_owner_tag(session, session.get_one(Photo, photo_id), user, tag)
+    photo_service.remove_owner_tag(ctx, photo_id, user, normalize_tag(name, ctx.settings.max_tag_length))
     return redirect(f"/photos/{photo_id}")
 
 
