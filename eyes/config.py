@@ -61,7 +61,6 @@ class Settings(BaseSettings):
         False, description="Send the session cookie over HTTPS only (required in production)."
     )
     max_upload_bytes: int = Field(25 * MB, description="Largest accepted file, in bytes.")
-    max_files_per_request: int = Field(50, description="Most files in one upload request.")
     max_image_pixels: int = Field(
         60_000_000,
         description="Largest accepted image in pixels (width x height): stops decompression bombs.",

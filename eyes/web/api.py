@@ -25,7 +25,7 @@ from eyes.web.schemas import (
     TagScore,
     UserPublic,
 )
-from eyes.web.uploads import received_files
+from eyes.web.uploads import received_file
 
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)
@@ -80,17 +80,15 @@ def parse_visibility(raw: str | None) -> Visibility:
 )
 async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     s = ctx.settings
-    async with received_files(request, s.home / "tmp", s.max_upload_bytes, 1) as (form, files):
-        if not files:
-            raise BadRequest("send the image as the multipart field 'file'")
+    async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (form, file):
         draft = photo_service.PhotoDraft(
-            filename=files[0].filename,
+            filename=file.filename,
             title=str(form.get("title") or ""),
             description=str(form.get("description") or ""),
             visibility=parse_visibility(str(form.get("visibility") or "") or None),
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
-        result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, files[0].path, draft)
+        result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, file.path, draft)
     if not result.created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/photos/{result.photo_id}"
@@ -175,10 +173,8 @@ _CLASSIFY_BODY = multipart_body({})
 )
 async def classify(request: Request, ctx: ContextDep, user: UserDep) -> ClassifyResult:
     s = ctx.settings
-    async with received_files(request, s.home / "tmp", s.max_upload_bytes, 1) as (_, files):
-        if not files:
-            raise BadRequest("send the image as the multipart field 'file'")
-        result = await run_in_threadpool(classify_file, ctx, files[0].path)
+    async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (_, file):
+        result = await run_in_threadpool(classify_file, ctx, file.path)
     return ClassifyResult(
         tags=[TagScore(name=n, confidence=round(c, 4)) for n, c in result.tags],
         model_version=result.model_version,

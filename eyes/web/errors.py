@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from eyes.errors import EyesError, NotAuthenticated
+from eyes.errors import EyesError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EyesError, handle_eyes_error)
     app.add_exception_handler(HTTPException, handle_http_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-
-
-__all__ = ["NotAuthenticated", "install"]

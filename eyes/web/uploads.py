@@ -62,27 +62,29 @@ class ReceivedFile:
 
 
 @asynccontextmanager
-async def received_files(
-    request: Request, tmp_dir: Path, max_bytes: int, max_files: int
-) -> AsyncIterator[tuple[FormData, list[ReceivedFile]]]:
-    """The form and its files, copied to temporary files that are removed afterwards."""
-    form = await request.form(max_files=max_files, max_fields=100)
-    files: list[ReceivedFile] = []
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+async def received_file(
+    request: Request, tmp_dir: Path, max_bytes: int
+) -> AsyncIterator[tuple[FormData, ReceivedFile]]:
+    """The form and its one image (field `file`), copied to a temporary file removed afterwards."""
+    form = await request.form(max_files=1, max_fields=100)
+    received: ReceivedFile | None = None
     try:
-        for value in form.getlist("file"):
-            if not isinstance(value, UploadFile):
-                raise BadRequest("'file' must be a file part (multipart/form-data)")
-            if value.size is not None and value.size > max_bytes:
-                raise PayloadTooLarge(f"{value.filename} is larger than {max_bytes // (1024 * 1024)} MB")
-            if value.size == 0:
-                raise BadRequest(f"{value.filename or 'the file'} is empty")
-            with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
-                await value.seek(0)
-                shutil.copyfileobj(value.file, out, 1 << 20)
-            files.append(ReceivedFile(Path(out.name), value.filename or ""))
-        yield form, files
+        value = form.get("file")
+        if value is None:
+            raise BadRequest("send the image as the multipart field 'file'")
+        if not isinstance(value, UploadFile):
+            raise BadRequest("'file' must be a file part (multipart/form-data)")
+        if value.size is not None and value.size > max_bytes:
+            raise PayloadTooLarge(f"{value.filename} is larger than {max_bytes // (1024 * 1024)} MB")
+        if value.size == 0:
+            raise BadRequest(f"{value.filename or 'the file'} is empty")
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
+            await value.seek(0)
+            shutil.copyfileobj(value.file, out, 1 << 20)
+        received = ReceivedFile(Path(out.name), value.filename or "")
+        yield form, received
     finally:
-        for f in files:
-            f.path.unlink(missing_ok=True)
+        if received is not None:
+            received.path.unlink(missing_ok=True)
         await form.close()
