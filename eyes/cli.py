@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from eyes.config import Settings, get_settings
 from eyes.errors import EyesError
+
+if TYPE_CHECKING:
+    from eyes.context import Context
 
 
 def _settings() -> Settings:
@@ -20,8 +25,25 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from None
 
 
-def _fail(exc: EyesError) -> click.ClickException:
-    return click.ClickException(exc.message)
+@contextmanager
+def _context(*, run_jobs_here: bool = False) -> Iterator[Context]:
+    """The parts of Eyes for one command, closed afterwards; a domain error becomes the command's
+    error message (exit code 1). With `run_jobs_here`, queued work runs in this process."""
+    from functools import partial
+
+    from eyes.context import build_context
+    from eyes.jobs.queue import ImmediateQueue
+    from eyes.jobs.tasks import run_task
+
+    ctx = build_context(_settings())
+    if run_jobs_here:
+        ctx.jobs = ImmediateQueue(partial(run_task, ctx))
+    try:
+        yield ctx
+    except EyesError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        ctx.close()
 
 
 def _print_json(data: Any) -> None:
@@ -108,7 +130,6 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="Make the account an administrator.")
 def users_create(name: str, admin: bool) -> None:
     """Create an account NAME. The password is read from standard input."""
-    from eyes.context import build_context
     from eyes.db.session import transaction
     from eyes.services.accounts import create_user
 
@@ -116,14 +137,8 @@ def users_create(name: str, admin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    ctx = build_context(_settings())
-    try:
-        with transaction(ctx.sessions) as session:
-            user = create_user(session, name, password, admin=admin)
-    except EyesError as exc:
-        raise _fail(exc) from None
-    finally:
-        ctx.close()
+    with _context() as ctx, transaction(ctx.sessions) as session:
+        user = create_user(session, name, password, admin=admin)
     role = "administrator" if user.is_admin else "user"
     click.echo(f"created {role} {user.username}")
 
@@ -146,11 +161,9 @@ def import_(
     path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool, quiet: bool
 ) -> None:
     """Import every image under PATH, skipping what the owner already has."""
-    from eyes.context import build_context
     from eyes.services.importer import import_tree
 
-    ctx = build_context(_settings())
-    try:
+    with _context() as ctx:
         report = import_tree(
             ctx,
             path,
@@ -159,10 +172,6 @@ def import_(
             tags_from_folders=tags_from_folders,
             progress=not quiet,
         )
-    except EyesError as exc:
-        raise _fail(exc) from None
-    finally:
-        ctx.close()
     if as_json:
         _print_json(report.as_dict())
     else:
@@ -181,13 +190,11 @@ def import_(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list: file, tags, model_version.")
 def classify(files: tuple[Path, ...], as_json: bool) -> None:
     """Tag image FILES with the champion model; stores nothing."""
-    from eyes.context import build_context
     from eyes.services.classify import classify_file
 
-    ctx = build_context(_settings())
     results: list[dict[str, Any]] = []
     failed = False
-    try:
+    with _context() as ctx:
         for path in files:
             try:
                 if not path.is_file():
@@ -205,8 +212,6 @@ def classify(files: tuple[Path, ...], as_json: bool) -> None:
                     "model_version": result.model_version,
                 }
             )
-    finally:
-        ctx.close()
     if as_json:
         _print_json(results)
     else:
@@ -225,14 +230,10 @@ def classify(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(path: Path, as_json: bool) -> None:
     """Measure the champion on a labelled folder tree (folder name = true tag); stores nothing."""
-    from eyes.context import build_context
     from eyes.services.classify import evaluate_tree
 
-    ctx = build_context(_settings())
-    try:
+    with _context() as ctx:
         result = evaluate_tree(ctx, path, progress=not as_json)
-    finally:
-        ctx.close()
     if as_json:
         _print_json(result.as_dict())
         return
@@ -262,10 +263,10 @@ def models_export_backbone(force: bool) -> None:
     written again."""
     from eyes.ml.embedder import Embedder
     from eyes.ml.errors import ModelFileError
-    from eyes.services.tagger import ONNX_NAME
+    from eyes.ml.files import ONNX_FILE
 
     settings = _settings()
-    onnx = settings.models_dir / ONNX_NAME
+    onnx = settings.models_dir / ONNX_FILE
     if not force and onnx.exists():
         try:
             click.echo(f"{onnx} is already there and valid ({Embedder(onnx).backbone_id})")
@@ -276,20 +277,6 @@ def models_export_backbone(force: bool) -> None:
 
     files = export_backbone(settings.models_dir)
     click.echo(f"exported {files.onnx} (sha256 {files.sha256[:12]})")
-
-
-def _open_context(*, run_jobs_here: bool = False):  # type: ignore[no-untyped-def]
-    """The parts of Eyes for a command; with `run_jobs_here`, queued work runs in this process."""
-    from functools import partial
-
-    from eyes.context import build_context
-    from eyes.jobs.queue import ImmediateQueue
-    from eyes.jobs.tasks import run_task
-
-    ctx = build_context(_settings())
-    if run_jobs_here:
-        ctx.jobs = ImmediateQueue(partial(run_task, ctx))
-    return ctx
 
 
 def _show_version(info: dict[str, Any]) -> None:
@@ -317,16 +304,10 @@ def train(wait: bool, as_json: bool) -> None:
     Without --wait the run is queued for the workers (the ones inside `eyes serve`, or Celery's)."""
     from eyes.services import registry, training
 
-    ctx = _open_context(run_jobs_here=wait)
-    try:
-        try:
-            version_id = training.start_run(ctx, None)
-        except EyesError as exc:
-            raise _fail(exc) from None
+    with _context(run_jobs_here=wait) as ctx:
+        version_id = training.start_run(ctx, None)
         with ctx.sessions() as session:
             info = registry.describe(registry.get_version(session, version_id), registry.champion_id(session))
-    finally:
-        ctx.close()
     if as_json:
         info.pop("history", None)
         _print_json(info)
@@ -344,14 +325,11 @@ def models_list(as_json: bool) -> None:
     """Every version, newest first; the champion is marked with *."""
     from eyes.services import registry
 
-    ctx = _open_context()
-    try:
+    with _context() as ctx:
         with ctx.sessions() as session:
             champion = registry.champion_id(session)
             items = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
         day_one = ctx.tagger.day_one_version if champion is None else None
-    finally:
-        ctx.close()
     for item in items:
         item.pop("history", None)
     if as_json:
@@ -376,17 +354,10 @@ def models_show(version: str, as_json: bool) -> None:
     """One version: stage, metrics, tags, and why it was promoted or rejected."""
     from eyes.services import registry
 
-    ctx = _open_context()
-    try:
-        with ctx.sessions() as session:
-            info = registry.describe(
-                registry.get_version(session, registry.parse_version(version)),
-                registry.champion_id(session),
-            )
-    except EyesError as exc:
-        raise _fail(exc) from None
-    finally:
-        ctx.close()
+    with _context() as ctx, ctx.sessions() as session:
+        info = registry.describe(
+            registry.get_version(session, registry.parse_version(version)), registry.champion_id(session)
+        )
     if as_json:
         _print_json(info)
     else:
@@ -399,13 +370,8 @@ def models_promote(version: str) -> None:
     """Put VERSION in service now (and re-tag every photo with it)."""
     from eyes.services import registry
 
-    ctx = _open_context(run_jobs_here=True)
-    try:
+    with _context(run_jobs_here=True) as ctx:
         registry.promote(ctx, registry.parse_version(version), reason="promoted from the command line")
-    except EyesError as exc:
-        raise _fail(exc) from None
-    finally:
-        ctx.close()
     click.echo(f"{version} is in service")
 
 
@@ -414,14 +380,9 @@ def models_rollback() -> None:
     """Put the previous champion back in service."""
     from eyes.services import registry
 
-    ctx = _open_context(run_jobs_here=True)
-    try:
+    with _context(run_jobs_here=True) as ctx:
         previous = registry.rollback(ctx)
         name = f"v{previous}" if previous else ctx.tagger.day_one_version
-    except EyesError as exc:
-        raise _fail(exc) from None
-    finally:
-        ctx.close()
     click.echo(f"{name} is in service again")
 
 

@@ -28,6 +28,7 @@ from eyes.jobs.tasks import run_task
 from eyes.ml.metrics import classification_report
 from eyes.services import training
 from eyes.services.accounts import create_user
+from eyes.services.classify import predict_among
 from eyes.services.importer import find_images
 from eyes.services.photos import PhotoDraft, upload_photo
 from eyes.services.tagging import tag_photos
@@ -159,10 +160,7 @@ def _held_out_embeddings(
 
 
 def _measure(ctx: Context, x: np.ndarray, y: np.ndarray, classes: list[str]) -> tuple[float, float]:
-    index = {name: j for j, name in enumerate(classes)}
-    ranked = ctx.tagger.rank(x)
-    predicted = np.array([next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked])
-    report = classification_report(y, predicted, classes)
+    report = classification_report(y, predict_among(ctx, x, classes), classes)
     return report.accuracy, report.macro_f1
 
 

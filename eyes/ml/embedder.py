@@ -18,11 +18,9 @@ import numpy as np
 from PIL import Image
 
 from eyes.ml.errors import backbone_file_error
+from eyes.ml.files import CARD_FILE, INPUT_NAME, OUTPUT_NAME, read_model_file
 from eyes.ml.preprocess import IMAGE_SIZE, preprocess
 
-CARD_FILE = "backbone.json"
-INPUT_NAME = "image"
-OUTPUT_NAME = "embedding"
 # Measured on the 2-core CPU: one to four images per run cost 8.4 ms each, sixteen 10.9 ms
 # (a small batch stays in the cache). Callers still pass whole batches.
 DEFAULT_BATCH_SIZE = 1
@@ -61,12 +59,7 @@ class Embedder:
 
         self.path = Path(onnx_path)
         self.batch_size = batch_size
-        try:
-            model_bytes = self.path.read_bytes()
-        except FileNotFoundError:
-            raise backbone_file_error(self.path, "is missing") from None
-        except OSError as err:
-            raise backbone_file_error(self.path, f"cannot be read ({err})") from None
+        model_bytes = read_model_file(self.path)
         self.card = read_card(self.path)
         # Hash and load the same bytes, so the file cannot change in between.
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()

@@ -40,13 +40,8 @@ from eyes.ml.efficientnet_lite import (
     pretrained_weights_path,
     weights_package_version,
 )
+from eyes.ml.files import BACKBONE_NAME, CARD_FILE, HEAD_FILE, INPUT_NAME, ONNX_FILE, OUTPUT_NAME
 
-BACKBONE_NAME = "efficientnet-lite0"
-ONNX_FILE = f"{BACKBONE_NAME}.onnx"
-HEAD_FILE = "imagenet-head.npz"
-CARD_FILE = "backbone.json"
-INPUT_NAME = "image"
-OUTPUT_NAME = "embedding"
 OPSET = 17
 # How far onnxruntime may drift from torch on the check batch before the export is refused.
 MAX_EXPORT_DIFF = 1e-3

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from eyes.ml.errors import backbone_file_error
+from eyes.ml.files import CARD_FILE, read_model_file
 
 Tags = list[tuple[str, float]]
-
-CARD_FILE = "backbone.json"
 
 
 def _data_file(name: str) -> Path:
@@ -77,12 +76,7 @@ class ImageNetTagger:
 
     def _read_head(self) -> bytes:
         """The head's bytes, checked against the card beside it when there is one."""
-        try:
-            data = self.head_path.read_bytes()
-        except FileNotFoundError:
-            raise backbone_file_error(self.head_path, "is missing") from None
-        except OSError as err:
-            raise backbone_file_error(self.head_path, f"cannot be read ({err})") from None
+        data = read_model_file(self.head_path)
         card_path = self.head_path.parent / CARD_FILE
         try:
             expected = json.loads(card_path.read_text()).get("head", {}).get("sha256")

@@ -43,6 +43,16 @@ def classify_file(ctx: Context, path: Path) -> Classification:
     )
 
 
+def predict_among(ctx: Context, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
+    """For each embedding, the index in `labels` of the champion's best-ranked tag among them
+    (-1 if it ranks none of them): top-1 over a labelled set's own classes."""
+    index = {name: j for j, name in enumerate(labels)}
+    ranked = ctx.tagger.rank(embeddings)
+    return np.array(
+        [next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked], dtype=np.int64
+    )
+
+
 @dataclass
 class Evaluation:
     report: Report
@@ -83,10 +93,8 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
                 except EyesError as exc:
                     skipped.append((str(path.relative_to(root)), exc.message))
             if inputs:
-                ranked = tagger.rank(tagger.embed(np.stack(inputs)))
                 y_true += truths
-                # The best-ranked tag that is one of the tree's labels is the prediction.
-                y_pred += [next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked]
+                y_pred += predict_among(ctx, tagger.embed(np.stack(inputs)), labels).tolist()
             bar.update(len(files[start : start + batch]))
     seconds = time.perf_counter() - started
     n = max(1, len(y_true))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 import numpy as np
 
 from eyes.ml.errors import EXPORT_COMMAND, ModelFileError
+from eyes.ml.files import HEAD_FILE, ONNX_FILE
 
 if TYPE_CHECKING:
     from eyes.context import Context
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from eyes.ml.imagenet_words import ImageNetTagger
 
 log = logging.getLogger(__name__)
-ONNX_NAME = "efficientnet-lite0.onnx"
-HEAD_NAME = "imagenet-head.npz"
 
 
 class Suggestion(NamedTuple):
@@ -38,8 +37,8 @@ class Suggestion(NamedTuple):
 
 def ensure_backbone(models_dir: Path) -> Path:
     """The backbone's ONNX file, exported first (in a child process) if it is not there yet."""
-    onnx = models_dir / ONNX_NAME
-    if onnx.exists() and (models_dir / HEAD_NAME).exists():
+    onnx = models_dir / ONNX_FILE
+    if onnx.exists() and (models_dir / HEAD_FILE).exists():
         return onnx
     models_dir.mkdir(parents=True, exist_ok=True)
     log.info("exporting the backbone to %s (once)", onnx)
@@ -78,7 +77,7 @@ class TaggerService:
                 models_dir = self._ctx.settings.models_dir
                 onnx = ensure_backbone(models_dir)
                 self._embedder = Embedder(onnx, threads=self._ctx.settings.onnx_threads)
-                self._imagenet = ImageNetTagger(models_dir / HEAD_NAME)
+                self._imagenet = ImageNetTagger(models_dir / HEAD_FILE)
         self.refresh()
 
     def refresh(self, force: bool = False) -> None:
