@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert
 
+from benchmarks.harness import eyes_cmd
 from benchmarks.report import write_section
 from eyes.config import get_settings
 from eyes.context import Context, build_context
@@ -32,19 +33,6 @@ from eyes.jobs.tasks import run_task
 ROOT = Path(__file__).resolve().parents[1]
 CALTECH = (ROOT / ".." / "shared" / "datasets" / "caltech101-23").resolve()
 DOCS = ROOT / "docs"
-
-
-def eyes(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    full = {**os.environ, "EYES_HOME": str(home), **(env or {})}
-    out = subprocess.run(
-        [sys.executable, "-m", "eyes", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        check=True,
-        input="benchpassword\n",
-    )
-    return out.stdout
 
 
 def seed_protocol(train_per_class: int) -> dict[str, object]:
@@ -58,10 +46,10 @@ def seed_protocol(train_per_class: int) -> dict[str, object]:
                 (work / part / cls.name / f.name).symlink_to(f)
     home = work / "home"
     env = {"EYES_MIN_OWNERS_PER_TAG": "1", "EYES_MIN_LABELS_PER_TAG": "3"}
-    eyes(home, "users", "create", "seed")
-    eyes(home, "import", str(work / "train"), "--tags-from-folders", "-q", env=env)
-    trained = json.loads(eyes(home, "train", "--wait", "--json", env=env))
-    report = json.loads(eyes(home, "evaluate", str(work / "test"), "--json", env=env))
+    eyes_cmd(home, "users", "create", "seed")
+    eyes_cmd(home, "import", str(work / "train"), "--tags-from-folders", "-q", env=env)
+    trained = json.loads(eyes_cmd(home, "train", "--wait", "--json", env=env))
+    report = json.loads(eyes_cmd(home, "evaluate", str(work / "test"), "--json", env=env))
     return {"train": trained, "evaluate": report}
 
 

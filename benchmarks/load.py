@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, make_token
 from benchmarks.report import percentile, write_section
-from benchmarks.serving import free_port, make_token
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = (ROOT / ".." / "shared" / "datasets" / "imagenette10-600").resolve()
@@ -93,14 +93,7 @@ def main() -> None:
         redis.Redis.from_url(env["EYES_BROKER_URL"]).flushdb()
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         boto3.client("s3").create_bucket(Bucket="eyes-load")
-    subprocess.run(
-        [sys.executable, "-m", "eyes", "users", "create", "bench", "--admin"],
-        input="bench-password\n",
-        text=True,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    eyes_cmd(home, "users", "create", BENCH_USER, "--admin", env=env)
     token = make_token(home, env.get("EYES_DATABASE_URL", ""))
     bases = []
     for i in range(2 if args.scaleout else 1):

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,16 +23,11 @@ import httpx2 as httpx
 import numpy as np
 from PIL import Image
 
+from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, make_token
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = (ROOT / ".." / "shared" / "datasets" / "imagenette10-600").resolve()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def twelve_megapixel_jpeg() -> bytes:
@@ -54,31 +48,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def eyes_cmd(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EYES_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "eyes", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-
-
-def make_token(home: Path, database_url: str = "") -> str:
-    from eyes.config import get_settings
-    from eyes.context import build_context
-    from eyes.db.session import transaction
-    from eyes.services.accounts import create_token, get_user_by_name
-
-    ctx = build_context(get_settings(home=home, database_url=database_url))
-    with transaction(ctx.sessions) as session:
-        _, secret = create_token(session, get_user_by_name(session, "bench"), "bench")
-    ctx.close()
-    return secret
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,7 +59,7 @@ def main() -> None:
     n_upload = 20 if args.quick else 60
 
     home = Path(tempfile.mkdtemp(prefix="eyes-bench-"))
-    eyes_cmd(home, "users", "create", "bench", "--admin", stdin="bench-password\n")
+    eyes_cmd(home, "users", "create", BENCH_USER, "--admin")
     token = make_token(home)
     port = free_port()
     env = {**os.environ, "EYES_HOME": str(home), "EYES_PORT": str(port), "EYES_SWEEP_INTERVAL_S": "1"}
@@ -163,9 +132,9 @@ def main() -> None:
         for f in files[:600]:
             (source / f.name).symlink_to(f)
     import_home = Path(tempfile.mkdtemp(prefix="eyes-bench-import-home-"))
-    eyes_cmd(import_home, "users", "create", "bench", stdin="bench-password\n")
+    eyes_cmd(import_home, "users", "create", BENCH_USER)
     eyes_cmd(import_home, "classify", str(files[0]))  # exports the backbone first: not part of the import
-    report = json.loads(eyes_cmd(import_home, "import", str(source), "--json").stdout)
+    report = json.loads(eyes_cmd(import_home, "import", str(source), "--json", "-q"))
     results["import"] = report | {"rejected": len(report["rejected"])}
 
     print(json.dumps(results, indent=2))

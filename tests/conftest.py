@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +24,11 @@ CALTECH = DATASETS / "caltech101-23"
 IMAGENETTE = DATASETS / "imagenette10-600"
 
 
-def sample_photos(dataset: Path, per_class: int, classes: list[str] | None = None) -> list[Path]:
-    """A few real photos of each class, in a stable order."""
-    if not dataset.is_dir():
-        pytest.fail(f"the shared datasets are missing: expected {dataset} (see the README)")
-    names = classes or sorted(p.name for p in dataset.iterdir() if p.is_dir())
-    return [p for name in names for p in sorted((dataset / name).iterdir())[:per_class]]
+def free_port() -> int:
+    """A TCP port free on loopback, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

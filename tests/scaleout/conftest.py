@@ -15,12 +15,7 @@ from pathlib import Path
 import pytest
 
 from eyes.config import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 def reachable(port: int) -> bool:

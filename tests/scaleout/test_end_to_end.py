@@ -15,8 +15,8 @@ from eyes.config import Settings, get_settings
 from eyes.context import build_context
 from eyes.db.session import transaction
 from eyes.services.accounts import create_token, create_user
-from tests.conftest import CALTECH
-from tests.scaleout.conftest import free_port, start_worker, stop, wait_until
+from tests.conftest import CALTECH, free_port
+from tests.scaleout.conftest import start_worker, stop, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
 CLASSES = ["Leopards", "airplanes", "watch"]

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.db.models import PhotoTag
-from tests.conftest import CALTECH, context_of, sign_up, upload
-from tests.scaleout.conftest import free_port, reachable, start_worker, stop, wait_until
+from tests.conftest import CALTECH, context_of, free_port, sign_up, upload
+from tests.scaleout.conftest import reachable, start_worker, stop, wait_until
 
 PHOTOS = sorted((CALTECH / "airplanes").iterdir())[:6]
 
