@@ -75,11 +75,9 @@ def _readable_image(source: Path | io.BytesIO, max_pixels: int) -> Iterator[Imag
         raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
 
 
-def decode(source: Path | bytes, *, max_pixels: int) -> DecodedImage:
-    """Open, check and fully decode an image; raise a clear 4xx error for anything else."""
-    # In memory (the upload limit bounds it): no file handle can leak when decoding fails.
-    fp = io.BytesIO(source if isinstance(source, bytes) else source.read_bytes())
-    with _readable_image(fp, max_pixels) as img:
+def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Open, check and fully decode an image's bytes; raise a clear 4xx error for anything else."""
+    with _readable_image(io.BytesIO(data), max_pixels) as img:
         img.load()  # decodes the first frame completely: truncated files fail here
         fmt = ACCEPTED_FORMATS[str(img.format)]
         exif = img.getexif()

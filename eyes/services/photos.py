@@ -32,14 +32,6 @@ def blob_keys(sha256: str) -> list[str]:
     return [original_key(sha256)] + [thumb_key(sha256, s) for s in THUMB_SIZES]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class PhotoDraft:
     """What an uploader says about a photo besides its bytes."""
@@ -78,13 +70,15 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
     description = draft.description.strip()
     check_text(ctx, title, description)
     tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags]
-    sha256 = file_sha256(path)
+    # Read once: the same bytes are hashed and decoded (the upload limit bounds their size).
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
 
     existing = _owned_copy(ctx, owner_id, sha256)
     if existing is not None:
         return Uploaded(existing, created=False)
 
-    decoded = decode(path, max_pixels=ctx.settings.max_image_pixels)
+    decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
     written = _store_blobs(ctx, sha256, path, decoded)
     try:
         with transaction(ctx.sessions) as session:
@@ -95,7 +89,7 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
                         format=decoded.format,
                         width=decoded.width,
                         height=decoded.height,
-                        size_bytes=path.stat().st_size,
+                        size_bytes=len(data),
                     )
                 )
                 session.flush()
@@ -119,9 +113,10 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
     except IntegrityError:
         # The same owner uploaded the same bytes at the same moment: theirs is the photo.
         existing = _owned_copy(ctx, owner_id, sha256)
-        if existing is None:
-            raise
-        return Uploaded(existing, created=False)
+        if existing is not None:
+            return Uploaded(existing, created=False)
+        _remove_unreferenced(ctx, sha256, written)
+        raise
     except BaseException:
         _remove_unreferenced(ctx, sha256, written)
         raise
