@@ -162,7 +162,8 @@ class TaggerService:
             ]
             # The trained head speaks for its own tags; the day-one words fill in the rest.
             extra = [Suggestion(n, c, imagenet.version) for n, c in tags if n not in known]
-            out.append((own + extra)[:top_k] if not ranked else own + extra)
+            # Ranked: every tag the head knows (evaluation needs them all); else the top few.
+            out.append(own + extra if ranked else (own + extra)[:top_k])
         return out
 
     def champion_scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, list[str], str]:

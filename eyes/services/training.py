@@ -133,8 +133,10 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     config = config or TrainConfig(target_precision=ctx.settings.target_precision)
     if not _claim(ctx, version_id):
         return  # another worker has it, or it is over: a duplicate message is harmless
-    with ctx.sessions() as session:
-        parent = registry.champion_id(session)
+    # The gate must judge against the champion in the database now, not the one this process
+    # last loaded (another server may have promoted one since).
+    ctx.tagger.refresh(force=True)
+    parent = ctx.tagger.version
     try:
         started = time.perf_counter()
         with ctx.sessions() as session:
@@ -160,7 +162,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
         card = {
             **summary,
             "backbone": ctx.tagger.backbone_id,
-            "parent": f"v{parent}" if parent else ctx.tagger.day_one_version,
+            "parent": parent,
             "created_at": datetime.now(UTC).isoformat(),
             "photo_ids": data.photo_ids,
             "thresholds": dict(zip(vocab, map(float, result.head.thresholds), strict=True)),
@@ -178,7 +180,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
         after=ModelStage.TRAINING,
         head_sha256=head_sha,
         backbone=ctx.tagger.backbone_id,
-        parent=f"v{parent}" if parent else ctx.tagger.day_one_version,
+        parent=parent,
         summary=json.dumps(summary, default=float),
     )
     if comparison["promote"]:
