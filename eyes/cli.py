@@ -287,9 +287,17 @@ def _show_version(info: dict[str, Any]) -> None:
     click.echo(line)
     if info.get("vocabulary"):
         click.echo(f"  tags ({len(info['vocabulary'])}): {', '.join(info['vocabulary'])}")
-    if info.get("n_train") is not None:
+    if info.get("n_labelled_photos") is not None:
         click.echo(
-            f"  {info['n_train']} training and {info['n_val']} held-out photos, {info.get('seconds')} s"
+            f"  {info.get('depth', 'head')} run on every label: {info['n_labelled_photos']} photos, "
+            f"{info['n_positive']} yes and {info['n_negative']} no; evidence from {info['n_held_out']} "
+            f"held-out photos; {info.get('seconds')} s"
+        )
+    baseline = info.get("baseline") or {}
+    if baseline.get("logistic_regression_accuracy") is not None:
+        click.echo(
+            f"  on {baseline['n']} held-out photos: this version {baseline['candidate_accuracy']:.1%}, "
+            f"logistic regression on the frozen embeddings {baseline['logistic_regression_accuracy']:.1%}"
         )
     if info.get("reason"):
         click.echo(f"  {info['reason']}")
@@ -297,15 +305,20 @@ def _show_version(info: dict[str, Any]) -> None:
 
 @main.command()
 @click.option("--wait", is_flag=True, help="Train here and now, and report the result.")
+@click.option(
+    "--deep", is_flag=True, help="Fine-tune the top of the backbone with the head (minutes, not seconds)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
-def train(wait: bool, as_json: bool) -> None:
-    """Train a new tagging head on the training-grade labels; promote it if it wins.
+def train(wait: bool, deep: bool, as_json: bool) -> None:
+    """Train a new version on every training-grade label; promote it if it wins.
 
     Without --wait the run is queued for the workers (the ones inside `eyes serve`, or Celery's)."""
+    from eyes.db.models import TrainingDepth
     from eyes.services import registry, training
 
     with _context(run_jobs_here=wait) as ctx:
-        version_id = training.start_run(ctx, None)
+        depth = TrainingDepth.DEEP if deep else TrainingDepth.HEAD
+        version_id = training.start_run(ctx, None, depth=depth)
         with ctx.sessions() as session:
             info = registry.describe(registry.get_version(session, version_id), registry.champion_id(session))
     if as_json:
@@ -317,6 +330,66 @@ def train(wait: bool, as_json: bool) -> None:
         click.echo(f"queued training run v{version_id}; see 'eyes models show v{version_id}'")
     if info["stage"] == "failed":
         sys.exit(1)
+
+
+@main.group()
+def tags() -> None:
+    """Which tags the network learns: approval of new classes, and tags within tags."""
+
+
+@tags.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def tags_list(as_json: bool) -> None:
+    """Every tag with its parent and approval, and the classes the next run learns."""
+    from eyes.services import dashboard, vocabulary
+
+    with _context() as ctx:
+        rows = vocabulary.tags_overview(ctx)
+        info = dashboard.overview(ctx, admin=True)
+    waiting = set(info["waiting"])
+    if as_json:
+        _print_json({"tags": rows, "classes": info["classes"], "waiting": sorted(waiting)})
+        return
+    for row in rows:
+        state = "approved" if row["approved"] else ("waits for approval" if row["name"] in waiting else "")
+        parent = f" (under {row['parent']})" if row["parent"] else ""
+        click.echo(f"{row['name']}{parent}  {state}".rstrip())
+    click.echo(f"classes the next run learns: {', '.join(info['classes']) or 'none yet'}")
+
+
+@tags.command("approve")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--withdraw", is_flag=True, help="Withdraw the approval instead.")
+def tags_approve(names: tuple[str, ...], withdraw: bool) -> None:
+    """Approve tags NAMES as classes the network may learn."""
+    from eyes.services import vocabulary
+
+    with _context() as ctx:
+        done = vocabulary.approve(ctx, None, list(names), approved=not withdraw)
+    click.echo(f"{'withdrew approval of' if withdraw else 'approved'}: {', '.join(done)}")
+
+
+@tags.command("parent")
+@click.argument("child")
+@click.argument("parent", required=False)
+def tags_parent(child: str, parent: str | None) -> None:
+    """Put tag CHILD under PARENT (no PARENT: at the top). A label for CHILD is one for PARENT."""
+    from eyes.services import vocabulary
+
+    with _context() as ctx:
+        vocabulary.set_parent(ctx, None, child, parent)
+    click.echo(f"{child} is now under {parent}" if parent else f"{child} is now at the top")
+
+
+@tags.command("import-hierarchy")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def tags_import_hierarchy(file: Path) -> None:
+    """Parents from a CSV: tag,parent[,grandparent...] per line (a header row is skipped)."""
+    from eyes.services import vocabulary
+
+    with _context() as ctx:
+        n = vocabulary.import_hierarchy(ctx, None, file.read_text(encoding="utf-8"))
+    click.echo(f"{n} tag(s) given a parent")
 
 
 @models.command("list")

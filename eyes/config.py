@@ -82,7 +82,22 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(2, description="onnxruntime threads per inference session.")
     min_votes_to_agree: int = Field(
         3,
-        description="Distinct users who must confirm a tag (with fewer rejecting) to make it a training label.",
+        description="Trusted users who must agree (and outnumber those who disagree) to make a vote "
+        "a training label, a yes or a no. Votes of accounts without a record weigh nothing.",
+    )
+    trust_min_account_age_days: float = Field(
+        3.0, description="An account's votes weigh nothing until it is at least this old (days)."
+    )
+    trust_min_agreements: int = Field(
+        5,
+        description="An account's votes weigh nothing until this many of them agree with the "
+        "decisions of other, established owners on the same photos and tags.",
+    )
+    trust_min_agreement_rate: float = Field(
+        0.8, description="...and at least this share of its votes on decided tags agrees with the owners."
+    )
+    max_votes_per_minute: int = Field(
+        60, description="Votes one account may cast per minute; more are refused with 429."
     )
     min_labels_per_tag: int = Field(
         10, description="Training-grade photos a tag needs before the network learns it."
@@ -91,14 +106,31 @@ class Settings(BaseSettings):
         2,
         description="Distinct owners those photos must come from: one account cannot teach the model alone.",
     )
+    open_vocabulary: bool = Field(
+        False,
+        description="Trust a closed community: a tag that meets the thresholds becomes a class without "
+        "an administrator's approval. Off: new classes wait for approval on /models.",
+    )
     auto_train_after: int = Field(
         50, description="New training-grade labels since the last run that start a training run (0: never)."
     )
-    validation_percent: int = Field(
-        20, description="Share of photos held out for validation, chosen by content hash (stable)."
+    deep_train_after: int = Field(
+        1000,
+        description="New training-grade labels since the last deep run that start a deep run, which "
+        "fine-tunes the top of the backbone (minutes; 0: only by hand).",
+    )
+    deep_min_labels_per_tag: int = Field(
+        20,
+        description="A deep run needs on average this many labelled photos per class: with fewer, "
+        "a head on the frozen embeddings learns better.",
+    )
+    training_folds: int = Field(
+        5,
+        description="Folds by content hash: the gate and the thresholds judge each photo by a model "
+        "that did not train on it; the served model is then refit on every label.",
     )
     target_precision: float = Field(
-        0.9, description="Per-tag thresholds are calibrated on validation to reach this precision."
+        0.9, description="Per-tag thresholds are calibrated on held-out predictions to reach this precision."
     )
     promotion_margin: float = Field(
         0.01,

@@ -57,3 +57,14 @@ class Conflict(EyesError):
 class ServiceUnavailable(EyesError):
     status_code = 503
     code = "unavailable"
+
+
+class TooManyRequests(EyesError):
+    """Too much, too fast: the client may try again after `retry_after` seconds."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)

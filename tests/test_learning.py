@@ -24,7 +24,7 @@ from eyes.ml.errors import ModelFileError
 from eyes.services import registry, training
 from eyes.services.accounts import create_user
 from eyes.services.importer import import_tree
-from eyes.services.labels import training_labels, vocabulary, vote
+from eyes.services.labels import class_vocabulary, training_labels, vote
 from eyes.services.photos import delete_photo
 from tests.conftest import CALTECH, sign_up
 from tests.test_cli import eyes
@@ -41,6 +41,9 @@ def loop_settings(settings: Settings) -> Settings:
             "min_owners_per_tag": 1,
             "auto_train_after": 0,
             "min_votes_to_agree": 2,
+            # These tests are about the loop, not about trust (tests/test_trust.py): every voter counts.
+            "trust_min_account_age_days": 0,
+            "trust_min_agreements": 0,
         }
     )
 
@@ -105,11 +108,13 @@ def test_votes_make_training_grade_labels_and_owner_wins(ctx: Context, tmp_path:
 
 def test_vocabulary_needs_enough_photos_from_enough_owners(ctx: Context, tmp_path: Path) -> None:
     import_tree(ctx, labelled_tree(tmp_path, 3), owner="owner", tags_from_folders=True, progress=False)
+    two_owners = ctx.settings.model_copy(update={"min_owners_per_tag": 2})
     with ctx.sessions() as session:
         labels = training_labels(session, ctx.settings)
-    assert vocabulary(labels, ctx.settings) == ["airplanes", "leopards", "watch"]
-    two_owners = ctx.settings.model_copy(update={"min_owners_per_tag": 2})
-    assert vocabulary(labels, two_owners) == [], "one account cannot teach the model alone"
+        assert class_vocabulary(session, labels, ctx.settings, set()).classes == ["airplanes", "leopards", "watch"]
+        assert class_vocabulary(session, labels, two_owners, set()).classes == [], (
+            "one account cannot teach the model alone"
+        )
 
 
 def test_train_promote_retag_and_keep_people_tags(ctx: Context, tmp_path: Path) -> None:
@@ -165,15 +170,21 @@ def test_gate_rejects_a_candidate_that_does_not_beat_the_champion(ctx: Context, 
 def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path) -> None:
     import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
     first = training.start_run(ctx, None)
+    champion = ctx.tagger.champion(force_refresh=True)
+    assert champion.name == f"v{first}" and len(champion.trained_on) == 30, "the card keeps what it saw"
     with ctx.sessions() as session:
         labels = training_labels(session, ctx.settings)
-    data = training.build_dataset(ctx, labels, vocabulary(labels, ctx.settings))
-    good = registry.load_head(ctx, registry.get_version(ctx.sessions(), first))
-    bad = registry.load_head(ctx, registry.get_version(ctx.sessions(), first))
-    bad.weight = np.random.default_rng(1).normal(size=bad.weight.shape).astype(np.float32)
-    verdict = training.compare_with_champion(ctx, bad, data)
+    data = training.build_dataset(ctx, labels, champion.vocabulary, [0, 1, 2])
+    head = champion.head
+    assert head is not None
+    everything = np.ones(len(data.shas), dtype=bool)
+    rng = np.random.default_rng(1)
+    noise = training.Evidence(rng.random(data.y.shape).astype(np.float32), everything)
+    verdict = training.compare_with_champion(ctx, champion, data, noise, head)
     assert verdict["promote"] is False and verdict["candidate_accuracy"] < verdict["champion_accuracy"]
-    assert training.compare_with_champion(ctx, good, data)["promote"] is True
+    assert verdict["unseen_by_champion"] is False, "no photo is new to the champion: it is judged on what it saw"
+    exact = training.Evidence(data.y.copy(), everything)
+    assert training.compare_with_champion(ctx, champion, data, exact, head)["promote"] is True
 
 
 def test_a_crashed_run_leaves_the_champion_and_nothing_usable(
@@ -248,8 +259,8 @@ def test_deleting_a_photo_during_training_does_not_break_the_run(
         victims = list(session.scalars(select(Photo.id).limit(3)))
 
     def train_while_deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        for photo_id in victims:
-            delete_photo(ctx, photo_id, owner)  # type: ignore[arg-type]
+        while victims:  # during the first fit of the run
+            delete_photo(ctx, victims.pop(), owner)  # type: ignore[arg-type]
         return real(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_head", train_while_deleting)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -66,6 +67,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(40), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Private photos teach the shared model nothing unless their owner says they may.
+    private_photos_teach: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -137,6 +140,12 @@ class Tag(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Tags within tags: a label for `granny-smith` is a label for its parent `apple` too.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"))
+    # A tag becomes a class the network learns only once an administrator approved it (or the
+    # community is trusted: EYES_OPEN_VOCABULARY), so fake accounts cannot invent classes.
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class PhotoTag(Base):
@@ -167,7 +176,10 @@ class TagVote(Base):
     """Another user's opinion of a photo's tag: one vote per user, photo and tag."""
 
     __tablename__ = "tag_votes"
-    __table_args__ = (UniqueConstraint("photo_id", "tag_id", "user_id", name="uq_tag_votes"),)
+    __table_args__ = (
+        UniqueConstraint("photo_id", "tag_id", "user_id", name="uq_tag_votes"),
+        Index("ix_tag_votes_user_created", "user_id", "created_at"),  # the per-account rate limit
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
@@ -185,6 +197,22 @@ class Embedding(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True)
     backbone: Mapped[str] = mapped_column(String(80))  # the backbone's checksum-bearing id
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class Activation(Base):
+    """The backbone's activation where the fine-tuned top of the network starts (float16), stored
+    once, so deep training and re-tagging after a deep promotion never decode the original again."""
+
+    __tablename__ = "activations"
+
+    sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String(80))
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # float16, little-endian, the backbone card's shape
+
+
+class TrainingDepth(enum.StrEnum):
+    HEAD = "head"  # a head on the stored embeddings: seconds
+    DEEP = "deep"  # the top of the backbone fine-tuned with the head, from stored activations: minutes
 
 
 class ModelStage(enum.StrEnum):
@@ -219,6 +247,9 @@ class ModelVersion(Base):
     worker: Mapped[str | None] = mapped_column(String(100))  # who claimed the run: one worker only
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual, automatic
+    depth: Mapped[TrainingDepth] = mapped_column(
+        _enum(TrainingDepth), default=TrainingDepth.HEAD, server_default="head"
+    )
     parent: Mapped[str | None] = mapped_column(String(64))  # the champion when it was trained
     backbone: Mapped[str] = mapped_column(String(80), default="")
     head_sha256: Mapped[str] = mapped_column(String(64), default="")

@@ -19,10 +19,11 @@ class Head:
     bias: np.ndarray  # (k,)
     mean: np.ndarray  # (dim,) feature standardisation learnt on the training set
     scale: np.ndarray  # (dim,)
-    thresholds: np.ndarray  # (k,) per-tag cut-offs calibrated on validation
+    thresholds: np.ndarray  # (k,) per-tag cut-offs calibrated on held-out photos
+    power: float = 1.0  # features are raised to this power first (0.5: see `power_normalise`)
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        x = (embeddings.astype(np.float32) - self.mean) / self.scale
+        x = (power_normalise(embeddings, self.power) - self.mean) / self.scale
         return np.asarray(x @ self.weight + self.bias, dtype=np.float32)
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
@@ -39,6 +40,7 @@ class Head:
             mean=self.mean.astype(np.float32),
             scale=self.scale.astype(np.float32),
             thresholds=self.thresholds.astype(np.float32),
+            power=np.float32(self.power),
         )
         return out.getvalue()
 
@@ -52,8 +54,21 @@ class Head:
                 mean=f["mean"],
                 scale=f["scale"],
                 thresholds=f["thresholds"],
+                power=float(f["power"]) if "power" in f else 1.0,
             )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float32)  # stable for large |x|
+
+
+def power_normalise(embeddings: np.ndarray, power: float) -> np.ndarray:
+    """Pooled ReLU6 features raised to `power`, sign kept.
+
+    The square root tames the few very large activations that dominate a pooled embedding: on
+    grocery's 81 classes with 10 labels each it lifted a linear head from 66.5% to 69.6%
+    (logistic regression on the raw features: 64.2%), and with all labels from 75.3% to 76.4%."""
+    x = embeddings.astype(np.float32, copy=False)
+    if power == 1.0:
+        return x
+    return np.sign(x) * np.abs(x) ** np.float32(power)

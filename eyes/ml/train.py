@@ -1,17 +1,20 @@
 """Fit a tagging head on stored embeddings: reads top to bottom, numpy only, seconds on a CPU.
 
-    result = train_head(x_train, y_train, x_val, y_val, vocabulary, TrainConfig())
+    result = train_head(x, y, w, vocabulary, TrainConfig())
 
-`y` is a 0/1 matrix (photos x tags): a photo may carry several tags.
+`y` is a 0/1 matrix (photos x tags): a photo may carry several tags. `w` weighs each entry of the
+loss: 1 for a decided yes or no, `TrainConfig.undecided_weight` where nobody decided (a photo
+tagged `beach` is not known to be "not `sunset`", only likely), 0 to ignore it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from eyes.ml.head import Head, sigmoid
+from eyes.ml.head import Head, power_normalise, sigmoid
 from eyes.ml.metrics import classification_report
 
 
@@ -19,10 +22,12 @@ from eyes.ml.metrics import classification_report
 class TrainConfig:
     """Saved with every version, so a run can be repeated exactly."""
 
-    epochs: int = 80
+    epochs: int = 50
     learning_rate: float = 0.003
     weight_decay: float = 0.01  # L2 on the weights: keeps few-label tags from overfitting
+    feature_power: float = 0.5  # square-rooted features (head.power_normalise)
     batch_size: int = 256
+    undecided_weight: float = 0.5  # a tag nobody decided on: probably "no", not certainly
     seed: int = 0
     target_precision: float = 0.9  # per-tag thresholds are calibrated to reach this
 
@@ -45,23 +50,33 @@ class TrainResult:
     history: list[Epoch] = field(default_factory=list)
 
 
+def loss_weights(y: np.ndarray, decided: np.ndarray, undecided_weight: float) -> np.ndarray:
+    """1 where a label was decided (yes or no), `undecided_weight` elsewhere."""
+    return np.where(decided, 1.0, undecided_weight).astype(np.float32)
+
+
 def train_head(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
     vocabulary: list[str],
     config: TrainConfig,
+    *,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    record_history: bool = True,
 ) -> TrainResult:
+    """Fit the head on (x, y, w); `validation` (x, y) adds held-out curves to the history."""
     rng = np.random.default_rng(config.seed)
-    mean, scale = standardisation(x_train)
-    xt = (x_train - mean) / scale
-    xv = (x_val - mean) / scale if len(x_val) else x_val
+    x = power_normalise(x, config.feature_power)
+    mean, scale = standardisation(x)
+    xt = (x - mean) / scale
+    x_val, y_val = validation if validation is not None else (x[:0], y[:0])
+    xv = (power_normalise(x_val, config.feature_power) - mean) / scale
     dim, k = xt.shape[1], len(vocabulary)
     weight = np.zeros((dim, k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
     # Start each tag at its base rate, so early epochs do not just learn "mostly no".
-    prior = np.clip(y_train.mean(axis=0), 1e-3, 1 - 1e-3)
+    prior = np.clip((y * w).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-6), 1e-3, 1 - 1e-3)
     bias[:] = np.log(prior / (1 - prior))
     adam = Adam([weight, bias], config.learning_rate)
     history: list[Epoch] = []
@@ -70,22 +85,39 @@ def train_head(
         order = rng.permutation(len(xt))
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
-            grad_w, grad_b = gradients(xt[rows], y_train[rows], weight, bias, config.weight_decay)
+            grad_w, grad_b = gradients(xt[rows], y[rows], w[rows], weight, bias, config.weight_decay)
             adam.step([grad_w, grad_b])
-        history.append(
-            Epoch(
-                epoch=epoch,
-                train_loss=loss(xt, y_train, weight, bias),
-                train_accuracy=top1_accuracy(xt @ weight + bias, y_train),
-                val_loss=loss(xv, y_val, weight, bias) if len(xv) else None,
-                val_accuracy=top1_accuracy(xv @ weight + bias, y_val) if len(xv) else None,
+        if record_history:
+            history.append(
+                Epoch(
+                    epoch=epoch,
+                    train_loss=loss(xt, y, w, weight, bias),
+                    train_accuracy=top1_accuracy(xt @ weight + bias, y),
+                    val_loss=loss(xv, y_val, np.ones_like(y_val), weight, bias) if len(xv) else None,
+                    val_accuracy=top1_accuracy(xv @ weight + bias, y_val) if len(xv) else None,
+                )
             )
-        )
 
-    head = Head(vocabulary, weight, bias, mean, scale, np.full(k, 0.5, dtype=np.float32))
-    if len(x_val):
-        head.thresholds = calibrate_thresholds(head.probabilities(x_val), y_val, config.target_precision)
+    head = Head(
+        vocabulary, weight, bias, mean, scale, np.full(k, 0.5, dtype=np.float32), config.feature_power
+    )
     return TrainResult(head, history)
+
+
+def out_of_fold(
+    folds: np.ndarray, fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], k: int, which: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores for every photo of the folds in `which`, each from a model fitted without its fold.
+
+    Returns (scores (n, k), covered mask): the evidence the gate and the thresholds rest on."""
+    scores = np.zeros((len(folds), k), dtype=np.float32)
+    covered = np.zeros(len(folds), dtype=bool)
+    for fold in which:
+        held = folds == fold
+        if held.any() and (~held).any():
+            scores[held] = fit_predict(~held, held)
+            covered |= held
+    return scores, covered
 
 
 def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,20 +127,20 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gradients(
-    x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Of the binary cross-entropy summed over tags and averaged over photos, plus L2."""
-    error = sigmoid(x @ weight + bias) - y
+    """Of the weighted binary cross-entropy summed over tags and averaged over photos, plus L2."""
+    error = (sigmoid(x @ weight + bias) - y) * w
     grad_w = x.T @ error / len(x) + weight_decay * weight
     return grad_w.astype(np.float32), error.mean(axis=0).astype(np.float32)
 
 
-def loss(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> float:
+def loss(x: np.ndarray, y: np.ndarray, w: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> float:
     if not len(x):
         return 0.0
     z = x @ weight + bias
     # log(1 + e^z) - y z, computed stably
-    per_item = np.logaddexp(0.0, z) - y * z
+    per_item = (np.logaddexp(0.0, z) - y * z) * w
     return float(per_item.sum(axis=1).mean())
 
 
@@ -181,18 +213,33 @@ def average_precision(scores: np.ndarray, hits: np.ndarray) -> float:
     return float((precision_at * hits).sum() / hits.sum())
 
 
-def evaluate_head(head: Head, x: np.ndarray, y: np.ndarray) -> dict[str, object]:
-    """Held-out metrics: top-1 accuracy and macro-F1, per-tag precision/recall/F1 at the
-    calibrated thresholds, mAP and the top-1 confusion matrix."""
-    probs = head.probabilities(x)
-    labelled = y.sum(axis=1) > 0
-    y_true = y[labelled].argmax(axis=1)  # for photos with several tags, their first
-    best = probs[labelled].argmax(axis=1)
-    y_pred = np.where(y[labelled][np.arange(len(best)), best] == 1, y_true, best)
-    top1 = classification_report(y_true, y_pred, head.vocabulary)
-    shown = probs >= head.thresholds
+def leaf_columns(vocabulary: list[str], ancestors: Callable[[str], list[str]]) -> list[int]:
+    """Columns of the most specific tags: those no other tag of the vocabulary sits under.
+
+    Top-1 is judged among these, so naming `apple` for a Granny Smith does not count as right."""
+    inner = {a for name in vocabulary for a in ancestors(name)}
+    return [j for j, name in enumerate(vocabulary) if name not in inner]
+
+
+def evaluate_scores(
+    probs: np.ndarray,
+    y: np.ndarray,
+    vocabulary: list[str],
+    thresholds: np.ndarray,
+    leaves: list[int] | None = None,
+) -> dict[str, object]:
+    """Held-out metrics: top-1 accuracy and macro-F1 among the leaf tags, per-tag precision,
+    recall and F1 at the calibrated thresholds, mAP and the top-1 confusion matrix."""
+    cols = leaves if leaves is not None else list(range(len(vocabulary)))
+    leaf_y = y[:, cols]
+    labelled = leaf_y.sum(axis=1) > 0
+    y_true = leaf_y[labelled].argmax(axis=1)  # for photos with several leaf tags, their first
+    best = probs[labelled][:, cols].argmax(axis=1)
+    y_pred = np.where(leaf_y[labelled][np.arange(len(best)), best] == 1, y_true, best)
+    top1 = classification_report(y_true, y_pred, [vocabulary[j] for j in cols])
+    shown = probs >= thresholds
     per_tag = {}
-    for j, name in enumerate(head.vocabulary):
+    for j, name in enumerate(vocabulary):
         tp = float((shown[:, j] & (y[:, j] == 1)).sum())
         precision = tp / shown[:, j].sum() if shown[:, j].any() else 0.0
         recall = tp / y[:, j].sum() if y[:, j].any() else 0.0
@@ -202,17 +249,23 @@ def evaluate_head(head: Head, x: np.ndarray, y: np.ndarray) -> dict[str, object]
             "recall": recall,
             "f1": f1,
             "support": int(y[:, j].sum()),
-            "threshold": float(head.thresholds[j]),
+            "threshold": float(thresholds[j]),
             "average_precision": average_precision(probs[:, j], y[:, j]),
         }
-    present = [j for j in range(len(head.vocabulary)) if y[:, j].any()]
+    present = [j for j in range(len(vocabulary)) if y[:, j].any()]
     return {
-        "n": int(len(x)),
+        "n": int(labelled.sum()),
         "accuracy": top1.accuracy,
         "macro_f1": top1.macro_f1,
-        "map": float(np.mean([per_tag[head.vocabulary[j]]["average_precision"] for j in present]))
+        "map": float(np.mean([per_tag[vocabulary[j]]["average_precision"] for j in present]))
         if present
         else 0.0,
         "per_tag": per_tag,
         "confusion": top1.confusion,
+        "confusion_labels": top1.labels,
     }
+
+
+def evaluate_head(head: Head, x: np.ndarray, y: np.ndarray) -> dict[str, object]:
+    """`evaluate_scores` of a head on embeddings it did not train on."""
+    return evaluate_scores(head.probabilities(x), y, head.vocabulary, head.thresholds)

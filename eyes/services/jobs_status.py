@@ -10,7 +10,8 @@ from eyes.context import Context
 from eyes.db.models import ModelStage, ModelVersion, Photo, TaggingState
 
 
-def job_status(ctx: Context) -> dict[str, Any]:
+def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
+    """Which work is pending or running; which worker runs it is for administrators only."""
     with ctx.sessions() as session:
         tagging = dict(
             session.execute(select(Photo.tagging, func.count(Photo.id)).group_by(Photo.tagging)).all()
@@ -24,7 +25,8 @@ def job_status(ctx: Context) -> dict[str, Any]:
                 "version": run.name,
                 "started_at": run.created_at,
                 "heartbeat_at": run.heartbeat_at,
-                "worker": run.worker,
+                "worker": run.worker if admin else None,
+                "depth": run.depth.value,
                 "trigger": run.trigger,
             }
             for run in runs

@@ -1,26 +1,31 @@
-"""Votes, training-grade labels and the vocabulary the network learns.
+"""Votes, training-grade labels and the classes the network learns.
 
-A label is training grade when the owner set or confirmed it, or when at least
-`min_votes_to_agree` distinct users confirmed it and fewer rejected it. The owner's decision wins.
-A tag joins the vocabulary when it has `min_labels_per_tag` training-grade photos from at least
-`min_owners_per_tag` distinct owners.
+A label is a yes or a no for a tag on an image. It is training grade when the owner set, confirmed
+or rejected the tag, or when at least `min_votes_to_agree` trusted users (services/trust.py) agree
+on it and fewer say the opposite. The owner's decision wins. A yes for a tag is a yes for its
+ancestors; a no for a tag is a no for its descendants. Private photos teach nothing unless their
+owner opted in. A tag nobody decided on for a photo is no label at all: a photo tagged `beach` is
+not known to be "not `sunset`".
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from eyes.config import Settings
 from eyes.context import Context
-from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, TagVote, User
+from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, TagVote, User, Visibility
 from eyes.db.session import transaction
-from eyes.errors import BadRequest
+from eyes.errors import BadRequest, TooManyRequests
 from eyes.services.photos import get_visible_photo
 from eyes.services.tags import get_or_create_tag, reject_owner_tag, set_owner_tag
+from eyes.services.trust import trusted_voters
+from eyes.services.vocabulary import Hierarchy, approved_tags, hierarchy
 
 
 def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) -> None:
@@ -41,6 +46,7 @@ def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) ->
         session.add(TagVote(photo_id=photo.id, tag_id=tag.id, user_id=user.id, agrees=agrees))
     else:
         existing.agrees = agrees
+        existing.created_at = datetime.now(UTC)  # when it was last cast: what the rate limit counts
     session.flush()
 
 
@@ -48,8 +54,24 @@ def cast_vote(ctx: Context, photo_id: int, user: User, name: str, agrees: bool) 
     """Record `user`'s vote on a photo they can see; returns the photo's tally afterwards."""
     get_visible_photo(ctx, photo_id, user)
     with transaction(ctx.sessions) as session:
+        check_vote_rate(session, user, ctx.settings)
         vote(session, session.get_one(Photo, photo_id), user, name, agrees)
         return vote_counts(session, photo_id)
+
+
+def check_vote_rate(session: Session, user: User, settings: Settings) -> None:
+    """Refuse a vote beyond `max_votes_per_minute` for this account (owners' own tags aside)."""
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(TagVote)
+        .where(TagVote.user_id == user.id, TagVote.created_at > since)
+    )
+    if (recent or 0) >= settings.max_votes_per_minute:
+        raise TooManyRequests(
+            f"at most {settings.max_votes_per_minute} votes a minute per account; try again in a minute",
+            retry_after=60,
+        )
 
 
 def vote_counts(session: Session, photo_id: int) -> dict[str, tuple[int, int]]:
@@ -78,7 +100,22 @@ class Labels:
 
     @property
     def count(self) -> int:
-        return sum(len(tags) for tags in self.positives.values())
+        return sum(map(len, self.positives.values())) + sum(map(len, self.negatives.values()))
+
+    def positive_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for names in self.positives.values():
+            for name in names:
+                counts[name] += 1
+        return counts
+
+
+def teaching_photos() -> ColumnElement[bool]:
+    """Photos that may teach the shared model: not private, or private with the owner's consent."""
+    return or_(
+        Photo.visibility != Visibility.PRIVATE,
+        Photo.owner_id.in_(select(User.id).where(User.private_photos_teach)),
+    )
 
 
 def training_labels(session: Session, settings: Settings) -> Labels:
@@ -87,57 +124,95 @@ def training_labels(session: Session, settings: Settings) -> Labels:
         select(Photo.id, Photo.sha256, Photo.owner_id, Tag.name, PhotoTag.status)
         .join(PhotoTag, PhotoTag.photo_id == Photo.id)
         .join(Tag, Tag.id == PhotoTag.tag_id)
-        .where(PhotoTag.status.in_([TagStatus.CONFIRMED, TagStatus.REJECTED]))
+        .where(PhotoTag.status.in_([TagStatus.CONFIRMED, TagStatus.REJECTED]), teaching_photos())
     )
     owner_says: set[tuple[int, str]] = set()
     for photo_id, sha, owner_id, name, status in decided:
         owner_says.add((photo_id, name))
-        labels.photos[sha].add(photo_id)
-        if status == TagStatus.CONFIRMED:
-            labels.positives[sha].add(name)
-            labels.owners[name].add(owner_id)
-        else:
-            labels.negatives[sha].add(name)
+        _add(labels, photo_id, sha, owner_id, name, status == TagStatus.CONFIRMED)
 
+    trusted = list(trusted_voters(session, settings))
+    yes = func.sum(case((TagVote.agrees, 1), else_=0))
+    no = func.sum(case((TagVote.agrees, 0), else_=1))
     agreed = session.execute(
-        select(Photo.id, Photo.sha256, Photo.owner_id, Tag.name)
+        select(Photo.id, Photo.sha256, Photo.owner_id, Tag.name, yes, no)
         .join(TagVote, TagVote.photo_id == Photo.id)
         .join(Tag, Tag.id == TagVote.tag_id)
-        .where(TagVote.user_id != Photo.owner_id)
+        .where(TagVote.user_id != Photo.owner_id, TagVote.user_id.in_(trusted), teaching_photos())
         .group_by(Photo.id, Photo.sha256, Photo.owner_id, Tag.name)
-        .having(
-            func.sum(case((TagVote.agrees, 1), else_=0)) >= settings.min_votes_to_agree,
-            func.sum(case((TagVote.agrees, 1), else_=0)) > func.sum(case((TagVote.agrees, 0), else_=1)),
-        )
     )
-    for photo_id, sha, owner_id, name in agreed:
+    need = settings.min_votes_to_agree
+    for photo_id, sha, owner_id, name, n_yes, n_no in agreed:
         if (photo_id, name) in owner_says:
             continue  # the owner's decision wins
-        labels.photos[sha].add(photo_id)
-        labels.positives[sha].add(name)
-        labels.owners[name].add(owner_id)
-    # A tag both confirmed (on one copy) and rejected (on another) of the same image: trust the yes.
-    for sha, names in labels.negatives.items():
-        names -= labels.positives.get(sha, set())
+        if n_yes >= need and n_yes > n_no:
+            _add(labels, photo_id, sha, owner_id, name, True)
+        elif n_no >= need and n_no > n_yes:
+            _add(labels, photo_id, sha, owner_id, name, False)
+    _apply_hierarchy(labels, hierarchy(session))
     return labels
 
 
-def vocabulary(labels: Labels, settings: Settings) -> list[str]:
-    counts: dict[str, int] = defaultdict(int)
-    for names in labels.positives.values():
-        for name in names:
-            counts[name] += 1
-    return sorted(
+def _add(labels: Labels, photo_id: int, sha: str, owner_id: int, name: str, yes: bool) -> None:
+    labels.photos[sha].add(photo_id)
+    if yes:
+        labels.positives[sha].add(name)
+        labels.owners[name].add(owner_id)
+    else:
+        labels.negatives[sha].add(name)
+
+
+def _apply_hierarchy(labels: Labels, tree: Hierarchy) -> None:
+    """A yes for a child is a yes for its parents; a no for a parent is a no for its children.
+
+    A tag both confirmed (on one copy) and rejected (on another) of the same image: trust the yes."""
+    owners_of: dict[str, set[int]] = defaultdict(set)
+    for name, owners in labels.owners.items():
+        for ancestor in tree.ancestors(name):
+            owners_of[ancestor] |= owners
+    for name, owners in owners_of.items():
+        labels.owners[name] |= owners
+    for sha in list(labels.positives):
+        labels.positives[sha] = tree.expand(labels.positives[sha])
+    for sha in list(labels.negatives):
+        names = labels.negatives[sha]
+        names |= set().union(*(tree.descendants(n) for n in names)) if names else set()
+        names -= labels.positives.get(sha, set())
+        if not names:
+            del labels.negatives[sha]
+
+
+@dataclass
+class Vocabulary:
+    classes: list[str]  # what the next model learns
+    waiting: list[str]  # meet the thresholds, but wait for an administrator's approval
+
+
+def class_vocabulary(session: Session, labels: Labels, settings: Settings, known: set[str]) -> Vocabulary:
+    """Tags with `min_labels_per_tag` yes-labels from `min_owners_per_tag` owners become classes
+    when approved, known to the champion (`known`), or when the vocabulary is open."""
+    counts = labels.positive_counts()
+    ready = sorted(
         name
         for name, n in counts.items()
         if n >= settings.min_labels_per_tag and len(labels.owners[name]) >= settings.min_owners_per_tag
     )
+    if settings.open_vocabulary:
+        return Vocabulary(ready, [])
+    allowed = approved_tags(session) | known
+    return Vocabulary([n for n in ready if n in allowed], [n for n in ready if n not in allowed])
 
 
-def require_vocabulary(vocab: list[str], settings: Settings) -> None:
-    if len(vocab) < 2:
+def require_vocabulary(vocab: Vocabulary, settings: Settings) -> None:
+    if len(vocab.classes) < 2:
+        waiting = (
+            f"; {len(vocab.waiting)} more wait for an administrator's approval on /models "
+            f"({', '.join(vocab.waiting[:5])})"
+            if vocab.waiting
+            else ""
+        )
         raise BadRequest(
-            f"not enough agreed labels to train: {len(vocab)} tag(s) have at least "
+            f"not enough agreed labels to train: {len(vocab.classes)} approved tag(s) have at least "
             f"{settings.min_labels_per_tag} training-grade photos from {settings.min_owners_per_tag} "
-            "owners, and a model needs at least 2"
+            f"owners, and a model needs at least 2{waiting}"
         )

@@ -1,8 +1,10 @@
 """The model registry: immutable, checksummed versions in the blob store; one champion.
 
-A version's files are `models/v<N>/head.npz` and `models/v<N>/card.json`. The card carries
-everything about the version (vocabulary, thresholds, metrics, training set, backbone checksum,
-parent, who and when), so nothing lives only in the database. Promotion is a single update of the
+A version's files are `models/v<N>/head.npz`, `training-set.txt` (the content hashes it trained
+on: the gate judges its successors on other photos), a deep run's `top.onnx` (the fine-tuned top of
+the backbone) and `card.json`. The card carries everything about the version (vocabulary,
+thresholds, metrics, the baseline, the gate's evidence, training set, backbone checksum, parent,
+files and their checksums), so nothing lives only in the database. Promotion is a single update of the
 `serving` row, so two promotions at once still leave exactly one champion.
 """
 
@@ -34,6 +36,14 @@ def card_key(version_id: int) -> str:
     return f"models/v{version_id}/card.json"
 
 
+def file_key(version_id: int, name: str) -> str:
+    return f"models/v{version_id}/{name}"
+
+
+TRAINING_SET = "training-set.txt"
+TOP_FILE = "top.onnx"
+
+
 def parse_version(name: str) -> int:
     digits = name.lower().removeprefix("v")
     if not digits.isdigit():
@@ -41,14 +51,56 @@ def parse_version(name: str) -> int:
     return int(digits)
 
 
-def store_version_files(ctx: Context, version_id: int, head: Head, card: dict[str, Any]) -> str:
-    """Write the head and its card (each atomically); returns the head's sha256."""
+def store_version_files(
+    ctx: Context,
+    version_id: int,
+    head: Head,
+    card: dict[str, Any],
+    training_set: list[str],
+    extra: dict[str, bytes],
+) -> str:
+    """Write the head, the training set, any extra files and, last, the card that vouches for
+    them (each atomically); returns the head's sha256."""
     data = head.to_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     ctx.blobs.put_bytes(head_key(version_id), data)
-    card = {**card, "version": f"v{version_id}", "head_sha256": sha256}
+    files = {TRAINING_SET: "\n".join(sorted(training_set)).encode(), **extra}
+    for name, content in files.items():
+        ctx.blobs.put_bytes(file_key(version_id, name), content)
+    card = {
+        **card,
+        "version": f"v{version_id}",
+        "head_sha256": sha256,
+        "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()},
+    }
     ctx.blobs.put_bytes(card_key(version_id), json.dumps(card, indent=2, default=str).encode())
     return sha256
+
+
+def load_file(ctx: Context, version: ModelVersion, name: str) -> bytes:
+    """One of the version's files, checked against the checksum its card records."""
+    key = file_key(version.id, name)
+    expected = (load_card(ctx, version.id).get("files") or {}).get(name)
+    try:
+        with ctx.blobs.open(key) as f:
+            data = f.read()
+    except NotFound:
+        raise ModelFileError(
+            f"the file {name} of model {version.name} is missing from the store ({key})"
+        ) from None
+    if expected is None or hashlib.sha256(data).hexdigest() != expected:
+        raise ModelFileError(
+            f"the file {name} of model {version.name} ({key}) does not match its card: the file is "
+            "corrupt; roll back with 'eyes models rollback' or promote another version"
+        )
+    return data
+
+
+def training_set(ctx: Context, version: ModelVersion) -> frozenset[str]:
+    """The content hashes the version trained on (empty for versions made before this was kept)."""
+    if TRAINING_SET not in (load_card(ctx, version.id).get("files") or {}):
+        return frozenset()
+    return frozenset(load_file(ctx, version, TRAINING_SET).decode().split())
 
 
 def load_head(ctx: Context, version: ModelVersion) -> Head:

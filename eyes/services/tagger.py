@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 
+from eyes.db.models import ModelVersion, TrainingDepth
 from eyes.ml.errors import EXPORT_COMMAND, ModelFileError
 from eyes.ml.files import HEAD_FILE, ONNX_FILE
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from eyes.ml.embedder import Embedder
     from eyes.ml.head import Head
     from eyes.ml.imagenet_words import ImageNetTagger
+    from eyes.ml.tuned import TunedTop
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,23 @@ class Suggestion(NamedTuple):
     name: str
     confidence: float
     model_version: str  # which model said so: a trained version ("v3") or the day-one model
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model in service: a trained version (a head, and for a deep version the fine-tuned top
+    of the backbone), or the day-one ImageNet words when nothing was trained yet."""
+
+    version_id: int | None
+    name: str
+    vocabulary: list[str]
+    head: Head | None = None
+    top: TunedTop | None = None  # runs on stored activations instead of the embedding
+    trained_on: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def needs_activations(self) -> bool:
+        return self.top is not None
 
 
 def ensure_backbone(models_dir: Path) -> Path:
@@ -56,15 +76,15 @@ def ensure_backbone(models_dir: Path) -> Path:
 
 
 class TaggerService:
-    """Embeds images and suggests tags with the champion: a trained head for the platform's own
-    tags, with the day-one ImageNet words for everything the head does not know."""
+    """Embeds images and suggests tags with the champion: a trained version for the platform's own
+    tags, with the day-one ImageNet words for everything it does not know."""
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._imagenet: ImageNetTagger | None = None
-        self._champion: tuple[int, Head] | None = None
+        self._champion: Champion | None = None  # None: the day-one words
         self._checked_at = float("-inf")
 
     def load(self) -> None:
@@ -91,16 +111,34 @@ class TaggerService:
         with self._ctx.sessions() as session:
             version_id = registry.champion_id(session)
             version = registry.get_version(session, version_id) if version_id is not None else None
-        current = self._champion[0] if self._champion else None
-        if version_id == current:
+        current = self._champion.version_id if self._champion else None
+        if version_id == current and not (force and version is not None):
             return
         if version is None:
             self._champion = None
             return
         try:
-            self._champion = (version.id, registry.load_head(self._ctx, version))
+            self._champion = self._load_version(version)
         except ModelFileError:  # keep serving what we have; the dashboard shows the problem
             log.exception("cannot load the champion %s; still serving the previous model", version.name)
+
+    def _load_version(self, version: ModelVersion) -> Champion:
+        from eyes.services import registry
+
+        if self._champion is not None and self._champion.version_id == version.id:
+            return self._champion
+        head = registry.load_head(self._ctx, version)
+        top = None
+        if version.depth == TrainingDepth.DEEP:
+            from eyes.ml.tuned import TunedTop
+
+            top = TunedTop(
+                registry.load_file(self._ctx, version, registry.TOP_FILE),
+                threads=self._ctx.settings.onnx_threads,
+            )
+        return Champion(
+            version.id, version.name, head.vocabulary, head, top, registry.training_set(self._ctx, version)
+        )
 
     def _ready(self) -> tuple[Embedder, ImageNetTagger]:
         if self._embedder is None or self._imagenet is None:
@@ -108,6 +146,15 @@ class TaggerService:
         self.refresh()
         assert self._embedder is not None and self._imagenet is not None
         return self._embedder, self._imagenet
+
+    def champion(self, force_refresh: bool = False) -> Champion:
+        """The model in service now (the day-one words as a Champion when nothing was trained)."""
+        _, imagenet = self._ready()
+        if force_refresh:
+            self.refresh(force=True)
+        if self._champion is not None:
+            return self._champion
+        return Champion(None, imagenet.version, list(imagenet.words))
 
     @property
     def backbone_id(self) -> str:
@@ -120,8 +167,17 @@ class TaggerService:
     @property
     def version(self) -> str:
         """The champion's name: a trained version, or the day-one model."""
-        self._ready()
-        return f"v{self._champion[0]}" if self._champion else self.day_one_version
+        return self.champion().name
+
+    @property
+    def activation_shape(self) -> tuple[int, ...]:
+        """Shape of one stored activation (where the fine-tuned top starts), from the backbone card."""
+        return tuple(self._ready()[0].card["activation"]["shape"])
+
+    @property
+    def needs_activations(self) -> bool:
+        """True when the champion runs on stored activations (a deep version)."""
+        return self.champion().needs_activations
 
     def prepare(self, source: Path | BinaryIO) -> np.ndarray:
         """Decode (at reduced scale where the format allows) and preprocess one image."""
@@ -132,31 +188,52 @@ class TaggerService:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         return self._ready()[0].embed(batch)
 
-    def suggest(self, embeddings: np.ndarray) -> list[list[Suggestion]]:
+    def embed_with_activations(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and the float16 activations a fine-tuned top starts from."""
+        return self._ready()[0].embed_with_activations(batch)
+
+    def scores(
+        self, champion: Champion, embeddings: np.ndarray, activations: np.ndarray | None
+    ) -> np.ndarray:
+        """The champion's probability for each tag it knows, in `champion.vocabulary` order."""
+        _, imagenet = self._ready()
+        if champion.head is None:
+            return imagenet.word_scores(embeddings)
+        features = embeddings
+        if champion.top is not None:
+            if activations is None:
+                raise ValueError(f"model {champion.name} needs the stored activations of these photos")
+            features = champion.top.embed(activations)
+        return champion.head.probabilities(features)
+
+    def suggest(
+        self, embeddings: np.ndarray, activations: np.ndarray | None = None
+    ) -> list[list[Suggestion]]:
         """The champion's tags for each embedding, best first, each above its threshold."""
-        return self._combine(embeddings, ranked=False)
+        return self._combine(embeddings, activations, ranked=False)
 
-    def rank(self, embeddings: np.ndarray) -> list[list[Suggestion]]:
+    def rank(self, embeddings: np.ndarray, activations: np.ndarray | None = None) -> list[list[Suggestion]]:
         """Every tag the champion knows for each embedding, best first, no threshold."""
-        return self._combine(embeddings, ranked=True)
+        return self._combine(embeddings, activations, ranked=True)
 
-    def _combine(self, embeddings: np.ndarray, *, ranked: bool) -> list[list[Suggestion]]:
+    def _combine(
+        self, embeddings: np.ndarray, activations: np.ndarray | None, *, ranked: bool
+    ) -> list[list[Suggestion]]:
         _, imagenet = self._ready()
         settings = self._ctx.settings
         top_k = 50 if ranked else settings.max_suggestions
         words = imagenet.tags(embeddings, threshold=0.0 if ranked else settings.tag_threshold, top_k=top_k)
-        champion = self._champion
-        if champion is None:
+        champion = self.champion()
+        if champion.head is None:
             return [[Suggestion(n, c, imagenet.version) for n, c in tags] for tags in words]
-        version_id, head = champion
-        name = f"v{version_id}"
+        head = champion.head
         known = set(head.vocabulary)
-        probs = head.probabilities(embeddings)
+        probs = self.scores(champion, embeddings, activations)
         out = []
         for row, tags in zip(probs, words, strict=True):
             order = np.argsort(-row)
             own = [
-                Suggestion(head.vocabulary[j], float(row[j]), name)
+                Suggestion(head.vocabulary[j], float(row[j]), champion.name)
                 for j in order
                 if ranked or row[j] >= head.thresholds[j]
             ]
@@ -165,11 +242,3 @@ class TaggerService:
             # Ranked: every tag the head knows (evaluation needs them all); else the top few.
             out.append(own + extra if ranked else (own + extra)[:top_k])
         return out
-
-    def champion_scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, list[str], str]:
-        """The champion's score for each tag it knows: what the promotion gate compares."""
-        _, imagenet = self._ready()
-        if self._champion is None:
-            return imagenet.word_scores(embeddings), imagenet.words, imagenet.version
-        version_id, head = self._champion
-        return head.probabilities(embeddings), head.vocabulary, f"v{version_id}"

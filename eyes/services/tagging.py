@@ -1,17 +1,19 @@
-"""Auto-tagging: embed each photo once, store the embedding, store the champion's suggestions."""
+"""Auto-tagging: embed each photo once, store the embedding (and the activation a fine-tuned top
+starts from), store the champion's suggestions. Re-tagging reads what is stored, never the original."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
+from eyes.db.models import Activation, Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
 from eyes.db.session import insert_ignoring_duplicates, transaction
 from eyes.services.photos import original_key
 from eyes.services.tagger import Suggestion
@@ -37,7 +39,6 @@ def tag_photo(ctx: Context, photo_id: int) -> None:
 
 def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
     """Tag the photos that are still pending, in batches. Safe to run twice or concurrently."""
-    tagger = ctx.tagger
     for start in range(0, len(photo_ids), BATCH):
         with ctx.sessions() as session:
             rows = session.execute(
@@ -50,7 +51,7 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
             continue
         vectors, failures = embeddings_for(ctx, sorted({sha for _, sha in rows}))
         ready = [(pid, sha) for pid, sha in rows if sha in vectors]
-        suggestions = tagger.suggest(np.stack([vectors[sha] for _, sha in ready])) if ready else []
+        suggestions = _suggest(ctx, [sha for _, sha in ready], vectors)
         with transaction(ctx.sessions) as session:
             # Only photos still there and still pending (a photo deleted meanwhile is skipped).
             # Row locks (PostgreSQL): a second job for the same photo waits here, then finds it done.
@@ -74,23 +75,56 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
                 session.execute(update(Photo), states)
 
 
-def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The stored embedding of each image, computing (and storing) the missing ones.
+def _suggest(ctx: Context, shas: list[str], vectors: dict[str, np.ndarray]) -> list[list[Suggestion]]:
+    if not shas:
+        return []
+    activations = None
+    if ctx.tagger.needs_activations:
+        stored = activations_for(ctx, shas)
+        activations = np.stack([stored[sha] for sha in shas])
+    return ctx.tagger.suggest(np.stack([vectors[sha] for sha in shas]), activations)
 
-    Returns the vectors by sha256, and the reason for each image the network could not read."""
-    tagger = ctx.tagger
-    vectors: dict[str, np.ndarray] = {}
+
+def _stored(ctx: Context, table: Any, column: Any, shas: list[str], dtype: str) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
     with ctx.sessions() as session:
         for start in range(0, len(shas), 500):
-            for sha, vector in session.execute(
-                select(Embedding.sha256, Embedding.vector).where(
-                    Embedding.sha256.in_(shas[start : start + 500]),
-                    Embedding.backbone == tagger.backbone_id,
+            for sha, data in session.execute(
+                select(table.sha256, column).where(
+                    table.sha256.in_(shas[start : start + 500]), table.backbone == ctx.tagger.backbone_id
                 )
             ):
-                vectors[sha] = np.frombuffer(vector, dtype="<f4")
-    missing = [sha for sha in shas if sha not in vectors]
+                found[sha] = np.frombuffer(data, dtype=dtype)
+    return found
+
+
+def activations_for(ctx: Context, shas: list[str]) -> dict[str, np.ndarray]:
+    """The stored activation of each image (float16, the backbone card's shape); images embedded
+    before activations were kept are decoded once more, and their activations stored."""
+    shape = ctx.tagger.activation_shape
+    found = _stored(ctx, Activation, Activation.data, shas, "<f2")
+    missing = [sha for sha in shas if sha not in found]
+    if missing:
+        _compute(ctx, missing, {}, {})
+        found |= _stored(ctx, Activation, Activation.data, missing, "<f2")
+    return {sha: a.reshape(shape) for sha, a in found.items()}
+
+
+def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The stored embedding of each image, computing (and storing, with its activation) the
+    missing ones. Returns the vectors by sha256, and the reason for each image the network
+    could not read."""
+    vectors = _stored(ctx, Embedding, Embedding.vector, shas, "<f4")
     failures: dict[str, str] = {}
+    _compute(ctx, [sha for sha in shas if sha not in vectors], vectors, failures)
+    return vectors, failures
+
+
+def _compute(
+    ctx: Context, missing: list[str], vectors: dict[str, np.ndarray], failures: dict[str, str]
+) -> None:
+    """Decode, embed and store these images: embedding and activation, in one pass."""
+    tagger = ctx.tagger
     for start in range(0, len(missing), BATCH):
         inputs: list[np.ndarray] = []
         loaded: list[str] = []
@@ -104,16 +138,16 @@ def embeddings_for(ctx: Context, shas: list[str]) -> tuple[dict[str, np.ndarray]
                 failures[sha] = f"the network cannot read this image ({exc})"
         if not loaded:
             continue
-        computed = tagger.embed(np.stack(inputs))
-        rows = []
-        for sha, vector in zip(loaded, computed, strict=True):
+        computed, activations = tagger.embed_with_activations(np.stack(inputs))
+        backbone = tagger.backbone_id
+        rows, act_rows = [], []
+        for sha, vector, activation in zip(loaded, computed, activations, strict=True):
             vectors[sha] = vector
-            rows.append(
-                {"sha256": sha, "backbone": tagger.backbone_id, "vector": vector.astype("<f4").tobytes()}
-            )
+            rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
+            act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
         with transaction(ctx.sessions) as session:
             insert_ignoring_duplicates(session, Embedding.__table__, rows)
-    return vectors, failures
+            insert_ignoring_duplicates(session, Activation.__table__, act_rows)
 
 
 def replace_suggestions(
@@ -187,6 +221,14 @@ def _embedding_chunks(ctx: Context, backbone: str) -> Iterator[tuple[list[str], 
         )
 
 
+def _activations(ctx: Context, shas: list[str]) -> np.ndarray | None:
+    """The chunk's stored activations, when the champion runs on them (a deep version)."""
+    if not ctx.tagger.needs_activations:
+        return None
+    stored = activations_for(ctx, shas)
+    return np.stack([stored[sha] for sha in shas])
+
+
 def retag_all(ctx: Context) -> int:
     """Recompute every tagged photo's suggestions from its stored embedding (after a promotion).
 
@@ -195,7 +237,7 @@ def retag_all(ctx: Context) -> int:
     tagger.refresh(force=True)
     done = 0
     for shas, vectors in _embedding_chunks(ctx, tagger.backbone_id):
-        by_sha = dict(zip(shas, tagger.suggest(vectors), strict=True))
+        by_sha = dict(zip(shas, tagger.suggest(vectors, _activations(ctx, shas)), strict=True))
         with transaction(ctx.sessions) as session:
             photos = session.execute(
                 select(Photo.id, Photo.sha256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +62,9 @@ def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> Phot
     if photo.owner_id != user.id:
         raise Forbidden("only the owner can tag this photo; you can vote on its tags instead")
     tag = get_or_create_tag(session, name)
+    if user.is_admin and tag.approved_at is None:
+        # An administrator's own tag is approved as a class by being set: no second step.
+        tag.approved_at, tag.approved_by_id = datetime.now(UTC), user.id
     photo_tag = session.scalar(
         select(PhotoTag).where(PhotoTag.photo_id == photo.id, PhotoTag.tag_id == tag.id)
     )

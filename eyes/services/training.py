@@ -1,4 +1,9 @@
-"""The learning loop's training run: labels -> data set -> head -> metrics -> gate -> promotion.
+"""The learning loop's training run: labels -> data set -> evidence -> model -> gate -> promotion.
+
+Every label counts: the served model is fitted on every training-grade label. What judges it (the
+promotion gate, the per-tag thresholds, the metrics on the model page) comes from photos a model
+did not train on: folds by content hash, each scored by a model fitted on the other folds (for a
+deep run, one fold, since each fit takes minutes), then one final fit on everything.
 
 A run is a `model_versions` row. It is `training` while under way (with a heartbeat), and only
 becomes usable (`candidate`) once its files are completely written, so a run killed in the middle
@@ -7,6 +12,7 @@ leaves the champion in service and nothing half-written marked usable.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,71 +28,101 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, User
+from eyes.db.models import ModelStage, ModelVersion, TrainingDepth, User
 from eyes.db.session import transaction
-from eyes.errors import Conflict, EyesError
+from eyes.errors import BadRequest, Conflict, EyesError
+from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.head import Head
-from eyes.ml.train import TrainConfig, evaluate_head, train_head
+from eyes.ml.train import (
+    TrainConfig,
+    calibrate_thresholds,
+    evaluate_scores,
+    leaf_columns,
+    loss_weights,
+    out_of_fold,
+    train_head,
+)
 from eyes.services import registry
-from eyes.services.labels import Labels, require_vocabulary, training_labels, vocabulary
-from eyes.services.tagging import embeddings_for
+from eyes.services.labels import Labels, class_vocabulary, require_vocabulary, training_labels
+from eyes.services.tagger import Champion
+from eyes.services.tagging import activations_for, embeddings_for
+from eyes.services.vocabulary import hierarchy
 
 log = logging.getLogger(__name__)
 
 
-def is_validation(sha256: str, percent: int) -> bool:
-    """Held out or not, decided by the content hash: a photo never moves between the two."""
-    return int(sha256[:8], 16) % 100 < percent
+def fold_of(sha256: str, folds: int) -> int:
+    """A photo's fold, decided by its content hash: it never moves, and copies stay together."""
+    return int(sha256[:8], 16) % folds
 
 
 @dataclass
 class Dataset:
     vocabulary: list[str]
-    train_shas: list[str]
-    val_shas: list[str]
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    shas: list[str]
+    x: np.ndarray  # (n, 1280) stored embeddings
+    y: np.ndarray  # (n, k) 1 = yes
+    decided: np.ndarray  # (n, k) True where someone decided, yes or no
+    folds: np.ndarray  # (n,) fold of each photo
+    leaves: list[int]  # columns of the most specific tags: top-1 is judged among these
     photo_ids: list[int]
 
     @property
     def fingerprint(self) -> str:
-        import hashlib
-
         digest = hashlib.sha256()
-        for sha in sorted(self.train_shas + self.val_shas):
-            digest.update(sha.encode())
+        for sha, row, known in zip(self.shas, self.y, self.decided, strict=True):
+            digest.update(sha.encode() + row.tobytes() + known.tobytes())
         digest.update(json.dumps(self.vocabulary).encode())
         return digest.hexdigest()
 
+    def weights(self, config: TrainConfig) -> np.ndarray:
+        return loss_weights(self.y, self.decided, config.undecided_weight)
 
-def build_dataset(ctx: Context, labels: Labels, vocab: list[str]) -> Dataset:
-    """Stored embeddings and 0/1 targets; no image is decoded again (unless never embedded)."""
+
+def build_dataset(ctx: Context, labels: Labels, vocab: list[str], leaves: list[int]) -> Dataset:
+    """Stored embeddings, yes/no targets and which of them were decided; no image is decoded
+    again (unless never embedded). A photo enters with a yes or a no for any class."""
     index = {name: j for j, name in enumerate(vocab)}
-    shas = sorted(sha for sha, names in labels.positives.items() if names & index.keys())
+    shas = sorted(
+        sha
+        for sha in set(labels.positives) | set(labels.negatives)
+        if (labels.positives.get(sha, set()) | labels.negatives.get(sha, set())) & index.keys()
+    )
     vectors, _ = embeddings_for(ctx, shas)
     shas = [sha for sha in shas if sha in vectors]  # a photo deleted meanwhile simply drops out
     y = np.zeros((len(shas), len(vocab)), dtype=np.float32)
+    decided = np.zeros((len(shas), len(vocab)), dtype=bool)
     for i, sha in enumerate(shas):
-        for name in labels.positives[sha] & index.keys():
+        for name in labels.positives.get(sha, set()) & index.keys():
             y[i, index[name]] = 1.0
+            decided[i, index[name]] = True
+        for name in labels.negatives.get(sha, set()) & index.keys():
+            decided[i, index[name]] = True
     x = np.stack([vectors[sha] for sha in shas]) if shas else np.zeros((0, 1280), np.float32)
-    held = np.array([is_validation(sha, ctx.settings.validation_percent) for sha in shas], dtype=bool)
+    folds = np.array([fold_of(sha, ctx.settings.training_folds) for sha in shas], dtype=np.int64)
     photo_ids = sorted(pid for sha in shas for pid in labels.photos[sha])
-    return Dataset(
-        vocab,
-        [s for s, h in zip(shas, held, strict=True) if not h],
-        [s for s, h in zip(shas, held, strict=True) if h],
-        x[~held],
-        y[~held],
-        x[held],
-        y[held],
-        photo_ids,
-    )
+    return Dataset(vocab, shas, x, y, decided, folds, leaves, photo_ids)
 
 
-def start_run(ctx: Context, user: User | None, trigger: str = "manual") -> int:
+@dataclass
+class Evidence:
+    """Held-out scores: each covered photo scored by a model that did not train on it."""
+
+    scores: np.ndarray  # (n, k)
+    covered: np.ndarray  # (n,) bool
+
+
+@dataclass
+class Trained:
+    head: Head
+    history: list[dict[str, Any]]
+    evidence: Evidence
+    files: dict[str, bytes]  # extra files of the version beside head.npz (a deep run's tuned top)
+
+
+def start_run(
+    ctx: Context, user: User | None, trigger: str = "manual", depth: TrainingDepth = TrainingDepth.HEAD
+) -> int:
     """Record a new run (one at a time) and queue it; returns the version id."""
     with transaction(ctx.sessions) as session:
         _fail_stale_runs(ctx, session)
@@ -99,6 +135,7 @@ def start_run(ctx: Context, user: User | None, trigger: str = "manual") -> int:
             stage=ModelStage.TRAINING,
             created_by_id=user.id if user else None,
             trigger=trigger,
+            depth=depth,
             heartbeat_at=datetime.now(UTC),
             n_labels_at_start=n_labels,
         )
@@ -131,43 +168,70 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     """Train, evaluate, store and judge version `version_id`. Idempotent: only a run still
     marked `training` is worked on."""
     config = config or TrainConfig(target_precision=ctx.settings.target_precision)
-    if not _claim(ctx, version_id):
+    depth = _claim(ctx, version_id)
+    if depth is None:
         return  # another worker has it, or it is over: a duplicate message is harmless
     # The gate must judge against the champion in the database now, not the one this process
     # last loaded (another server may have promoted one since).
-    ctx.tagger.refresh(force=True)
-    parent = ctx.tagger.version
+    champion = ctx.tagger.champion(force_refresh=True)
     try:
         started = time.perf_counter()
         with ctx.sessions() as session:
             labels = training_labels(session, ctx.settings)
-        vocab = vocabulary(labels, ctx.settings)
+            vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
+            tree = hierarchy(session)
         require_vocabulary(vocab, ctx.settings)
-        data = build_dataset(ctx, labels, vocab)
-        _heartbeat(ctx, version_id)
-        result = train_head(data.x_train, data.y_train, data.x_val, data.y_val, vocab, config)
-        metrics = evaluate_head(result.head, data.x_val, data.y_val) if len(data.x_val) else {}
-        comparison = compare_with_champion(ctx, result.head, data)
+        data = build_dataset(ctx, labels, vocab.classes, leaf_columns(vocab.classes, tree.ancestors))
+        beat = _heartbeat_every(ctx, version_id, seconds=10.0)
+        trained = (
+            _fit_deep(ctx, data, config, beat)
+            if depth == TrainingDepth.DEEP
+            else _fit_head(ctx, data, config, beat)
+        )
+        evidence = trained.evidence
+        head = trained.head
+        head.thresholds = calibrate_thresholds(
+            evidence.scores[evidence.covered], data.y[evidence.covered], config.target_precision
+        )
+        metrics = (
+            evaluate_scores(
+                evidence.scores[evidence.covered],
+                data.y[evidence.covered],
+                data.vocabulary,
+                head.thresholds,
+                data.leaves,
+            )
+            if evidence.covered.any()
+            else {}
+        )
+        comparison = compare_with_champion(ctx, champion, data, evidence, head)
         summary = {
-            "vocabulary": vocab,
-            "n_train": len(data.train_shas),
-            "n_val": len(data.val_shas),
+            "depth": depth.value,
+            "vocabulary": data.vocabulary,
+            "waiting_for_approval": vocab.waiting,
+            "n_labelled_photos": len(data.shas),
+            "n_labels": int(data.decided.sum()),
+            "n_positive": int(data.y.sum()),
+            "n_negative": int((data.decided & (data.y == 0)).sum()),
+            "n_held_out": int(evidence.covered.sum()),
+            "folds": ctx.settings.training_folds,
             "training_set": data.fingerprint,
             "config": config.as_dict(),
-            "history": [vars(e) for e in result.history],
+            "history": trained.history,
             "metrics": metrics,
+            "baseline": baseline_on_fold(data, evidence),
             "comparison": comparison,
             "seconds": round(time.perf_counter() - started, 3),
         }
         card = {
             **summary,
             "backbone": ctx.tagger.backbone_id,
-            "parent": parent,
+            "parent": champion.name,
             "created_at": datetime.now(UTC).isoformat(),
             "photo_ids": data.photo_ids,
-            "thresholds": dict(zip(vocab, map(float, result.head.thresholds), strict=True)),
+            "thresholds": dict(zip(data.vocabulary, map(float, head.thresholds), strict=True)),
         }
-        head_sha = registry.store_version_files(ctx, version_id, result.head, card)
+        head_sha = registry.store_version_files(ctx, version_id, head, card, data.shas, trained.files)
     except Exception as exc:
         reason = exc.message if isinstance(exc, EyesError) else f"{type(exc).__name__}: {exc}"
         log.warning("training run v%s failed: %s", version_id, reason)
@@ -180,7 +244,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
         after=ModelStage.TRAINING,
         head_sha256=head_sha,
         backbone=ctx.tagger.backbone_id,
-        parent=parent,
+        parent=champion.name,
         summary=json.dumps(summary, default=float),
     )
     if comparison["promote"]:
@@ -189,7 +253,57 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
         _finish(ctx, version_id, ModelStage.REJECTED, after=ModelStage.CANDIDATE, reason=comparison["reason"])
 
 
-def _claim(ctx: Context, version_id: int) -> bool:
+def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
+    """Held-out scores from every fold (seconds each), then the served head on every label."""
+    w = data.weights(config)
+
+    def fit_predict(train: np.ndarray, held: np.ndarray) -> np.ndarray:
+        beat()
+        fold = train_head(
+            data.x[train], data.y[train], w[train], data.vocabulary, config, record_history=False
+        )
+        return fold.head.probabilities(data.x[held])
+
+    k = ctx.settings.training_folds
+    scores, covered = out_of_fold(data.folds, fit_predict, len(data.vocabulary), list(range(k)))
+    # The curves on the model page: the final fit, measured each epoch on fold 0 it also trains on
+    # would flatter it, so they come from a fit without fold 0.
+    held = data.folds == 0
+    curves = train_head(
+        data.x[~held],
+        data.y[~held],
+        w[~held],
+        data.vocabulary,
+        config,
+        validation=(data.x[held], data.y[held]),
+    )
+    beat()
+    final = train_head(data.x, data.y, w, data.vocabulary, config, record_history=False)
+    return Trained(final.head, [vars(e) for e in curves.history], Evidence(scores, covered), {})
+
+
+def _fit_deep(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
+    from eyes.services import deep_training
+
+    return deep_training.fit(ctx, data, config, beat)
+
+
+def baseline_on_fold(data: Dataset, evidence: Evidence) -> dict[str, Any]:
+    """The frozen-embedding logistic regression on the same labels, judged on the same held-out
+    photos as the candidate: fold 0, which neither trained on."""
+    held = (data.folds == 0) & evidence.covered
+    leaf_y = data.y[:, data.leaves]
+    train = (data.folds != 0) & (leaf_y.sum(axis=1) > 0)
+    test = held & (leaf_y.sum(axis=1) > 0)
+    if not test.any():
+        return {}
+    lr = logistic_regression_top1(data.x[train], leaf_y[train].argmax(axis=1), data.x[test], leaf_y[test])
+    best = evidence.scores[test][:, data.leaves].argmax(axis=1)
+    candidate = float(leaf_y[test][np.arange(len(best)), best].mean())
+    return {"n": int(test.sum()), "candidate_accuracy": candidate, "logistic_regression_accuracy": lr}
+
+
+def _claim(ctx: Context, version_id: int) -> TrainingDepth | None:
     """Take the run for this worker, atomically: exactly one worker trains each version."""
     me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     with transaction(ctx.sessions) as session:
@@ -202,14 +316,28 @@ def _claim(ctx: Context, version_id: int) -> bool:
             )
             .values(worker=me, heartbeat_at=datetime.now(UTC))
         ).rowcount  # type: ignore[attr-defined]
-    return claimed == 1
+        if claimed != 1:
+            return None
+        return session.get_one(ModelVersion, version_id).depth
 
 
-def _heartbeat(ctx: Context, version_id: int) -> None:
-    with transaction(ctx.sessions) as session:
-        session.execute(
-            update(ModelVersion).where(ModelVersion.id == version_id).values(heartbeat_at=datetime.now(UTC))
-        )
+def _heartbeat_every(ctx: Context, version_id: int, seconds: float) -> Any:
+    """A function that records the run as alive, at most every `seconds`: long runs call it often."""
+    last = [0.0]
+
+    def beat() -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            with transaction(ctx.sessions) as session:
+                session.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.id == version_id)
+                    .values(heartbeat_at=datetime.now(UTC))
+                )
+
+    beat()
+    return beat
 
 
 def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelStage, **values: Any) -> None:
@@ -223,14 +351,16 @@ def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelSta
         )
 
 
-def compare_with_champion(ctx: Context, head: Head, data: Dataset) -> dict[str, Any]:
-    """The promotion gate: top-1 accuracy of candidate and champion on the same held-out photos,
-    counting only the tags both know, each choosing among those tags alone."""
-    champion_scores, champion_vocab, champion_name = ctx.tagger.champion_scores(data.x_val)
-    shared = sorted(set(head.vocabulary) & set(champion_vocab))
+def compare_with_champion(
+    ctx: Context, champion: Champion, data: Dataset, evidence: Evidence, head: Head
+) -> dict[str, Any]:
+    """The promotion gate: top-1 accuracy of candidate and champion among the tags both know, on
+    held-out photos the champion did not train on either (labelled since it was trained). Where
+    there are none, on every held-out photo, which favours the champion (it saw them)."""
+    shared = sorted(set(head.vocabulary) & set(champion.vocabulary))
     margin = ctx.settings.promotion_margin
-    base = {"champion": champion_name, "shared_tags": shared, "margin": margin}
-    if not len(data.x_val):
+    base = {"champion": champion.name, "shared_tags": shared, "margin": margin}
+    if not evidence.covered.any():
         return {**base, "promote": False, "reason": "no held-out photos to judge the candidate on"}
     if not shared:
         return {
@@ -238,47 +368,87 @@ def compare_with_champion(ctx: Context, head: Head, data: Dataset) -> dict[str, 
             "promote": True,
             "reason": f"the champion knows none of these tags; the candidate adds {len(head.vocabulary)}",
         }
-    cand_cols = [head.vocabulary.index(t) for t in shared]
-    champ_cols = [champion_vocab.index(t) for t in shared]
-    truth = data.y_val[:, [data.vocabulary.index(t) for t in shared]]
-    rows = truth.sum(axis=1) > 0
+    cols = [data.vocabulary.index(t) for t in shared]
+    leaf_cols = [c for c in cols if c in data.leaves] or cols
+    truth = data.y[:, leaf_cols]
+    judged = evidence.covered & (truth.sum(axis=1) > 0)
+    unseen = judged & ~np.isin(np.array(data.shas), list(champion.trained_on))
+    fair = bool(unseen.any())
+    rows = unseen if fair else judged
     if not rows.any():
         return {**base, "promote": True, "reason": "no held-out photo carries a shared tag"}
-    candidate_acc = _restricted_top1(head.probabilities(data.x_val)[:, cand_cols], truth, rows)
-    champion_acc = _restricted_top1(champion_scores[:, champ_cols], truth, rows)
+    champion_scores = _champion_scores(ctx, champion, data, rows, [data.vocabulary[c] for c in leaf_cols])
+    candidate_acc = _top1(evidence.scores[rows][:, leaf_cols], truth[rows])
+    champion_acc = _top1(champion_scores, truth[rows])
     promote = candidate_acc >= champion_acc - margin
     verdict = "promoted" if promote else "rejected"
+    photos = "photos neither trained on" if fair else "held-out photos (the champion trained on them)"
     return {
         **base,
         "n": int(rows.sum()),
+        "unseen_by_champion": fair,
         "candidate_accuracy": candidate_acc,
         "champion_accuracy": champion_acc,
         "promote": bool(promote),
-        "reason": f"{verdict}: top-1 on {len(shared)} shared tags, {int(rows.sum())} held-out photos: "
+        "reason": f"{verdict}: top-1 on {len(leaf_cols)} shared tags, {int(rows.sum())} {photos}: "
         f"candidate {candidate_acc:.1%} vs champion {champion_acc:.1%} (margin {margin:.1%})",
     }
 
 
-def _restricted_top1(scores: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> float:
-    best = scores[rows].argmax(axis=1)
-    return float(truth[rows][np.arange(len(best)), best].mean())
+def _champion_scores(
+    ctx: Context, champion: Champion, data: Dataset, rows: np.ndarray, tags: list[str]
+) -> np.ndarray:
+    activations = None
+    if champion.needs_activations:
+        stored = activations_for(ctx, [data.shas[i] for i in np.flatnonzero(rows)])
+        activations = np.stack([stored[data.shas[i]] for i in np.flatnonzero(rows)])
+    probs = ctx.tagger.scores(champion, data.x[rows], activations)
+    return probs[:, [champion.vocabulary.index(t) for t in tags]]
 
 
-def labels_since_last_run(ctx: Context) -> int:
+def _top1(scores: np.ndarray, truth: np.ndarray) -> float:
+    best = scores.argmax(axis=1)
+    return float(truth[np.arange(len(best)), best].mean())
+
+
+def labels_since_last_run(ctx: Context, depth: TrainingDepth | None = None) -> int:
     with ctx.sessions() as session:
-        last = session.scalar(
-            select(ModelVersion.n_labels_at_start).order_by(ModelVersion.id.desc()).limit(1)
-        )
+        query = select(ModelVersion.n_labels_at_start).order_by(ModelVersion.id.desc()).limit(1)
+        if depth is not None:
+            query = query.where(ModelVersion.depth == depth, ModelVersion.stage != ModelStage.FAILED)
+        last = session.scalar(query)
         current = training_labels(session, ctx.settings).count
     return current - (last or 0)
 
 
+def deep_run_worth_it(ctx: Context) -> bool:
+    """Deep runs pay off with many labels per class; with few, a head on frozen features wins."""
+    with ctx.sessions() as session:
+        labels = training_labels(session, ctx.settings)
+    counts = labels.positive_counts()
+    return bool(counts) and bool(np.mean(list(counts.values())) >= ctx.settings.deep_min_labels_per_tag)
+
+
 def maybe_start_automatic_run(ctx: Context) -> int | None:
-    """Start a run when enough new training-grade labels have arrived since the last one."""
-    k = ctx.settings.auto_train_after
-    if k <= 0 or labels_since_last_run(ctx) < k:
-        return None
+    """Start a run when enough new training-grade labels have arrived since the last one: a deep
+    run when there are many more since the last deep run, a head run otherwise."""
+    settings = ctx.settings
     try:
-        return start_run(ctx, None, trigger="automatic")
+        deep_due = (
+            settings.deep_train_after > 0
+            and labels_since_last_run(ctx, TrainingDepth.DEEP) >= settings.deep_train_after
+        )
+        if deep_due and deep_run_worth_it(ctx):
+            return start_run(ctx, None, trigger="automatic", depth=TrainingDepth.DEEP)
+        if settings.auto_train_after > 0 and labels_since_last_run(ctx) >= settings.auto_train_after:
+            return start_run(ctx, None, trigger="automatic")
     except Conflict:
         return None
+    return None
+
+
+def parse_depth(raw: str) -> TrainingDepth:
+    try:
+        return TrainingDepth(raw.lower())
+    except ValueError:
+        raise BadRequest(f"depth is 'head' or 'deep', not {raw!r}") from None

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from eyes.services import labels, learn, registry, training
+from eyes.services import dashboard, labels, learn, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
 from eyes.services.tags import normalize_tag
-from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
+from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import ErrorResponse, PhotoPublic
 
 _errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 429)
 }
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
 
@@ -56,10 +56,58 @@ def show_model(version: str, ctx: ContextDep) -> dict[str, Any]:
         return registry.describe(v, registry.champion_id(session))
 
 
+class TrainRequest(BaseModel):
+    depth: Literal["head", "deep"] = Field(
+        "head",
+        description="head: a head on the stored embeddings (seconds); deep: the top of the backbone "
+        "fine-tuned with the head, from stored activations (minutes)",
+    )
+
+
 @router.post("/models/train", status_code=202, summary="Start a training run (administrators)")
-def train(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
-    version_id = training.start_run(ctx, admin)
-    return {"version": f"v{version_id}", "stage": "training", "url": f"/api/v1/models/v{version_id}"}
+def train(ctx: ContextDep, admin: AdminDep, body: TrainRequest | None = None) -> dict[str, str]:
+    depth = training.parse_depth(body.depth if body else "head")
+    version_id = training.start_run(ctx, admin, depth=depth)
+    return {
+        "version": f"v{version_id}",
+        "stage": "training",
+        "depth": depth.value,
+        "url": f"/api/v1/models/v{version_id}",
+    }
+
+
+class TagApproval(BaseModel):
+    names: list[str] = Field(min_length=1, max_length=500, description="tags to approve as classes")
+    approved: bool = Field(True, description="false withdraws the approval")
+
+
+@router.post("/tags/approve", summary="Approve tags as classes the network learns (administrators)")
+def approve_tags(body: TagApproval, ctx: ContextDep, admin: AdminDep) -> dict[str, Any]:
+    return {
+        "tags": vocabulary.approve(ctx, admin, body.names, approved=body.approved),
+        "approved": body.approved,
+    }
+
+
+class TagParent(BaseModel):
+    parent: str | None = Field(None, description="the parent tag; null puts the tag at the top")
+
+
+@router.put("/tags/{name}/parent", summary="Put a tag under a parent (administrators)")
+def set_parent(name: str, body: TagParent, ctx: ContextDep, admin: AdminDep) -> dict[str, Any]:
+    vocabulary.set_parent(ctx, admin, name, body.parent)
+    return {"tag": name, "parent": body.parent}
+
+
+@router.get("/tags", summary="Every tag with its parent and approval (administrators)")
+def list_tags(ctx: ContextDep, admin: AdminDep) -> list[dict[str, Any]]:
+    return vocabulary.tags_overview(ctx)
+
+
+@router.get("/vocabulary", summary="The classes the next model learns, and those waiting for approval")
+def model_vocabulary(ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
+    info = dashboard.overview(ctx, admin=viewer is not None and viewer.is_admin)
+    return {"classes": info["classes"], "waiting": info["waiting"], "n_waiting": info["n_waiting"]}
 
 
 @router.post("/models/{version}/promote", summary="Put a version in service (administrators)")
@@ -76,7 +124,7 @@ def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
 
 @router.get("/jobs", summary="Background work: photos waiting for tags, training runs under way")
 def jobs(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    return job_status(ctx)
+    return job_status(ctx, admin=user.is_admin)
 
 
 @router.get("/learn", response_model=list[PhotoPublic], summary="Photos the model is least sure of")

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from eyes.errors import EyesError
+from eyes.errors import EyesError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +22,26 @@ def _wants_json(request: Request) -> bool:
     return "text/html" not in request.headers.get("accept", "")
 
 
-def _render(request: Request, status: int, code: str, message: str) -> Response:
+def _render(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_json(request):
-        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        )
     from eyes.web.pages import login_redirect, render
 
     if status == 401:
         return login_redirect(request)
-    return render(request, "error.html", status_code=status, status=status, message=message)
+    response = render(request, "error.html", status_code=status, status=status, message=message)
+    response.headers.update(headers or {})
+    return response
 
 
 async def handle_eyes_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EyesError)
-    return _render(request, exc.status_code, exc.code, exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return _render(request, exc.status_code, exc.code, exc.message, headers)
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

@@ -4,49 +4,66 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from eyes.services import learn, registry, training
-from eyes.services.jobs_status import job_status
-from eyes.services.labels import training_labels, vocabulary
+from eyes.errors import BadRequest
+from eyes.services import dashboard as dashboard_service
+from eyes.services import learn, registry, training, vocabulary
 from eyes.web import charts
 from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.pages import redirect, render
 from eyes.web.schemas import PhotoPublic
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+MAX_HIERARCHY_BYTES = 1024 * 1024
 
 
 @router.get("/models", response_class=HTMLResponse)
 def dashboard(request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
-    with ctx.sessions() as session:
-        champion = registry.champion_id(session)
-        versions = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
-        labels = training_labels(session, ctx.settings)
-    vocab = vocabulary(labels, ctx.settings)
-    history = [v for v in reversed(versions) if v.get("metrics")]
+    info = dashboard_service.overview(ctx, admin=viewer is not None and viewer.is_admin)
+    history = [v for v in reversed(info["versions"]) if v.get("metrics")]
     progress = charts.line_chart(
         {
             "accuracy": [v["metrics"].get("accuracy") for v in history],
-            "macro-F1": [v["metrics"].get("macro_f1") for v in history],
+            "logistic regression, same labels": [
+                (v.get("baseline") or {}).get("logistic_regression_accuracy") for v in history
+            ],
         },
-        title="Held-out accuracy of each trained version",
+        title="Held-out top-1 of each trained version, next to the frozen-embedding baseline",
         y_max=1.0,
         x_label="version",
     )
-    return render(
-        request,
-        "models.html",
-        versions=versions,
-        champion=ctx.tagger.version,
-        n_labels=labels.count,
-        vocabulary=vocab,
-        since_last=training.labels_since_last_run(ctx),
-        progress=progress,
-        settings=ctx.settings,
-        jobs=job_status(ctx),
-    )
+    return render(request, "models.html", **info, progress=progress, settings=ctx.settings)
+
+
+@router.post("/models/tags/approve")
+def approve_tags(
+    ctx: ContextDep,
+    admin: AdminDep,
+    names: Annotated[list[str], Form()],
+    approve: Annotated[str, Form()] = "yes",
+) -> Response:
+    vocabulary.approve(ctx, admin, names, approved=approve == "yes")
+    return redirect("/models")
+
+
+@router.post("/models/tags/parent")
+def set_parent(
+    ctx: ContextDep, admin: AdminDep, child: Annotated[str, Form()], parent: Annotated[str, Form()] = ""
+) -> Response:
+    vocabulary.set_parent(ctx, admin, child, parent or None)
+    return redirect("/models")
+
+
+@router.post("/models/tags/hierarchy")
+async def import_hierarchy(ctx: ContextDep, admin: AdminDep, file: Annotated[UploadFile, File()]) -> Response:
+    text = (await file.read(MAX_HIERARCHY_BYTES + 1)).decode("utf-8", errors="replace")
+    if len(text) > MAX_HIERARCHY_BYTES:
+        raise BadRequest(f"a hierarchy file is at most {MAX_HIERARCHY_BYTES // 1024} KiB")
+    await run_in_threadpool(vocabulary.import_hierarchy, ctx, admin, text)
+    return redirect("/models")
 
 
 @router.get("/models/{version}", response_class=HTMLResponse)
@@ -77,13 +94,15 @@ def model_page(version: str, request: Request, ctx: ContextDep, viewer: ViewerDe
             {name: (m["precision"], m["recall"]) for name, m in per_tag.items()},
             labels=("precision", "recall"),
         ),
-        confusion=charts.confusion_heatmap(metrics.get("confusion") or [], info.get("vocabulary") or []),
+        confusion=charts.confusion_heatmap(
+            metrics.get("confusion") or [], metrics.get("confusion_labels") or info.get("vocabulary") or []
+        ),
     )
 
 
 @router.post("/models/train")
-def start_training(ctx: ContextDep, admin: AdminDep) -> Response:
-    version_id = training.start_run(ctx, admin)
+def start_training(ctx: ContextDep, admin: AdminDep, depth: Annotated[str, Form()] = "head") -> Response:
+    version_id = training.start_run(ctx, admin, depth=training.parse_depth(depth))
     return redirect(f"/models/v{version_id}")
 
 

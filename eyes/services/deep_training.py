@@ -1,0 +1,96 @@
+"""A deep run: the top of the backbone fine-tuned with the head, from stored activations.
+
+Fine-tuning needs torch, which never loads into a serving process: each fit runs in a child
+process (`python -m eyes.ml.finetune JOB_DIR`), fed the stored float16 activations, targets and
+loss weights, and hands back the tuned top as ONNX and the head. Two fits: one without fold 0,
+whose scores on fold 0 are the held-out evidence, then the served one on every label.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eyes.context import Context
+from eyes.errors import EyesError
+from eyes.ml.head import Head
+from eyes.ml.train import TrainConfig
+from eyes.ml.tuned import TunedTop
+from eyes.services.registry import TOP_FILE
+from eyes.services.tagging import activations_for
+
+if TYPE_CHECKING:
+    from eyes.services.training import Dataset, Trained
+
+
+class TrainingFailed(EyesError):
+    status_code = 500
+    code = "training_failed"
+
+
+def fit(ctx: Context, data: Dataset, config: TrainConfig, beat: Callable[[], None]) -> Trained:
+    from eyes.services.training import Evidence, Trained
+
+    stored = activations_for(ctx, data.shas)
+    activations = np.stack([stored[sha] for sha in data.shas])
+    weights = data.weights(config)
+    held = data.folds == 0
+    scores = np.zeros(data.y.shape, dtype=np.float32)
+    if held.any() and (~held).any():
+        top, head, _ = run_fine_tuning(
+            activations[~held], data.y[~held], weights[~held], data.vocabulary, config, beat
+        )
+        scores[held] = head.probabilities(
+            TunedTop(top, threads=ctx.settings.onnx_threads).embed(activations[held])
+        )
+    else:
+        held[:] = False
+    top, head, history = run_fine_tuning(activations, data.y, weights, data.vocabulary, config, beat)
+    return Trained(head, history, Evidence(scores, held), {TOP_FILE: top})
+
+
+def run_fine_tuning(
+    activations: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    vocabulary: list[str],
+    config: TrainConfig,
+    beat: Callable[[], None],
+) -> tuple[bytes, Head, list[dict[str, Any]]]:
+    """One fit in a child process; `beat` is called at each line of progress it prints."""
+    with tempfile.TemporaryDirectory(prefix="eyes-finetune-") as tmp:
+        job = Path(tmp)
+        np.savez(
+            job / "job.npz",
+            activations=activations.astype(np.float16),
+            targets=targets.astype(np.float32),
+            weights=weights.astype(np.float32),
+            vocabulary=np.array(vocabulary, dtype=str),
+        )
+        (job / "config.json").write_text(
+            json.dumps({"seed": config.seed, "target_precision": config.target_precision})
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "eyes.ml.finetune", str(job)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        for _line in process.stdout:
+            beat()
+        _, errors = process.communicate()
+        if process.returncode != 0:
+            last = (errors.strip().splitlines() or ["no output"])[-1]
+            raise TrainingFailed(
+                f"fine-tuning failed ({last}); is the training extra installed (make install)?"
+            )
+        history = json.loads((job / "history.json").read_text())
+        return (job / "top.onnx").read_bytes(), Head.from_bytes((job / "head.npz").read_bytes()), history
