@@ -203,6 +203,17 @@ def class_vocabulary(session: Session, labels: Labels, settings: Settings, known
     return Vocabulary([n for n in ready if n in allowed], [n for n in ready if n not in allowed])
 
 
+def countable_labels(session: Session, labels: Labels, settings: Settings, known: set[str]) -> int:
+    """Labels of tags that may become classes (approved, known to the champion, or any tag in an
+    open vocabulary): what counts towards an automatic run, so labels nobody approved move nothing."""
+    if settings.open_vocabulary:
+        return labels.count
+    allowed = approved_tags(session) | known
+    return sum(len(names & allowed) for names in labels.positives.values()) + sum(
+        len(names & allowed) for names in labels.negatives.values()
+    )
+
+
 def require_vocabulary(vocab: Vocabulary, settings: Settings) -> None:
     if len(vocab.classes) < 2:
         waiting = (

@@ -43,7 +43,13 @@ from eyes.ml.train import (
     train_head,
 )
 from eyes.services import registry
-from eyes.services.labels import Labels, class_vocabulary, require_vocabulary, training_labels
+from eyes.services.labels import (
+    Labels,
+    class_vocabulary,
+    countable_labels,
+    require_vocabulary,
+    training_labels,
+)
 from eyes.services.tagger import Champion
 from eyes.services.tagging import activations_for, embeddings_for
 from eyes.services.vocabulary import hierarchy
@@ -130,7 +136,7 @@ def start_run(
         running = session.scalar(select(ModelVersion).where(ModelVersion.stage == ModelStage.TRAINING))
         if running is not None:
             raise Conflict(f"training run {running.name} is already under way; wait for it to finish")
-        n_labels = training_labels(session, ctx.settings).count
+        n_labels = _countable(ctx, session)
         version = ModelVersion(
             stage=ModelStage.TRAINING,
             created_by_id=user.id if user else None,
@@ -417,8 +423,13 @@ def labels_since_last_run(ctx: Context, depth: TrainingDepth | None = None) -> i
         if depth is not None:
             query = query.where(ModelVersion.depth == depth, ModelVersion.stage != ModelStage.FAILED)
         last = session.scalar(query)
-        current = training_labels(session, ctx.settings).count
+        current = _countable(ctx, session)
     return current - (last or 0)
+
+
+def _countable(ctx: Context, session: Any) -> int:
+    known = set(ctx.tagger.champion().vocabulary)
+    return countable_labels(session, training_labels(session, ctx.settings), ctx.settings, known)
 
 
 def deep_run_worth_it(ctx: Context) -> bool:

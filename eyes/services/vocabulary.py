@@ -117,6 +117,8 @@ def import_hierarchy(ctx: Context, admin: User | None, text: str) -> int:
             raise BadRequest(f"line {i + 1}: {err.message}") from None
         if i == 0 and len(rows) > 1 and names[0] in ("class", "tag", "name", "child"):
             continue
+        # `Avocado,Avocado,Fruit`: a fine class named like its coarse class is one tag.
+        names = [n for j, n in enumerate(names) if j == 0 or n != names[j - 1]]
         for child, parent in zip(names, names[1:], strict=False):
             if parents.get(child, parent) != parent:
                 raise BadRequest(
