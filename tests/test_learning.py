@@ -111,7 +111,11 @@ def test_vocabulary_needs_enough_photos_from_enough_owners(ctx: Context, tmp_pat
     two_owners = ctx.settings.model_copy(update={"min_owners_per_tag": 2})
     with ctx.sessions() as session:
         labels = training_labels(session, ctx.settings)
-        assert class_vocabulary(session, labels, ctx.settings, set()).classes == ["airplanes", "leopards", "watch"]
+        assert class_vocabulary(session, labels, ctx.settings, set()).classes == [
+            "airplanes",
+            "leopards",
+            "watch",
+        ]
         assert class_vocabulary(session, labels, two_owners, set()).classes == [], (
             "one account cannot teach the model alone"
         )
@@ -182,7 +186,9 @@ def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path)
     noise = training.Evidence(rng.random(data.y.shape).astype(np.float32), everything)
     verdict = training.compare_with_champion(ctx, champion, data, noise, head)
     assert verdict["promote"] is False and verdict["candidate_accuracy"] < verdict["champion_accuracy"]
-    assert verdict["unseen_by_champion"] is False, "no photo is new to the champion: it is judged on what it saw"
+    assert verdict["unseen_by_champion"] is False, (
+        "no photo is new to the champion: it is judged on what it saw"
+    )
     exact = training.Evidence(data.y.copy(), everything)
     assert training.compare_with_champion(ctx, champion, data, exact, head)["promote"] is True
 
