@@ -485,6 +485,21 @@ def bench() -> None:
     help="Share of labels that are wrong; several (0,0.1) draw one curve each.",
 )
 @click.option("--held-out", default=20, show_default=True, help="Held-out photos per class (never uploaded).")
+@click.option(
+    "--measure-on",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Measure on this labelled tree (grocery's val) instead of holding out part of DATASET.",
+)
+@click.option(
+    "--depth",
+    type=click.Choice(["head", "deep"]),
+    default="head",
+    show_default=True,
+    help="How each round trains.",
+)
+@click.option(
+    "--sybils", default=0, show_default=True, help="Fresh accounts voting a wrong class onto every photo."
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--out",
@@ -501,6 +516,9 @@ def bench_learn(
     label_share: float,
     noise: str,
     held_out: int,
+    measure_on: Path | None,
+    depth: str,
+    sybils: int,
     seed: int,
     out: Path,
     as_json: bool,
@@ -517,8 +535,11 @@ def bench_learn(
     curves = {}
     for rate in noises:
         say(f"-- {rate:.0%} wrong labels")
-        community = Community(users, steps, label_share, rate, held_out, seed)
-        curves[f"{rate:.0%} wrong labels"] = simulate(dataset, community, say=say)
+        community = Community(
+            users, steps, label_share, rate, held_out, seed, depth, sybils, str(measure_on or "")
+        )
+        attack = f", {sybils} sybils" if sybils else ""
+        curves[f"{depth}, {rate:.0%} wrong labels{attack}"] = simulate(dataset, community, say=say)
     result = {label: curve.as_dict() for label, curve in curves.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{out}.json").write_text(json.dumps(result, indent=2))

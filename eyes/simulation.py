@@ -1,9 +1,12 @@
 """`eyes bench learn`: a simulated community teaches Eyes, round after round.
 
 Photos of a labelled folder tree (folder = true tag) arrive from several simulated users; a share
-of them get their owner's tag (optionally wrong at some rate); the loop retrains after each round;
-the champion is measured on a fixed held-out part that is never uploaded. The result is the
-learning curve: held-out accuracy against labelled photos per class.
+of them get their owner's tag (optionally wrong at some rate); fresh accounts may attack, voting a
+wrong class onto every new photo; the loop retrains after each round (a head, or a deep run); the
+champion is measured on photos that are never uploaded (a fixed part of each class, or another
+tree such as grocery's `val`), next to a logistic regression on the frozen embeddings of the same
+labels, measured on the same photos. The result is the learning curve: held-out accuracy against
+labelled photos per class.
 """
 
 from __future__ import annotations
@@ -21,17 +24,19 @@ import numpy as np
 
 from eyes.config import get_settings
 from eyes.context import Context, build_context
-from eyes.db.models import Visibility
+from eyes.db.models import Photo, TrainingDepth, User, Visibility
 from eyes.db.session import transaction
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
+from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.metrics import classification_report
-from eyes.services import training
+from eyes.services import training, vocabulary
 from eyes.services.accounts import create_user
 from eyes.services.classify import predict_among
 from eyes.services.importer import find_images
+from eyes.services.labels import vote
 from eyes.services.photos import PhotoDraft, upload_photo
-from eyes.services.tagging import tag_photos
+from eyes.services.tagging import embeddings_for, tag_photos
 from eyes.services.tags import normalize_tag
 
 
@@ -43,6 +48,9 @@ class Community:
     noise: float = 0.0  # share of labels that name a wrong class
     held_out_per_class: int = 20
     seed: int = 0
+    depth: str = "head"  # or "deep": the top of the backbone fine-tuned with the head
+    sybils: int = 0  # fresh accounts that vote a wrong class onto every photo, each round
+    held_out_dir: str = ""  # photos to measure on (folder = class) instead of a part of each class
 
 
 @dataclass
@@ -54,6 +62,7 @@ class Round:
     accuracy: float
     macro_f1: float
     train_seconds: float
+    baseline_accuracy: float | None  # logistic regression, frozen embeddings, the same labels
 
 
 @dataclass
@@ -82,12 +91,16 @@ def simulate(
     classes = sorted(by_class)
     held: dict[str, list[Path]] = {}
     pool: dict[str, list[Path]] = {}
+    measured_on = Path(community.held_out_dir) if community.held_out_dir else None
     for name in classes:
         ordered = _stable_order(by_class[name], community.seed)
-        held[name], pool[name] = (
-            ordered[: community.held_out_per_class],
-            ordered[community.held_out_per_class :],
-        )
+        cut = 0 if measured_on else community.held_out_per_class
+        held[name], pool[name] = ordered[:cut], ordered[cut:]
+    if measured_on:
+        for path in find_images(measured_on):
+            name = normalize_tag(path.parent.name, 64)
+            if name in held:
+                held[name].append(path)
 
     settings = get_settings(
         home=home or Path(tempfile.mkdtemp(prefix="eyes-sim-")),
@@ -104,11 +117,16 @@ def simulate(
             users = [
                 create_user(session, f"user{i}", "simulated-password").id for i in range(community.users)
             ]
+            sybils = [
+                create_user(session, f"sybil{i}", "simulated-password") for i in range(community.sybils)
+            ]
+        vocabulary.approve(ctx, None, classes)  # the community's administrator approves the real classes
         say(f"embedding {sum(map(len, held.values()))} held-out photos (once)")
-        held_x, held_y = _held_out_embeddings(ctx, held, classes)
+        held_x, held_a, held_y = _held_out_features(ctx, held, classes)
         curve = Curve(str(dataset), asdict(community), classes, len(held_y))
         uploaded = {name: 0 for name in classes}
         labels = 0
+        given: dict[int, str] = {}  # photo id -> the label its owner gave (right or wrong)
         for target in community.schedule:
             for name in classes:
                 arriving = pool[name][uploaded[name] : target]
@@ -122,46 +140,93 @@ def simulate(
                     draft = PhotoDraft(filename=path.name, visibility=Visibility.PUBLIC, tags=tags)
                     ids.append(upload_photo(ctx, owner, path, draft).photo_id)
                     labels += len(tags)
+                    if tags:
+                        given[ids[-1]] = label
                 tag_photos(ctx, ids)
+                for sybil in sybils:  # the attack: a wrong class on every new photo
+                    wrong = classes[(classes.index(name) + 1) % len(classes)]
+                    for photo_id in ids:
+                        _vote_unlimited(ctx, photo_id, sybil, wrong)
                 uploaded[name] += len(arriving)
             started = time.perf_counter()
-            version_id = training.start_run(ctx, None)
+            version_id = training.start_run(ctx, None, depth=TrainingDepth(community.depth))
             seconds = time.perf_counter() - started
             with ctx.sessions() as session:
                 from eyes.services import registry
 
                 version = registry.get_version(session, version_id)
                 stage = version.stage.value
-            accuracy, macro_f1 = _measure(ctx, held_x, held_y, classes)
+            accuracy, macro_f1 = _measure(ctx, held_x, held_a, held_y, classes)
+            baseline = _baseline(ctx, given, classes, held_x, held_y)
             per_class = min(uploaded.values())
             curve.rounds.append(
-                Round(per_class, labels, f"v{version_id}", stage, accuracy, macro_f1, round(seconds, 2))
+                Round(
+                    per_class,
+                    labels,
+                    f"v{version_id}",
+                    stage,
+                    accuracy,
+                    macro_f1,
+                    round(seconds, 2),
+                    baseline,
+                )
             )
+            shown = f"{baseline:.1%}" if baseline is not None else "n/a"
             say(
-                f"{per_class:>4} photos per class: v{version_id} {stage}, champion {ctx.tagger.version} "
-                f"held-out top-1 {accuracy:.1%}, macro-F1 {macro_f1:.3f}"
+                f"{per_class:>4} photos per class: v{version_id} {stage} ({community.depth}, {seconds:.0f} s), "
+                f"champion {ctx.tagger.version} held-out top-1 {accuracy:.1%}, macro-F1 {macro_f1:.3f}; "
+                f"logistic regression on the same labels {shown}"
             )
         return curve
     finally:
         ctx.close()
 
 
-def _held_out_embeddings(
+def _held_out_features(
     ctx: Context, held: dict[str, list[Path]], classes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings and activations of the photos measured on (never uploaded), and their classes."""
     tagger = ctx.tagger
     inputs, truth = [], []
     for j, name in enumerate(classes):
         for path in held[name]:
             inputs.append(tagger.prepare(path))
             truth.append(j)
-    vectors = [tagger.embed(np.stack(inputs[i : i + 32])) for i in range(0, len(inputs), 32)]
-    return np.concatenate(vectors), np.array(truth)
+    parts = [tagger.embed_with_activations(np.stack(inputs[i : i + 32])) for i in range(0, len(inputs), 32)]
+    return np.concatenate([e for e, _ in parts]), np.concatenate([a for _, a in parts]), np.array(truth)
 
 
-def _measure(ctx: Context, x: np.ndarray, y: np.ndarray, classes: list[str]) -> tuple[float, float]:
-    report = classification_report(y, predict_among(ctx, x, classes), classes)
+def _measure(
+    ctx: Context, x: np.ndarray, activations: np.ndarray, y: np.ndarray, classes: list[str]
+) -> tuple[float, float]:
+    features = activations if ctx.tagger.needs_activations else None
+    report = classification_report(y, predict_among(ctx, x, classes, features), classes)
     return report.accuracy, report.macro_f1
+
+
+def _baseline(
+    ctx: Context, given: dict[int, str], classes: list[str], x: np.ndarray, y: np.ndarray
+) -> float | None:
+    """A logistic regression on the frozen embeddings of the labels the owners gave (wrong ones
+    too), measured on the same photos as the champion."""
+    from sqlalchemy import select
+
+    from eyes.db.models import Photo
+
+    with ctx.sessions() as session:
+        shas = dict(session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(list(given)))).all())
+    vectors, _ = embeddings_for(ctx, sorted(set(shas.values())))
+    ids = [pid for pid in given if shas.get(pid) in vectors]
+    train_x = np.stack([vectors[shas[pid]] for pid in ids])
+    train_y = np.array([classes.index(given[pid]) for pid in ids])
+    truth = np.eye(len(classes), dtype=np.float32)[y]
+    return logistic_regression_top1(train_x, train_y, x, truth)
+
+
+def _vote_unlimited(ctx: Context, photo_id: int, user: User, name: str) -> None:
+    """A sybil's vote, without the per-account rate limit (an attacker spreads votes over time)."""
+    with transaction(ctx.sessions) as session:
+        vote(session, session.get_one(Photo, photo_id), user, name, True)
 
 
 def plot(curves: dict[str, Curve], path: Path) -> None:
@@ -174,7 +239,20 @@ def plot(curves: dict[str, Curve], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for label, curve in curves.items():
         xs = [r.labelled_per_class for r in curve.rounds]
-        ax.plot(xs, [r.accuracy * 100 for r in curve.rounds], marker="o", label=label)
+        line = ax.plot(xs, [r.accuracy * 100 for r in curve.rounds], marker="o", label=label)[0]
+        baseline = [
+            (x, r.baseline_accuracy * 100)
+            for x, r in zip(xs, curve.rounds, strict=True)
+            if r.baseline_accuracy is not None
+        ]
+        if baseline:
+            ax.plot(
+                *zip(*baseline, strict=True),
+                linestyle="--",
+                color=line.get_color(),
+                alpha=0.6,
+                label=f"{label}: logistic regression, same labels",
+            )
     ax.set_xlabel("labelled photos per class")
     ax.set_ylabel("held-out top-1 accuracy (%)")
     ax.set_title(f"Eyes learning curve: {Path(next(iter(curves.values())).dataset).name}")

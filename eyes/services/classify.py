@@ -37,17 +37,19 @@ def prepare_checked(ctx: Context, path: Path) -> np.ndarray:
 def classify_file(ctx: Context, path: Path) -> Classification:
     started = time.perf_counter()
     batch = prepare_checked(ctx, path)[None]
-    tags = ctx.tagger.suggest(ctx.tagger.embed(batch))[0]
+    tags = ctx.tagger.suggest(*ctx.tagger.features(batch))[0]
     return Classification(
         [(s.name, s.confidence) for s in tags], ctx.tagger.version, (time.perf_counter() - started) * 1000
     )
 
 
-def predict_among(ctx: Context, embeddings: np.ndarray, labels: list[str]) -> np.ndarray:
+def predict_among(
+    ctx: Context, embeddings: np.ndarray, labels: list[str], activations: np.ndarray | None = None
+) -> np.ndarray:
     """For each embedding, the index in `labels` of the champion's best-ranked tag among them
     (-1 if it ranks none of them): top-1 over a labelled set's own classes."""
     index = {name: j for j, name in enumerate(labels)}
-    ranked = ctx.tagger.rank(embeddings)
+    ranked = ctx.tagger.rank(embeddings, activations)
     return np.array(
         [next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked], dtype=np.int64
     )
@@ -94,7 +96,8 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
                     skipped.append((str(path.relative_to(root)), exc.message))
             if inputs:
                 y_true += truths
-                y_pred += predict_among(ctx, tagger.embed(np.stack(inputs)), labels).tolist()
+                embeddings, activations = tagger.features(np.stack(inputs))
+                y_pred += predict_among(ctx, embeddings, labels, activations).tolist()
             bar.update(len(files[start : start + batch]))
     seconds = time.perf_counter() - started
     n = max(1, len(y_true))

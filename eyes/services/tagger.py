@@ -188,6 +188,12 @@ class TaggerService:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         return self._ready()[0].embed(batch)
 
+    def features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the champion reads: embeddings, and activations too when it is a deep version."""
+        if self.needs_activations:
+            return self.embed_with_activations(batch)
+        return self.embed(batch), None
+
     def embed_with_activations(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and the float16 activations a fine-tuned top starts from."""
         return self._ready()[0].embed_with_activations(batch)
