@@ -219,3 +219,13 @@ def test_vote_rate_limit_is_per_account(ctx: Context, tmp_path: Path) -> None:
     with pytest.raises(TooManyRequests):
         labels.cast_vote(ctx, pid, first, "c", True)
     labels.cast_vote(ctx, pid, second, "c", True)  # another account is not held back
+
+
+def test_owners_opt_their_private_photos_in_from_the_api_and_the_settings_page(settings: Settings) -> None:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        csrf = sign_up(client, "owner")
+        assert client.get("/api/v1/me").json()["private_photos_teach"] is False
+        assert client.patch("/api/v1/me", json={"private_photos_teach": True}).json()["private_photos_teach"]
+        assert 'id="private-photos-teach" checked' in client.get("/settings").text
+        client.post("/settings/teaching", data={"csrf_token": csrf}, follow_redirects=False)
+        assert client.get("/api/v1/me").json()["private_photos_teach"] is False

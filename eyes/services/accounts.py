@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from eyes.context import Context
 from eyes.db.models import ApiToken, User
+from eyes.db.session import transaction
 from eyes.errors import BadRequest, Conflict, NotAuthenticated, NotFound
 
 _hasher = PasswordHasher()
@@ -116,3 +118,11 @@ def user_for_token(session: Session, secret: str) -> User:
     if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > timedelta(minutes=1):
         token.last_used_at = now
     return token.user
+
+
+def set_private_photos_teach(ctx: Context, user: User, allowed: bool) -> User:
+    """Whether `user`'s private photos may train the shared model (off unless they say so)."""
+    with transaction(ctx.sessions) as session:
+        row = session.get_one(User, user.id)
+        row.private_photos_teach = allowed
+        return row

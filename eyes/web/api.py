@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.db.models import Visibility
 from eyes.errors import BadRequest
+from eyes.services import accounts
 from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
@@ -17,13 +18,14 @@ from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import (
     ClassifyResult,
     ErrorResponse,
+    Me,
+    MeUpdate,
     PhotoList,
     PhotoPublic,
     PhotoUpdate,
     TagCreate,
     TagPublic,
     TagScore,
-    UserPublic,
 )
 from eyes.web.uploads import received_file
 
@@ -182,6 +184,11 @@ async def classify(request: Request, ctx: ContextDep, user: UserDep) -> Classify
     )
 
 
-@router.get("/me", response_model=UserPublic, summary="The signed-in user")
-def me(user: UserDep) -> UserPublic:
-    return UserPublic.of(user)
+@router.get("/me", response_model=Me, summary="The signed-in user")
+def me(user: UserDep) -> Me:
+    return Me.of(user)
+
+
+@router.patch("/me", response_model=Me, summary="Change your preferences")
+def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
+    return Me.of(accounts.set_private_photos_teach(ctx, user, body.private_photos_teach))

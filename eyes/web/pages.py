@@ -215,6 +215,14 @@ def settings_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
     return render(request, "settings.html", tokens=tokens, new_secret=new_secret)
 
 
+@router.post("/settings/teaching")
+def set_teaching(
+    ctx: ContextDep, user: UserDep, private_photos_teach: Annotated[str, Form()] = ""
+) -> Response:
+    accounts.set_private_photos_teach(ctx, user, private_photos_teach == "on")
+    return redirect("/settings")
+
+
 @router.post("/settings/tokens")
 def create_token(
     request: Request, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()] = ""

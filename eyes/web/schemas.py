@@ -20,6 +20,27 @@ class UserPublic(BaseModel):
         return cls(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
 
 
+class Me(UserPublic):
+    """The signed-in user, with their own preferences."""
+
+    private_photos_teach: bool = Field(
+        description="Whether this user's private photos may train the shared model"
+    )
+
+    @classmethod
+    def of(cls, user: User) -> Me:
+        return cls(
+            username=user.username,
+            is_admin=user.is_admin,
+            created_at=user.created_at,
+            private_photos_teach=user.private_photos_teach,
+        )
+
+
+class MeUpdate(BaseModel):
+    private_photos_teach: bool = Field(description="Let your private photos train the shared model")
+
+
 class TagPublic(BaseModel):
     name: str
     source: TagSource

@@ -1,0 +1,86 @@
+"""A deep run on a few real photos: the top of the backbone fine-tuned in a child process, served
+from stored activations without torch, re-tagging without decoding an original again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from eyes.config import Settings
+from eyes.context import Context, build_context
+from eyes.db.models import Activation, Image, ModelVersion, PhotoTag, TrainingDepth
+from eyes.db.session import transaction
+from eyes.jobs.queue import ImmediateQueue
+from eyes.jobs.tasks import run_task
+from eyes.services import registry, training
+from eyes.services.accounts import create_user
+from eyes.services.classify import classify_file
+from eyes.services.importer import import_tree
+from tests.conftest import CALTECH
+
+pytestmark = pytest.mark.slow
+CLASSES = ["Leopards", "airplanes", "watch"]
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    loop = settings.model_copy(
+        update={"min_labels_per_tag": 3, "min_owners_per_tag": 1, "auto_train_after": 0}
+    )
+    context = build_context(loop)
+    context.jobs = ImmediateQueue(partial(run_task, context))
+    with transaction(context.sessions) as session:
+        create_user(session, "owner", "a long password", admin=True)
+    yield context
+    context.close()
+
+
+def test_a_deep_run_is_a_version_like_any_other(ctx: Context, tmp_path: Path) -> None:
+    tree = tmp_path / "labelled"
+    for cls in CLASSES:
+        (tree / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[:10]:
+            (tree / cls / src.name).symlink_to(src)
+    import_tree(ctx, tree, owner="owner", tags_from_folders=True, progress=False)
+    with ctx.sessions() as session:
+        images = session.scalar(select(func.count()).select_from(Image))
+        stored = session.scalar(select(func.count()).select_from(Activation))
+    assert images == stored == 30, "every upload stores the activation a tuned top starts from"
+
+    version_id = training.start_run(ctx, None, depth=TrainingDepth.DEEP)
+    with ctx.sessions() as session:
+        version = session.get_one(ModelVersion, version_id)
+        info = registry.describe(version, registry.champion_id(session))
+    assert info["stage"] == "champion", info["reason"]
+    assert info["depth"] == "deep" and version.depth == TrainingDepth.DEEP
+    assert info["n_held_out"] > 0 and info["metrics"]["accuracy"] >= 0.8
+    card = registry.load_card(ctx, version_id)
+    assert set(card["files"]) == {registry.TOP_FILE, registry.TRAINING_SET}
+    assert ctx.tagger.champion(force_refresh=True).needs_activations
+
+    # Re-tagging after the promotion read the stored activations: with the originals gone, the
+    # photos still carry the deep version's suggestions.
+    for key in list(ctx.blobs.keys("originals/")):
+        ctx.blobs.delete(key)
+    with ctx.sessions() as session:
+        by_deep = session.scalar(
+            select(func.count(func.distinct(PhotoTag.photo_id))).where(
+                PhotoTag.model_version == f"v{version_id}"
+            )
+        )
+    assert by_deep == 30
+    from eyes.services.tagging import retag_all
+
+    assert retag_all(ctx) == 30, "re-tagging needs no original"
+
+    leopard = sorted((CALTECH / "Leopards").iterdir())[-1]  # never uploaded
+    result = classify_file(ctx, leopard)
+    assert result.model_version == f"v{version_id}" and result.tags[0][0] == "leopards"
+
+    # A changed backbone rolls back like any version.
+    assert registry.rollback(ctx) is None
+    assert not ctx.tagger.champion(force_refresh=True).needs_activations
