@@ -62,7 +62,9 @@ def populate(ctx: Context, n: int, classes: int, rng: np.random.Generator, label
         session.execute(
             insert(User), [{"username": "bench", "password_hash": "x", "is_admin": True, "created_at": now}]
         )
-        session.execute(insert(Tag), [{"id": j + 1, "name": f"class {j}"} for j in range(classes)])
+        session.execute(
+            insert(Tag), [{"id": j + 1, "name": f"class {j}", "approved_at": now} for j in range(classes)]
+        )
     for start in range(0, n, 5000):
         ids = range(start, min(n, start + 5000))
         shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in ids]
@@ -189,9 +191,10 @@ def main() -> None:
     train = timed_training(n_train)
     retag = timed_retag(n_retag)
 
-    clean, noisy = curves["0% wrong labels"]["rounds"], curves["10% wrong labels"]["rounds"]
+    clean, noisy = curves["head, 0% wrong labels"]["rounds"], curves["head, 10% wrong labels"]["rounds"]
     rows = "\n".join(
-        f"| {c['labelled_per_class']} | {c['accuracy']:.1%} | {c['macro_f1']:.3f} | {n['accuracy']:.1%} | {n['macro_f1']:.3f} |"
+        f"| {c['labelled_per_class']} | {c['accuracy']:.1%} | {c['baseline_accuracy']:.1%} | {c['macro_f1']:.3f} "
+        f"| {n['accuracy']:.1%} | {n['baseline_accuracy']:.1%} |"
         for c, n in zip(clean, noisy, strict=True)
     )
     ev = seed["evaluate"]
@@ -202,8 +205,8 @@ simulated users; `eyes bench learn --dataset ../shared/datasets/caltech101-23 --
 
 ![learning curve](learning-curve.png)
 
-| labelled photos per class | top-1, clean labels | macro-F1 | top-1, 10% wrong labels | macro-F1 |
-| --- | --- | --- | --- | --- |
+| labelled photos per class | top-1, clean labels | logistic regression, same labels | macro-F1 | top-1, 10% wrong labels | logistic regression, same labels |
+| --- | --- | --- | --- | --- | --- |
 {rows}
 
 Target: at least 95% top-1 with 20 labelled photos per class: **{clean[-1]["accuracy"]:.1%}**. With 10% wrong
@@ -217,7 +220,7 @@ Seed protocol (`eyes import TRAIN --tags-from-folders`, `eyes train --wait`, `ey
 | measure | result | target |
 | --- | --- | --- |
 | training run on {train["photos"]:,} stored embeddings (20 tags; data set, fit, metrics, calibration, gate, files) | **{train["seconds"]:.1f} s** | ≤ 10 s |
-| re-tagging {retag["photos"]:,} photos from stored embeddings | **{retag["seconds"]:.1f} s** | ≤ 30 s |
+| re-tagging {retag["photos"]:,} photos from stored embeddings | **{retag["seconds"]:.1f} s** | ≤ 60 s |
 
 The training and re-tagging rows use synthetic stored embeddings (class centres plus noise, the
 shape of real ones): their cost depends on sizes, not on the pixels.
