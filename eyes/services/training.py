@@ -262,30 +262,30 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
 def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
     """Held-out scores from every fold (seconds each), then the served head on every label."""
     w = data.weights(config)
+    history: list[dict[str, Any]] = []
 
     def fit_predict(train: np.ndarray, held: np.ndarray) -> np.ndarray:
         beat()
+        # The curves on the model page come from the first fold's fit, measured each epoch on the
+        # photos it does not train on (the final fit has none left to measure on).
+        curves = not history
         fold = train_head(
-            data.x[train], data.y[train], w[train], data.vocabulary, config, record_history=False
+            data.x[train],
+            data.y[train],
+            w[train],
+            data.vocabulary,
+            config,
+            validation=(data.x[held], data.y[held]) if curves else None,
+            record_history=curves,
         )
+        history.extend(vars(e) for e in fold.history)
         return fold.head.probabilities(data.x[held])
 
     k = ctx.settings.training_folds
     scores, covered = out_of_fold(data.folds, fit_predict, len(data.vocabulary), list(range(k)))
-    # The curves on the model page: the final fit, measured each epoch on fold 0 it also trains on
-    # would flatter it, so they come from a fit without fold 0.
-    held = data.folds == 0
-    curves = train_head(
-        data.x[~held],
-        data.y[~held],
-        w[~held],
-        data.vocabulary,
-        config,
-        validation=(data.x[held], data.y[held]),
-    )
     beat()
     final = train_head(data.x, data.y, w, data.vocabulary, config, record_history=False)
-    return Trained(final.head, [vars(e) for e in curves.history], Evidence(scores, covered), {})
+    return Trained(final.head, history, Evidence(scores, covered), {})
 
 
 def _fit_deep(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
