@@ -519,6 +519,7 @@ def bench_learn(
     measure_on: Path | None,
     depth: str,
     sybils: int,
+    upload_rest: bool,
     seed: int,
     out: Path,
     as_json: bool,
@@ -536,7 +537,7 @@ def bench_learn(
     for rate in noises:
         say(f"-- {rate:.0%} wrong labels")
         community = Community(
-            users, steps, label_share, rate, held_out, seed, depth, sybils, str(measure_on or "")
+            users, steps, label_share, rate, held_out, seed, depth, sybils, str(measure_on or ""), upload_rest
         )
         attack = f", {sybils} sybils" if sybils else ""
         curves[f"{depth}, {rate:.0%} wrong labels{attack}"] = simulate(dataset, community, say=say)

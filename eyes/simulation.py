@@ -51,6 +51,7 @@ class Community:
     depth: str = "head"  # or "deep": the top of the backbone fine-tuned with the head
     sybils: int = 0  # fresh accounts that vote a wrong class onto every photo, each round
     held_out_dir: str = ""  # photos to measure on (folder = class) instead of a part of each class
+    upload_rest: bool = False  # the photos no round labels are uploaded too, without a label
 
 
 @dataclass
@@ -127,6 +128,13 @@ def simulate(
         uploaded = {name: 0 for name in classes}
         labels = 0
         given: dict[int, str] = {}  # photo id -> the label its owner gave (right or wrong)
+        if community.upload_rest:  # most photos on a platform carry no label
+            rest = [p for name in classes for p in pool[name][max(community.schedule) :]]
+            say(f"uploading {len(rest)} photos without a label")
+            draft = PhotoDraft(visibility=Visibility.PUBLIC)
+            tag_photos(
+                ctx, [upload_photo(ctx, users[i % len(users)], p, draft).photo_id for i, p in enumerate(rest)]
+            )
         for target in community.schedule:
             for name in classes:
                 arriving = pool[name][uploaded[name] : target]

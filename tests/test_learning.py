@@ -26,6 +26,7 @@ from eyes.services.accounts import create_user
 from eyes.services.importer import import_tree
 from eyes.services.labels import class_vocabulary, training_labels, vote
 from eyes.services.photos import delete_photo
+from eyes.services.vocabulary import Hierarchy
 from tests.conftest import CALTECH, sign_up
 from tests.test_cli import eyes
 
@@ -178,7 +179,7 @@ def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path)
     assert champion.name == f"v{first}" and len(champion.trained_on) == 30, "the card keeps what it saw"
     with ctx.sessions() as session:
         labels = training_labels(session, ctx.settings)
-    data = training.build_dataset(ctx, labels, champion.vocabulary, [0, 1, 2])
+    data = training.build_dataset(ctx, labels, champion.vocabulary, Hierarchy({}))
     head = champion.head
     assert head is not None
     everything = np.ones(len(data.shas), dtype=bool)

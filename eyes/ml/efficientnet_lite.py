@@ -158,11 +158,19 @@ class EfficientNetLite0(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) preprocessed images -> (N, 1280) globally average-pooled embeddings."""
+        return self.forward_from(self.forward_until(x, len(self._blocks)), len(self._blocks))
+
+    def forward_until(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """(N, 3, H, W) images -> the input of `_blocks[block]` (the output of the last block when
+        `block == len(_blocks)`): the activation that a network tuned from `block` on starts from."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
+        for b in self._blocks[:block]:
+            x = b(x)
+        return x
+
+    def forward_from(self, activation: torch.Tensor, block: int) -> torch.Tensor:
+        """The input of `_blocks[block]` -> (N, 1280) pooled embeddings: the rest of forward_features."""
+        return Top(self, block)(activation)
 
     def forward_head(self, embedding: torch.Tensor) -> torch.Tensor:
         """(N, 1280) embeddings -> (N, num_classes) logits."""
@@ -170,6 +178,43 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class Top(nn.Module):
+    """The part that fine-tuning trains: `_blocks[start:]`, `_conv_head`, `_bn1` and the pool.
+
+    It shares its modules with the network it is cut from (no copy): (N, C, H, W) activations,
+    the input of `_blocks[start]`, -> (N, 1280) pooled embeddings.
+    """
+
+    def __init__(self, model: EfficientNetLite0, start: int) -> None:
+        super().__init__()
+        activation_shape(start)  # refuses a cut point the network does not have
+        self.start = start
+        self._blocks = nn.ModuleList(list(model._blocks)[start:])
+        self._conv_head = model._conv_head
+        self._bn1 = model._bn1
+
+    def forward(self, activation: torch.Tensor) -> torch.Tensor:
+        x = activation
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return x.mean(dim=(2, 3))
+
+
+def activation_shape(block: int, image_size: int = 224) -> tuple[int, int, int]:
+    """(C, H, W) of the input of `_blocks[block]` (of `_conv_head` for block 16) at `image_size`."""
+    if not 0 <= block <= sum(stage[-1] for stage in STAGES):
+        raise ValueError(f"block must be 0 to {sum(stage[-1] for stage in STAGES)}, got {block}")
+    channels, size, index = STEM_CHANNELS, math.ceil(image_size / 2), 0
+    for _expand, _kernel, stride, out_channels, repeats in STAGES:
+        for i in range(repeats):
+            if index == block:
+                return channels, size, size
+            size = math.ceil(size / stride) if i == 0 else size
+            channels, index = out_channels, index + 1
+    return channels, size, size
 
 
 def pretrained_weights_path() -> Path:

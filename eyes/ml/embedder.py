@@ -1,5 +1,8 @@
 """The serving backbone: the exported ONNX network run by onnxruntime. No torch here.
 
+Besides the embedding, the network gives the activation a fine-tuned top starts from (the input
+of block `tune_from`, its name and shape in the card), for photos whose activations are stored.
+
 The ONNX file is checked against the sha256 in its card (`backbone.json` beside it) before it is
 loaded, so a truncated or swapped file is refused at start with a message that names it, rather
 than failing (or silently changing every embedding) later.
@@ -18,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from eyes.ml.errors import backbone_file_error
-from eyes.ml.files import CARD_FILE, INPUT_NAME, OUTPUT_NAME, read_model_file
+from eyes.ml.files import ACTIVATION_NAME, CARD_FILE, INPUT_NAME, OUTPUT_NAME, read_model_file
 from eyes.ml.preprocess import IMAGE_SIZE, preprocess
 
 # Measured on the 2-core CPU: one to four images per run cost 8.4 ms each, sixteen 10.9 ms
@@ -81,6 +84,14 @@ class Embedder:
         except Exception as err:  # onnxruntime raises its own untyped errors for a bad graph
             raise backbone_file_error(self.path, f"cannot be loaded by onnxruntime ({err})") from None
         self.dim = int(self.card.get("embedding_dim", 1280))
+        outputs = [o.name for o in self._session.get_outputs()]
+        activation = self.card.get("activation")
+        # None for a backbone exported before activations were stored: embed() still works.
+        self.activation_shape: tuple[int, ...] | None = (
+            tuple(int(d) for d in activation["shape"])
+            if isinstance(activation, dict) and ACTIVATION_NAME in outputs
+            else None
+        )
 
     @property
     def backbone_id(self) -> str:
@@ -92,20 +103,32 @@ class Embedder:
 
         Large batches run in chunks of `batch_size` to bound the memory onnxruntime uses.
         """
+        return self._run(batch, [OUTPUT_NAME])[0]
+
+    def embed_with_activations(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, 224, 224) preprocessed images -> embeddings (N, 1280) float32 and the activations
+        a tuned top starts from, (N, C, H, W) float16 (the form they are stored in)."""
+        if self.activation_shape is None:
+            raise backbone_file_error(
+                self.path, f"gives no '{ACTIVATION_NAME}' output (it was exported by an older version)"
+            )
+        embeddings, activations = self._run(batch, [OUTPUT_NAME, ACTIVATION_NAME])
+        return embeddings, activations
+
+    def _run(self, batch: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (3, IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(
                 f"expected a batch of shape (N, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), got {batch.shape}"
             )
-        if len(batch) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = [
-            self._session.run(
-                [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch[i : i + self.batch_size])}
-            )[0]
-            for i in range(0, len(batch), self.batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        shapes = {OUTPUT_NAME: (self.dim,), ACTIVATION_NAME: self.activation_shape or ()}
+        dtypes = {OUTPUT_NAME: np.float32, ACTIVATION_NAME: np.float16}
+        results = [np.zeros((len(batch), *shapes[name]), dtype=dtypes[name]) for name in outputs]
+        for start in range(0, len(batch), self.batch_size):
+            chunk = np.ascontiguousarray(batch[start : start + self.batch_size])
+            for result, got in zip(results, self._session.run(outputs, {INPUT_NAME: chunk}), strict=True):
+                result[start : start + len(chunk)] = got  # float16 activations are cast here
+        return results
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Preprocess and embed decoded images, `batch_size` at a time: (N, 1280) float32."""

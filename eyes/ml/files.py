@@ -10,11 +10,14 @@ from pathlib import Path
 from eyes.ml.errors import backbone_file_error
 
 BACKBONE_NAME = "efficientnet-lite0"
-ONNX_FILE = f"{BACKBONE_NAME}.onnx"  # input INPUT_NAME (N, 3, 224, 224), output OUTPUT_NAME (N, 1280)
+# input INPUT_NAME (N, 3, 224, 224); outputs OUTPUT_NAME (N, 1280) and ACTIVATION_NAME (N, C, H, W)
+ONNX_FILE = f"{BACKBONE_NAME}.onnx"
 HEAD_FILE = "imagenet-head.npz"  # the ImageNet classifier: W (1000, 1280), b (1000,)
 CARD_FILE = "backbone.json"  # checksums and metadata; written last, it vouches for the others
 INPUT_NAME = "image"
 OUTPUT_NAME = "embedding"
+# The input of the first fine-tuned block: a backbone output, and the input of a tuned top.
+ACTIVATION_NAME = "activation"
 
 
 def read_model_file(path: Path) -> bytes:

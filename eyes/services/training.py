@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, TrainingDepth, User
+from eyes.db.models import Embedding, ModelStage, ModelVersion, Photo, TrainingDepth, User
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Conflict, EyesError
 from eyes.ml.baseline import logistic_regression_top1
@@ -40,6 +40,7 @@ from eyes.ml.train import (
     leaf_columns,
     loss_weights,
     out_of_fold,
+    pseudo_labels,
     train_head,
 )
 from eyes.services import registry
@@ -48,11 +49,12 @@ from eyes.services.labels import (
     class_vocabulary,
     countable_labels,
     require_vocabulary,
+    teaching_photos,
     training_labels,
 )
 from eyes.services.tagger import Champion
 from eyes.services.tagging import activations_for, embeddings_for
-from eyes.services.vocabulary import hierarchy
+from eyes.services.vocabulary import Hierarchy, hierarchy
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class Dataset:
     decided: np.ndarray  # (n, k) True where someone decided, yes or no
     folds: np.ndarray  # (n,) fold of each photo
     leaves: list[int]  # columns of the most specific tags: top-1 is judged among these
+    ancestors: list[list[int]]  # for each column, the columns of its ancestors
     photo_ids: list[int]
 
     @property
@@ -85,7 +88,7 @@ class Dataset:
         return loss_weights(self.y, self.decided, config.undecided_weight)
 
 
-def build_dataset(ctx: Context, labels: Labels, vocab: list[str], leaves: list[int]) -> Dataset:
+def build_dataset(ctx: Context, labels: Labels, vocab: list[str], tree: Hierarchy) -> Dataset:
     """Stored embeddings, yes/no targets and which of them were decided; no image is decoded
     again (unless never embedded). A photo enters with a yes or a no for any class."""
     index = {name: j for j, name in enumerate(vocab)}
@@ -107,7 +110,9 @@ def build_dataset(ctx: Context, labels: Labels, vocab: list[str], leaves: list[i
     x = np.stack([vectors[sha] for sha in shas]) if shas else np.zeros((0, 1280), np.float32)
     folds = np.array([fold_of(sha, ctx.settings.training_folds) for sha in shas], dtype=np.int64)
     photo_ids = sorted(pid for sha in shas for pid in labels.photos[sha])
-    return Dataset(vocab, shas, x, y, decided, folds, leaves, photo_ids)
+    leaves = leaf_columns(vocab, tree.ancestors)
+    ancestors = [[index[a] for a in tree.ancestors(name) if a in index] for name in vocab]
+    return Dataset(vocab, shas, x, y, decided, folds, leaves, ancestors, photo_ids)
 
 
 @dataclass
@@ -124,6 +129,7 @@ class Trained:
     history: list[dict[str, Any]]
     evidence: Evidence
     files: dict[str, bytes]  # extra files of the version beside head.npz (a deep run's tuned top)
+    notes: dict[str, Any] = field(default_factory=dict)  # how it was fitted, for the card
 
 
 def start_run(
@@ -187,7 +193,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
             vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
             tree = hierarchy(session)
         require_vocabulary(vocab, ctx.settings)
-        data = build_dataset(ctx, labels, vocab.classes, leaf_columns(vocab.classes, tree.ancestors))
+        data = build_dataset(ctx, labels, vocab.classes, tree)
         beat = _heartbeat_every(ctx, version_id, seconds=10.0)
         trained = (
             _fit_deep(ctx, data, config, beat)
@@ -224,6 +230,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
             "training_set": data.fingerprint,
             "config": config.as_dict(),
             "history": trained.history,
+            **trained.notes,
             "metrics": metrics,
             "baseline": baseline_on_fold(data, evidence),
             "comparison": comparison,
@@ -260,32 +267,75 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
 
 
 def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
-    """Held-out scores from every fold (seconds each), then the served head on every label."""
+    """Held-out scores from every fold (seconds each), then the served head on every label.
+
+    Where the platform holds unlabelled photos, each fold is also fitted again with the ones its
+    head is sure of; those pseudo-labels are used only if they win on the held-out evidence."""
     w = data.weights(config)
+    unlabelled = unlabelled_embeddings(ctx, set(data.shas), config.max_unlabelled)
+    k = len(data.vocabulary)
     history: list[dict[str, Any]] = []
 
-    def fit_predict(train: np.ndarray, held: np.ndarray) -> np.ndarray:
+    def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, validation: Any = None) -> Head:
         beat()
-        # The curves on the model page come from the first fold's fit, measured each epoch on the
-        # photos it does not train on (the final fit has none left to measure on).
-        curves = not history
-        fold = train_head(
-            data.x[train],
-            data.y[train],
-            w[train],
+        result = train_head(
+            x,
+            y,
+            weights,
             data.vocabulary,
             config,
-            validation=(data.x[held], data.y[held]) if curves else None,
-            record_history=curves,
+            validation=validation,
+            record_history=validation is not None,
         )
-        history.extend(vars(e) for e in fold.history)
-        return fold.head.probabilities(data.x[held])
+        history.extend(vars(e) for e in result.history)
+        return result.head
 
-    k = ctx.settings.training_folds
-    scores, covered = out_of_fold(data.folds, fit_predict, len(data.vocabulary), list(range(k)))
-    beat()
-    final = train_head(data.x, data.y, w, data.vocabulary, config, record_history=False)
-    return Trained(final.head, history, Evidence(scores, covered), {})
+    def with_pseudo_labels(head: Head, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Head:
+        px, py, pw = pseudo_labels(head, unlabelled, data.leaves, data.ancestors, config)
+        return fit(np.concatenate([x, px]), np.concatenate([y, py]), np.concatenate([weights, pw]))
+
+    def fit_predict(train: np.ndarray, held: np.ndarray) -> np.ndarray:
+        # The curves on the model page come from the first fold's fit, measured each epoch on the
+        # photos it does not train on (the final fit has none left to measure on).
+        curves = (data.x[held], data.y[held]) if not history else None
+        head = fit(data.x[train], data.y[train], w[train], curves)
+        plain = head.probabilities(data.x[held])
+        if not len(unlabelled):
+            return plain
+        pseudo = with_pseudo_labels(head, data.x[train], data.y[train], w[train])
+        return np.concatenate([plain, pseudo.probabilities(data.x[held])], axis=1)
+
+    width = 2 * k if len(unlabelled) else k
+    both, covered = out_of_fold(data.folds, fit_predict, width, list(range(ctx.settings.training_folds)))
+    scores, use_pseudo = both[:, :k], False
+    final = fit(data.x, data.y, w)
+    if len(unlabelled) and covered.any():
+        leaf_y = data.y[covered][:, data.leaves]
+        rows = leaf_y.sum(axis=1) > 0
+        without = _top1(both[covered][rows][:, data.leaves], leaf_y[rows])
+        with_them = _top1(both[covered][rows][:, [k + j for j in data.leaves]], leaf_y[rows])
+        use_pseudo = with_them > without
+        if use_pseudo:
+            scores = both[:, k:]
+            final = with_pseudo_labels(final, data.x, data.y, w)
+    trained = Trained(final, history, Evidence(scores, covered), {})
+    trained.notes["unlabelled"] = {"available": len(unlabelled), "used": bool(use_pseudo)}
+    return trained
+
+
+def unlabelled_embeddings(ctx: Context, labelled: set[str], limit: int) -> np.ndarray:
+    """Stored embeddings of photos that may teach but carry no label the run uses (at most `limit`)."""
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Embedding.sha256, Embedding.vector)
+            .join(Photo, Photo.sha256 == Embedding.sha256)
+            .where(Embedding.backbone == ctx.tagger.backbone_id, teaching_photos())
+            .distinct()
+            .order_by(Embedding.sha256)
+            .limit(limit + len(labelled))
+        ).all()
+    vectors = [np.frombuffer(v, dtype="<f4") for sha, v in rows if sha not in labelled][:limit]
+    return np.stack(vectors) if vectors else np.zeros((0, 1280), dtype=np.float32)
 
 
 def _fit_deep(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:

@@ -125,3 +125,17 @@ def test_greyscale_photo_embeds(embedder: Embedder) -> None:
     img = open_for_model(path)
     assert img.mode == "L"
     assert embedder.embed_images([img, Image.new("RGB", (5, 5))]).shape == (2, 1280)
+
+
+@pytest.mark.slow
+def test_embed_with_activations_gives_the_stored_form(embedder: Embedder) -> None:
+    images = [open_for_model(p) for p in caltech_photos(per_class=1)]
+    batch = np.stack([preprocess(img) for img in images])
+    embeddings, activations = embedder.embed_with_activations(batch)
+    assert embeddings.dtype == np.float32 and activations.dtype == np.float16
+    assert embedder.activation_shape == tuple(embedder.card["activation"]["shape"])
+    assert activations.shape == (3, *embedder.activation_shape)
+    np.testing.assert_allclose(embeddings, embedder.embed(batch), atol=1e-5)
+    assert np.abs(activations).max() > 0.1  # real values, not the zeros the result starts as
+    empty_embeddings, empty_activations = embedder.embed_with_activations(batch[:0])
+    assert empty_embeddings.shape == (0, 1280) and empty_activations.shape == (0, *embedder.activation_shape)

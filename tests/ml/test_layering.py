@@ -5,8 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SERVING_MODULES = ["eyes.ml.embedder", "eyes.ml.preprocess", "eyes.ml.imagenet_words", "eyes.ml.errors"]
-ALL_MODULES = [*SERVING_MODULES, "eyes.ml.efficientnet_lite", "eyes.ml.export"]
+SERVING_MODULES = [
+    "eyes.ml.embedder",
+    "eyes.ml.preprocess",
+    "eyes.ml.imagenet_words",
+    "eyes.ml.errors",
+    "eyes.ml.tuned",
+    "eyes.ml.files",
+]
+ALL_MODULES = [*SERVING_MODULES, "eyes.ml.efficientnet_lite", "eyes.ml.export", "eyes.ml.finetune"]
 
 
 def imported_after(modules: list[str], watched: list[str]) -> list[str]:
