@@ -500,6 +500,7 @@ def bench() -> None:
 @click.option(
     "--sybils", default=0, show_default=True, help="Fresh accounts voting a wrong class onto every photo."
 )
+@click.option("--upload-rest", is_flag=True, help="Upload the photos no round labels too, without a label.")
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--out",
