@@ -5,6 +5,7 @@ database as a training run would."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,3 +230,22 @@ def test_owners_opt_their_private_photos_in_from_the_api_and_the_settings_page(s
         assert 'id="private-photos-teach" checked' in client.get("/settings").text
         client.post("/settings/teaching", data={"csrf_token": csrf}, follow_redirects=False)
         assert client.get("/api/v1/me").json()["private_photos_teach"] is False
+
+
+def test_the_command_line_approves_and_nests_tags(settings: Settings, tmp_path: Path) -> None:
+    from tests.test_cli import eyes
+
+    csv = tmp_path / "tree.csv"
+    csv.write_text("class,coarse_class\nGranny-Smith,Apple\nPink-Lady,Apple\n")
+    imported = eyes(settings, "tags", "import-hierarchy", str(csv))
+    assert imported.returncode == 0 and "2 tag(s) given a parent" in imported.stdout
+    assert eyes(settings, "tags", "parent", "apple", "fruit").returncode == 0
+    assert eyes(settings, "tags", "approve", "Apple", "pear").stdout.strip() == "approved: apple, pear"
+    listed = json.loads(eyes(settings, "tags", "list", "--json").stdout)
+    rows = {t["name"]: t for t in listed["tags"]}
+    assert rows["granny-smith"]["parent"] == "apple" and rows["apple"]["parent"] == "fruit"
+    assert rows["apple"]["approved"] and not rows["granny-smith"]["approved"]
+    cycle = eyes(settings, "tags", "parent", "fruit", "granny-smith")
+    assert cycle.returncode == 1 and "cycle" in cycle.stderr
+    bad = eyes(settings, "tags", "import-hierarchy", str(tmp_path / "missing.csv"))
+    assert bad.returncode == 2
