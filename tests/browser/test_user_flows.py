@@ -104,5 +104,43 @@ def test_admin_trains_a_model_from_the_dashboard(page: Page, live_server: str, t
     expect(page.locator("h1 .stage")).to_have_text("champion", timeout=60_000)
     expect(page.locator("#decision")).to_contain_text("promoted")
     assert page.locator("svg.chart").count() >= 4, "loss, accuracy, per-tag and confusion charts"
+    expect(page.locator("#how-trained")).to_contain_text("24 photos")
+    expect(page.locator("#baseline")).to_contain_text("logistic regression on the frozen embeddings")
     page.goto(live_server + "/models")
     expect(page.locator("#champion")).to_have_text("v1")
+
+
+def test_an_administrator_approves_a_new_class(page: Page, live_server: str) -> None:  # type: ignore[no-untyped-def]
+    import httpx2 as httpx
+
+    for name in ("root", "member"):  # the first account is the administrator
+        page.goto(live_server + "/signup")
+        page.fill("input[name=username]", name)
+        page.fill("input[name=password]", "a long password")
+        page.click("button[type=submit]")
+        if name == "root":
+            page.context.clear_cookies()
+    page.goto(live_server + "/settings")
+    page.click("form[action='/settings/tokens'] button[type=submit]")
+    token = page.locator("#new-token").inner_text()
+    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
+        for path in sorted((CALTECH / "starfish").iterdir())[:3]:
+            res = api.post(
+                "/api/v1/photos",
+                files={"file": (path.name, path.read_bytes(), "image/jpeg")},
+                data={"tags": "sea star"},
+            )
+            assert res.status_code == 201
+    page.goto(live_server + "/models")
+    assert page.locator("#vocabulary").count() == 0, "only administrators manage classes"
+
+    page.context.clear_cookies()
+    page.goto(live_server + "/login")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", "a long password")
+    page.click("button[type=submit]")
+    page.goto(live_server + "/models")
+    expect(page.locator("#vocabulary")).to_contain_text("sea star")
+    page.click("#approve")
+    expect(page.locator("#classes")).to_contain_text("sea star")
+    expect(page.locator("#vocabulary")).to_contain_text("No tag waits for approval")
