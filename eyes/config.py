@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         description="New training-grade labels since the last deep run that start a deep run, which "
         "fine-tunes the top of the backbone (minutes; 0: only by hand).",
     )
+    deep_train_every_h: float = Field(
+        0.0,
+        description="Also start a deep run when the last one is this many hours old and labels came "
+        "in since (a schedule, say 24 for nightly; 0: no schedule).",
+    )
     deep_min_labels_per_tag: int = Field(
         20,
         description="A deep run needs on average this many labelled photos per class: with fewer, "

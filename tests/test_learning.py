@@ -365,3 +365,27 @@ def test_job_state_is_visible_to_signed_in_users(loop_settings: Settings) -> Non
         state = client.get("/api/v1/jobs").json()
         assert state["queue"] == "in-process"
         assert set(state["tagging"]) == {"pending", "done", "untaggable"} and state["training"] == []
+
+
+def test_evaluate_counts_a_photo_under_its_folder_tag_and_the_tags_above_it(
+    ctx: Context, tmp_path: Path
+) -> None:
+    from eyes.services import vocabulary
+    from eyes.services.classify import evaluate_tree
+
+    vocabulary.set_parent(ctx, None, "leopards", "animal")
+    vocabulary.set_parent(ctx, None, "watch", "object")
+    vocabulary.set_parent(ctx, None, "airplanes", "object")
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    version = training.start_run(ctx, None)
+    assert stages(ctx)[version] == "champion"
+    assert set(ctx.tagger.champion().vocabulary) == {"airplanes", "animal", "leopards", "object", "watch"}
+    test = tmp_path / "test"
+    for cls in CLASSES:
+        (test / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[-4:]:
+            (test / cls / src.name).symlink_to(src)
+    result = evaluate_tree(ctx, test)
+    assert result.report.accuracy >= 0.9
+    assert result.tags["animal"]["support"] == 4 and result.tags["object"]["support"] == 8
+    assert result.tags["object"]["recall"] >= 0.75, "a watch is shown as an object too"

@@ -62,8 +62,9 @@ OPSET = 17
 # How far onnxruntime may drift from torch on the check batch before the export is refused.
 MAX_EXPORT_DIFF = 1e-3
 # Fine-tuning trains `_blocks[TUNE_FROM:]`, `_conv_head` and `_bn1`; the backbone stores the input
-# of `_blocks[TUNE_FROM]` for every photo. Chosen by measurement: see eyes/ml/finetune.py.
-TUNE_FROM = 15
+# of `_blocks[TUNE_FROM]` for every photo. 16 = len(_blocks): no block, the input of `_conv_head`
+# (7x7x320, 30.6 KiB per photo in float16). Chosen by measurement: see eyes/ml/finetune.py.
+TUNE_FROM = 16
 
 
 @dataclass(frozen=True)

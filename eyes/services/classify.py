@@ -14,6 +14,7 @@ from eyes.images import check_header
 from eyes.ml.metrics import Report, classification_report
 from eyes.services.importer import find_images
 from eyes.services.tags import normalize_tag
+from eyes.services.vocabulary import hierarchy
 
 
 @dataclass
@@ -61,6 +62,9 @@ class Evaluation:
     model_version: str
     ms_per_image: float
     skipped: list[tuple[str, str]]
+    # Several tags per photo: the folder's tag and its ancestors (granny-smith, apple) against the
+    # tags the champion shows (above their thresholds), per tag.
+    tags: dict[str, dict[str, float]]
 
     def as_dict(self) -> dict[str, object]:
         out = self.report.as_dict()
@@ -68,12 +72,28 @@ class Evaluation:
             model_version=self.model_version,
             ms_per_image=round(self.ms_per_image, 2),
             skipped=[{"file": f, "reason": r} for f, r in self.skipped],
+            tags=self.tags,
         )
         return out
 
 
+def _per_tag(truths: list[set[str]], shown: list[set[str]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in sorted(set().union(*truths)) if truths else []:
+        tp = sum(1 for t, s in zip(truths, shown, strict=True) if name in t and name in s)
+        n_shown = sum(1 for s in shown if name in s)
+        support = sum(1 for t in truths if name in t)
+        precision = tp / n_shown if n_shown else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return out
+
+
 def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool = False) -> Evaluation:
-    """Top-1 of the champion on a labelled folder tree (folder name = true tag); stores nothing."""
+    """The champion on a labelled folder tree (folder name = true tag); stores nothing. Top-1
+    among the folders' tags, and per tag, with the folder's tag and its ancestors as the photo's
+    tags, the precision and recall of the tags it shows."""
     from tqdm import tqdm
 
     files = [p for p in find_images(root) if p.parent != root]
@@ -84,6 +104,10 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
     skipped: list[tuple[str, str]] = []
     tagger = ctx.tagger
     tagger.load()
+    with ctx.sessions() as session:
+        tree = hierarchy(session)
+    expected: list[set[str]] = []
+    shown: list[set[str]] = []
     started = time.perf_counter()
     with tqdm(total=len(files), desc="evaluating", unit="photo", disable=not progress) as bar:
         for start in range(0, len(files), batch):
@@ -98,6 +122,8 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
                 y_true += truths
                 embeddings, activations = tagger.features(np.stack(inputs))
                 y_pred += predict_among(ctx, embeddings, labels, activations).tolist()
+                expected.extend(tree.expand({labels[t]}) for t in truths)
+                shown.extend({s.name for s in tags} for tags in tagger.suggest(embeddings, activations))
             bar.update(len(files[start : start + batch]))
     seconds = time.perf_counter() - started
     n = max(1, len(y_true))
@@ -106,4 +132,5 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
         tagger.version,
         seconds * 1000 / n,
         skipped,
+        _per_tag(expected, shown),
     )

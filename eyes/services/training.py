@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
@@ -482,6 +482,19 @@ def _countable(ctx: Context, session: Any) -> int:
     return countable_labels(session, training_labels(session, ctx.settings), ctx.settings, known)
 
 
+def _hours_since_deep_run(ctx: Context) -> float:
+    with ctx.sessions() as session:
+        last = session.scalar(
+            select(func.max(ModelVersion.created_at)).where(
+                ModelVersion.depth == TrainingDepth.DEEP, ModelVersion.stage != ModelStage.FAILED
+            )
+        )
+    if last is None:
+        return float("inf")
+    last = last if last.tzinfo else last.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - last).total_seconds() / 3600
+
+
 def deep_run_worth_it(ctx: Context) -> bool:
     """Deep runs pay off with many labels per class; with few, a head on frozen features wins."""
     with ctx.sessions() as session:
@@ -495,9 +508,11 @@ def maybe_start_automatic_run(ctx: Context) -> int | None:
     run when there are many more since the last deep run, a head run otherwise."""
     settings = ctx.settings
     try:
-        deep_due = (
-            settings.deep_train_after > 0
-            and labels_since_last_run(ctx, TrainingDepth.DEEP) >= settings.deep_train_after
+        new_for_deep = labels_since_last_run(ctx, TrainingDepth.DEEP)
+        deep_due = (settings.deep_train_after > 0 and new_for_deep >= settings.deep_train_after) or (
+            settings.deep_train_every_h > 0
+            and new_for_deep > 0
+            and _hours_since_deep_run(ctx) >= settings.deep_train_every_h
         )
         if deep_due and deep_run_worth_it(ctx):
             return start_run(ctx, None, trigger="automatic", depth=TrainingDepth.DEEP)

@@ -151,6 +151,11 @@ def _set_parents(session: Session, parents: dict[str, str | None]) -> None:
         session.execute(
             update(Tag).where(Tag.id == ids[child]).values(parent_id=ids[parent] if parent else None)
         )
+    # A parent an administrator names is a class they want learnt: it needs no second approval.
+    named = [ids[p] for p in parents.values() if p]
+    session.execute(
+        update(Tag).where(Tag.id.in_(named), Tag.approved_at.is_(None)).values(approved_at=datetime.now(UTC))
+    )
 
 
 def tags_overview(ctx: Context) -> list[dict[str, object]]:
