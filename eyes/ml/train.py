@@ -29,8 +29,8 @@ class TrainConfig:
     feature_power: float = 0.5  # square-rooted features (head.power_normalise)
     batch_size: int = 256
     undecided_weight: float = 0.5  # a tag nobody decided on: probably "no", not certainly
-    # Unlabelled photos the model is sure of teach too, at a lower weight, when the held-out
-    # evidence says they help (few labels): +1.6 points on grocery with 10 labels per class.
+    # Unlabelled photos the model is sure of teach too, at a lower weight, unless the held-out
+    # evidence says they hurt: +1.6 points on grocery with 10 labels per class.
     pseudo_label_threshold: float = 0.5
     pseudo_label_weight: float = 0.5
     max_unlabelled: int = 20_000

@@ -270,7 +270,7 @@ def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Tr
     """Held-out scores from every fold (seconds each), then the served head on every label.
 
     Where the platform holds unlabelled photos, each fold is also fitted again with the ones its
-    head is sure of; those pseudo-labels are used only if they win on the held-out evidence."""
+    head is sure of; those pseudo-labels are kept unless the held-out evidence says they hurt (beyond its noise)."""
     w = data.weights(config)
     unlabelled = unlabelled_embeddings(ctx, set(data.shas), config.max_unlabelled)
     k = len(data.vocabulary)
@@ -307,19 +307,22 @@ def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Tr
 
     width = 2 * k if len(unlabelled) else k
     both, covered = out_of_fold(data.folds, fit_predict, width, list(range(ctx.settings.training_folds)))
-    scores, use_pseudo = both[:, :k], False
+    scores, use_pseudo, notes = both[:, :k], False, {}
     final = fit(data.x, data.y, w)
     if len(unlabelled) and covered.any():
         leaf_y = data.y[covered][:, data.leaves]
         rows = leaf_y.sum(axis=1) > 0
         without = _top1(both[covered][rows][:, data.leaves], leaf_y[rows])
         with_them = _top1(both[covered][rows][:, [k + j for j in data.leaves]], leaf_y[rows])
-        use_pseudo = with_them > without
+        # A difference within the noise of this many photos is a tie, and a tie keeps them.
+        noise = float(np.sqrt(without * (1 - without) / max(1, int(rows.sum()))))
+        use_pseudo = with_them >= without - noise
+        notes = {"accuracy_with": with_them, "accuracy_without": without, "noise": noise}
         if use_pseudo:
             scores = both[:, k:]
             final = with_pseudo_labels(final, data.x, data.y, w)
     trained = Trained(final, history, Evidence(scores, covered), {})
-    trained.notes["unlabelled"] = {"available": len(unlabelled), "used": bool(use_pseudo)}
+    trained.notes["unlabelled"] = {"available": len(unlabelled), "used": bool(use_pseudo), **notes}
     return trained
 
 
