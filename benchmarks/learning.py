@@ -26,7 +26,18 @@ from benchmarks.harness import eyes_cmd
 from benchmarks.report import write_section
 from eyes.config import get_settings
 from eyes.context import Context, build_context
-from eyes.db.models import Embedding, Image, Photo, PhotoTag, Tag, TaggingState, TagSource, TagStatus, User
+from eyes.db.models import (
+    Activation,
+    Embedding,
+    Image,
+    Photo,
+    PhotoTag,
+    Tag,
+    TaggingState,
+    TagSource,
+    TagStatus,
+    User,
+)
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 
@@ -53,9 +64,15 @@ def seed_protocol(train_per_class: int) -> dict[str, object]:
     return {"train": trained, "evaluate": report}
 
 
-def populate(ctx: Context, n: int, classes: int, rng: np.random.Generator, labelled: bool) -> None:
-    """n stored photos with real-looking embeddings (class centres plus noise), in bulk."""
+def populate(
+    ctx: Context, n: int, classes: int, rng: np.random.Generator, labelled: int, activations: bool = False
+) -> None:
+    """n stored photos with real-looking embeddings (class centres plus noise), in bulk, the first
+    `labelled` of them with their owner's tag; with
+    `activations`, the stored activations a deep version starts from too (the same idea)."""
     centres = rng.normal(0, 1, (classes, 1280)).astype(np.float32)
+    shape = ctx.tagger.activation_shape
+    act_centres = np.maximum(rng.normal(0, 1, (classes, *shape)), 0).astype(np.float16)
     now = datetime.now(UTC)
     backbone = ctx.tagger.backbone_id
     with ctx.sessions.begin() as session:
@@ -111,7 +128,20 @@ def populate(ctx: Context, n: int, classes: int, rng: np.random.Generator, label
                     for s, v in zip(shas, vectors, strict=True)
                 ],
             )
-            if labelled:
+            if activations:
+                noise = rng.random((len(shas), *shape), dtype=np.float32).astype(np.float16)
+                session.execute(
+                    insert(Activation),
+                    [
+                        {
+                            "sha256": s,
+                            "backbone": backbone,
+                            "data": (act_centres[t] + a).astype("<f2").tobytes(),
+                        }
+                        for s, t, a in zip(shas, truth, noise, strict=True)
+                    ],
+                )
+            if labelled > start:
                 session.execute(
                     insert(PhotoTag),
                     [
@@ -124,6 +154,7 @@ def populate(ctx: Context, n: int, classes: int, rng: np.random.Generator, label
                             "updated_at": now,
                         }
                         for i, t in zip(ids, truth, strict=True)
+                        if i < labelled
                     ],
                 )
 
@@ -134,7 +165,7 @@ def timed_training(n: int) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="eyes-train-"))
     ctx = build_context(get_settings(home=home, min_owners_per_tag=1, auto_train_after=0))
     ctx.jobs = ImmediateQueue(partial(run_task, ctx))
-    populate(ctx, n, 20, np.random.default_rng(0), labelled=True)
+    populate(ctx, n, 20, np.random.default_rng(0), labelled=n)
     ctx.jobs = None  # time the run alone, not the re-tag that a promotion queues
     version_id = training.start_run(ctx, None)
     started = time.perf_counter()
@@ -149,12 +180,35 @@ def timed_retag(n: int) -> dict[str, float]:
 
     home = Path(tempfile.mkdtemp(prefix="eyes-retag-"))
     ctx = build_context(get_settings(home=home))
-    populate(ctx, n, 20, np.random.default_rng(1), labelled=False)
+    populate(ctx, n, 20, np.random.default_rng(1), labelled=0)
     started = time.perf_counter()
     count = retag_all(ctx)
     seconds = time.perf_counter() - started
     ctx.close()
     return {"photos": count, "seconds": seconds}
+
+
+def timed_deep(n_train: int, n_retag: int) -> dict[str, float]:
+    """A deep run on `n_train` labelled photos (both fits, in the child process), then re-tagging
+    `n_retag` photos with the deep version from their stored activations."""
+    from eyes.db.models import TrainingDepth
+    from eyes.services import registry, training
+    from eyes.services.tagging import retag_all
+
+    home = Path(tempfile.mkdtemp(prefix="eyes-deep-"))
+    ctx = build_context(get_settings(home=home, min_owners_per_tag=1, auto_train_after=0, deep_train_after=0))
+    populate(ctx, n_retag, 20, np.random.default_rng(2), labelled=n_train, activations=True)
+    version_id = training.start_run(ctx, None, depth=TrainingDepth.DEEP)
+    started = time.perf_counter()
+    training.run_training(ctx, version_id)
+    train_seconds = time.perf_counter() - started
+    registry.promote(ctx, version_id)  # whatever the gate said: the re-tag is what is timed here
+    assert ctx.tagger.champion(force_refresh=True).needs_activations
+    started = time.perf_counter()
+    count = retag_all(ctx)
+    retag_seconds = time.perf_counter() - started
+    ctx.close()
+    return {"photos": n_train, "seconds": train_seconds, "retagged": count, "retag_seconds": retag_seconds}
 
 
 def main() -> None:
@@ -190,6 +244,7 @@ def main() -> None:
     seed = seed_protocol(20)
     train = timed_training(n_train)
     retag = timed_retag(n_retag)
+    deep = timed_deep(3000 if not args.quick else 600, n_retag)
 
     clean, noisy = curves["head, 0% wrong labels"]["rounds"], curves["head, 10% wrong labels"]["rounds"]
     rows = "\n".join(
@@ -220,10 +275,12 @@ Seed protocol (`eyes import TRAIN --tags-from-folders`, `eyes train --wait`, `ey
 | measure | result | target |
 | --- | --- | --- |
 | training run on {train["photos"]:,} stored embeddings (20 tags; data set, fit, metrics, calibration, gate, files) | **{train["seconds"]:.1f} s** | ≤ 10 s |
-| re-tagging {retag["photos"]:,} photos from stored embeddings | **{retag["seconds"]:.1f} s** | ≤ 60 s |
+| re-tagging {retag["photos"]:,} photos from stored embeddings (a head version) | **{retag["seconds"]:.1f} s** | ≤ 60 s |
+| deep run on {deep["photos"]:,} labelled photos (both fits: held-out evidence and the served one) | **{deep["seconds"]:.0f} s** | ≤ 600 s |
+| re-tagging {deep["retagged"]:,} photos from stored activations (a deep version) | **{deep["retag_seconds"]:.1f} s** | ≤ 60 s |
 
-The training and re-tagging rows use synthetic stored embeddings (class centres plus noise, the
-shape of real ones): their cost depends on sizes, not on the pixels.
+The training and re-tagging rows use synthetic stored embeddings and activations (class centres
+plus noise, the shapes of real ones): their cost depends on sizes, not on the pixels.
 """
     write_section("Learning loop", "python -m benchmarks.learning" + (" --quick" if args.quick else ""), body)
 
