@@ -87,7 +87,7 @@ def test_zero_weights_teach_nothing() -> None:
 
 def test_runs_repeat_exactly_with_the_same_seed() -> None:
     x, y = planted_tags(16, 2, seed=2)
-    config = FineTuneConfig(tune_from=16, probe_epochs=5, epochs=1, batch_size=8, flip=True, mixup=0.4)
+    config = FineTuneConfig(tune_from=16, probe_epochs=5, epochs=1, batch_size=8, dropout=0.5)
     a = fine_tune(x, y, np.ones_like(y), ["a", "b"], config)
     b = fine_tune(x, y, np.ones_like(y), ["a", "b"], config)
     np.testing.assert_array_equal(a.head.weight, b.head.weight)
@@ -138,7 +138,7 @@ def test_backbone_activation_through_the_untrained_top_is_the_backbone_embedding
     stored_embedding, stored = embedder.embed_with_activations(batch)
     assert stored.dtype == np.float16
     np.testing.assert_allclose(stored_embedding, embedding, atol=1e-5)
-    assert float(np.abs(top.embed(stored) - embedding).max()) < 2e-2
+    assert float(np.abs(top.embed(stored) - embedding).max()) < 2e-3  # measured: 2.5e-4
 
 
 def write_job(job_dir: Path, config: dict[str, object], n: int = 16) -> None:
