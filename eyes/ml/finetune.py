@@ -179,35 +179,18 @@ def fine_tune(
             step += 1
 
             loss_sum += loss.item() * len(rows)
-            batch_hits, batch_labelled = top1_hits(logits.detach(), y[rows])
+            batch_hits, batch_labelled = top1_hits(logits.detach(), y_batch)
             hits, labelled = hits + batch_hits, labelled + batch_labelled
             if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = time.monotonic()
-                report(
-                    progress_line(
-                        "tune",
-                        epoch,
-                        config.epochs,
-                        step,
-                        total_steps,
-                        loss_sum / (start + len(rows)),
-                        started,
-                    )
-                )
-        history.append(
-            Epoch(
-                epoch,
-                loss_sum / len(order),
-                hits / max(labelled, 1),
-                round(time.monotonic() - epoch_start, 2),
-            )
-        )
+                seen = start + len(rows)
+                report(progress_line(epoch, step, total_steps, loss_sum / seen, started, config))
+        seconds = round(time.monotonic() - epoch_start, 2)
+        history.append(Epoch(epoch, loss_sum / len(order), hits / max(labelled, 1), seconds))
         last_report = time.monotonic()
         report(
             {
-                **progress_line(
-                    "tune", epoch, config.epochs, step, total_steps, history[-1].train_loss, started
-                ),
+                **progress_line(epoch, step, total_steps, history[-1].train_loss, started, config),
                 "train_accuracy": history[-1].train_accuracy,
             }
         )
@@ -322,12 +305,12 @@ def top1_hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
 
 
 def progress_line(
-    phase: str, epoch: int, epochs: int, step: int, steps: int, loss: float, started: float
+    epoch: int, step: int, steps: int, loss: float, started: float, config: FineTuneConfig
 ) -> dict[str, object]:
     return {
-        "phase": phase,
+        "phase": "tune",
         "epoch": epoch,
-        "epochs": epochs,
+        "epochs": config.epochs,
         "step": step,
         "steps": steps,
         "loss": round(loss, 5),
@@ -389,11 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_job(args.job_dir, emit)
     except FileNotFoundError as err:
-        print(f"error: {err.filename} is missing: the job folder needs {JOB_FILE}", file=sys.stderr)
+        print(f"error: {err.filename or err} is missing (a job folder holds {JOB_FILE})", file=sys.stderr)
         return 2
     except (ValueError, KeyError, TypeError) as err:
         print(f"error: the job in {args.job_dir} is not valid: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # anything else still ends in one line the parent can show
+        print(f"error: fine-tuning failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     emit({"phase": "done", "files": [TOP_FILE, HEAD_FILE, HISTORY_FILE]})
     return 0
 

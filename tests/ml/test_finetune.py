@@ -190,3 +190,16 @@ def test_command_line_fails_clearly(tmp_path: Path) -> None:
     res = run_module(job)
     assert res.returncode == 2 and "unknown fine-tuning settings ['epoch']" in res.stderr
     assert not (job / "top.onnx").exists()
+
+
+def test_progress_comes_within_an_epoch_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyes.ml import finetune
+
+    monkeypatch.setattr(finetune, "PROGRESS_EVERY_S", 0.0)  # every step is "30 s later"
+    x, y = planted_tags(16, 2, seed=4)
+    progress: list[dict[str, object]] = []
+    config = FineTuneConfig(tune_from=16, probe_epochs=1, epochs=1, batch_size=4)
+    fine_tune(x, y, np.ones_like(y), ["a", "b"], config, progress.append)
+    steps = [line["step"] for line in progress if line["phase"] == "tune"]
+    assert steps == [1, 2, 3, 4, 4]  # one per step of 4 photos, then the epoch's own line
+    assert "train_accuracy" in progress[-1] and "train_accuracy" not in progress[-2]
