@@ -79,18 +79,20 @@ def store_version_files(
 
 def load_file(ctx: Context, version: ModelVersion, name: str) -> bytes:
     """One of the version's files, checked against the checksum its card records."""
-    key = file_key(version.id, name)
-    expected = (load_card(ctx, version.id).get("files") or {}).get(name)
+    expected = (load_card(ctx, version.id).get("files") or {}).get(name, "")
+    return _read_checked(ctx, version, file_key(version.id, name), expected, f"the file {name}")
+
+
+def _read_checked(ctx: Context, version: ModelVersion, key: str, sha256: str, what: str) -> bytes:
+    """A version's file, or a clear error if it is missing or does not match its checksum."""
     try:
         with ctx.blobs.open(key) as f:
             data = f.read()
     except NotFound:
+        raise ModelFileError(f"{what} of model {version.name} is missing from the store ({key})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise ModelFileError(
-            f"the file {name} of model {version.name} is missing from the store ({key})"
-        ) from None
-    if expected is None or hashlib.sha256(data).hexdigest() != expected:
-        raise ModelFileError(
-            f"the file {name} of model {version.name} ({key}) does not match its card: the file is "
+            f"{what} of model {version.name} ({key}) does not match its checksum: the file is "
             "corrupt; roll back with 'eyes models rollback' or promote another version"
         )
     return data
@@ -105,22 +107,11 @@ def training_set(ctx: Context, version: ModelVersion) -> frozenset[str]:
 
 def load_head(ctx: Context, version: ModelVersion) -> Head:
     """The version's head, refused with a clear error if it is unfinished, missing or altered."""
-    key = head_key(version.id)
     if version.stage not in USABLE or not version.head_sha256:
         raise ModelFileError(f"model {version.name} is {version.stage.value}: it has no usable files")
-    try:
-        with ctx.blobs.open(key) as f:
-            data = f.read()
-    except NotFound:
-        raise ModelFileError(
-            f"the weights of model {version.name} are missing from the store ({key})"
-        ) from None
-    if hashlib.sha256(data).hexdigest() != version.head_sha256:
-        raise ModelFileError(
-            f"the weights of model {version.name} ({key}) do not match their checksum: the file is "
-            "corrupt; roll back with 'eyes models rollback' or promote another version"
-        )
-    return Head.from_bytes(data)
+    return Head.from_bytes(
+        _read_checked(ctx, version, head_key(version.id), version.head_sha256, "the weights")
+    )
 
 
 def load_card(ctx: Context, version_id: int) -> dict[str, Any]:
