@@ -84,3 +84,24 @@ def test_a_deep_run_is_a_version_like_any_other(ctx: Context, tmp_path: Path) ->
     # A changed backbone rolls back like any version.
     assert registry.rollback(ctx) is None
     assert not ctx.tagger.champion(force_refresh=True).needs_activations
+
+
+def test_an_embedding_from_an_older_backbone_is_replaced_once(ctx: Context, tmp_path: Path) -> None:
+    """Installs from before activations were kept hold embeddings of another backbone id: they are
+    computed again once and replaced, with the activation beside them."""
+    from sqlalchemy import update
+
+    from eyes.db.models import Embedding
+    from eyes.services.tagging import embeddings_for
+
+    photo = sorted((CALTECH / "watch").iterdir())[0]
+    import_tree(ctx, photo, owner="owner", progress=False)
+    with transaction(ctx.sessions) as session:
+        session.execute(update(Embedding).values(backbone="efficientnet-lite0-old"))
+        session.execute(Activation.__table__.delete())
+        sha = session.scalar(select(Embedding.sha256))
+    vectors, failures = embeddings_for(ctx, [sha])
+    assert sha in vectors and not failures
+    with ctx.sessions() as session:
+        assert session.scalar(select(Embedding.backbone)) == ctx.tagger.backbone_id
+        assert session.scalar(select(func.count()).select_from(Activation)) == 1

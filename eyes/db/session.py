@@ -48,3 +48,17 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL: a row computed again
+    (by a new backbone, say) replaces the old one instead of being dropped."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    changed = {name: statement.excluded[name] for name in rows[0] if name != key}
+    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=changed), rows)

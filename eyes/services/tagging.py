@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
-from eyes.db.session import insert_ignoring_duplicates, transaction
+from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.services.photos import original_key
 from eyes.services.tagger import Suggestion
 from eyes.services.tags import tag_ids
@@ -145,9 +145,11 @@ def _compute(
             vectors[sha] = vector
             rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
             act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
+        # Upserts: a row from an older backbone (exported before activations were kept, say) is
+        # replaced, not kept beside a new one that would then be computed again on every read.
         with transaction(ctx.sessions) as session:
-            insert_ignoring_duplicates(session, Embedding.__table__, rows)
-            insert_ignoring_duplicates(session, Activation.__table__, act_rows)
+            upsert(session, Embedding.__table__, rows, "sha256")
+            upsert(session, Activation.__table__, act_rows, "sha256")
 
 
 def replace_suggestions(
