@@ -23,9 +23,16 @@ from eyes.ml.metrics import classification_report
 class TrainConfig:
     """Saved with every version, so a run can be repeated exactly."""
 
-    epochs: int = 50
+    # Adam needs about as many updates whatever the size of the set: few photos get more epochs,
+    # many photos fewer (10,000 photos: 23 epochs; grocery's 2,640: 80, the most).
+    steps: int = 900
+    max_epochs: int = 80
     learning_rate: float = 0.003
-    weight_decay: float = 0.01  # L2 on the weights: keeps few-label tags from overfitting
+    # L2 on the weights, at 10 labelled photos per class; it shrinks with the square root of the
+    # labels per class (0.0055 at 33): few labels want a well-regularised head, many want less.
+    # On grocery's val, mean of 4 draws: 68.9% at 10 per class (logistic regression 65.5%), 76.0%
+    # with all 2,640 labels (74.7%); 50 epochs at a fixed 0.01 gave 67.8% and 74.7%.
+    weight_decay: float = 0.01
     feature_power: float = 0.5  # square-rooted features (head.power_normalise)
     batch_size: int = 256
     undecided_weight: float = 0.5  # a tag nobody decided on: probably "no", not certainly
@@ -101,13 +108,17 @@ def _train_head(
     bias[:] = np.log(prior / (1 - prior))
     adam = Adam([weight, bias], config.learning_rate)
     history: list[Epoch] = []
+    per_class = max(1.0, float(y.sum(axis=0).mean())) if len(y) else 1.0
+    weight_decay = config.weight_decay * float(np.sqrt(10.0 / per_class))
+    batches = max(1, -(-len(xt) // config.batch_size))
+    epochs = int(np.clip(-(-config.steps // batches), 1, config.max_epochs))
 
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = rng.permutation(len(xt))
         xs, ys, ws = xt[order], y[order], w[order]  # one shuffled copy an epoch; batches are views
         for start in range(0, len(order), config.batch_size):
             batch = slice(start, start + config.batch_size)
-            grad_w, grad_b = gradients(xs[batch], ys[batch], ws[batch], weight, bias, config.weight_decay)
+            grad_w, grad_b = gradients(xs[batch], ys[batch], ws[batch], weight, bias, weight_decay)
             adam.step([grad_w, grad_b])
         if record_history:
             history.append(

@@ -31,7 +31,7 @@ def test_head_learns_separable_tags_and_loss_falls() -> None:
     x, y = blobs(300, 4, 0)
     x_val, y_val = blobs(120, 4, 0)
     result = train_head(
-        x, y, np.ones_like(y), ["a", "b", "c", "d"], TrainConfig(epochs=30), validation=(x_val, y_val)
+        x, y, np.ones_like(y), ["a", "b", "c", "d"], TrainConfig(steps=60), validation=(x_val, y_val)
     )
     assert result.history[-1].train_loss < result.history[0].train_loss / 2
     metrics = evaluate_head(result.head, *blobs(200, 4, 0))
@@ -52,7 +52,7 @@ def test_thresholds_reach_the_target_precision_and_stay_sensible() -> None:
 
 def test_head_round_trips_through_bytes() -> None:
     x, y = blobs(80, 3, 2)
-    head = train_head(x, y, np.ones_like(y), ["x", "y", "z"], TrainConfig(epochs=5)).head
+    head = train_head(x, y, np.ones_like(y), ["x", "y", "z"], TrainConfig(steps=10)).head
     again = Head.from_bytes(head.to_bytes())
     assert again.vocabulary == ["x", "y", "z"]
     np.testing.assert_allclose(again.probabilities(x), head.probabilities(x), rtol=1e-6)
@@ -74,7 +74,7 @@ def test_an_undecided_tag_is_learnt_as_a_weaker_no_than_a_decided_one() -> None:
     x[100:] -= 3
     decided = np.ones_like(y, dtype=bool)
     decided[:100, 2] = False  # c undecided on the first half; b is a decided yes there
-    head = train_head(x, y, loss_weights(y, decided, 0.1), ["a", "b", "c"], TrainConfig(epochs=20)).head
+    head = train_head(x, y, loss_weights(y, decided, 0.1), ["a", "b", "c"], TrainConfig(steps=20)).head
     p = head.probabilities(x[:100])
     # With every entry weighted alike both come out at 0.04; the undecided one stays far higher.
     assert p[:, 2].mean() > 3 * head.probabilities(x[100:])[:, 1].mean(), "undecided is a weaker no"
@@ -98,7 +98,7 @@ def test_pseudo_labels_keep_the_confident_photos_with_their_ancestors() -> None:
     x, y = blobs(300, 2, 4)
     vocab = ["fruit", "apple", "pear"]
     full = np.concatenate([np.ones((300, 1), np.float32), y], axis=1)  # fruit is the parent
-    head = train_head(x, full, np.ones_like(full), vocab, TrainConfig(epochs=20)).head
+    head = train_head(x, full, np.ones_like(full), vocab, TrainConfig(steps=40)).head
     leaves = leaf_columns(vocab, lambda n: ["fruit"] if n != "fruit" else [])
     assert leaves == [1, 2]
     unlabelled = np.concatenate([blobs(50, 2, 4)[0], np.zeros((5, 64), np.float32)])  # 5 are unclear
