@@ -105,3 +105,30 @@ def test_an_embedding_from_an_older_backbone_is_replaced_once(ctx: Context, tmp_
     with ctx.sessions() as session:
         assert session.scalar(select(Embedding.backbone)) == ctx.tagger.backbone_id
         assert session.scalar(select(func.count()).select_from(Activation)) == 1
+
+
+def test_the_model_page_of_a_deep_version(settings: Settings, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from eyes.app import create_app
+    from tests.conftest import sign_up
+
+    loop = settings.model_copy(
+        update={"min_labels_per_tag": 3, "min_owners_per_tag": 1, "auto_train_after": 0}
+    )
+    with TestClient(create_app(loop), base_url="http://127.0.0.1") as client:
+        sign_up(client, "boss")
+        ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
+        tree = tmp_path / "labelled"
+        for cls in CLASSES:
+            (tree / cls).mkdir(parents=True)
+            for src in sorted((CALTECH / cls).iterdir())[:8]:
+                (tree / cls / src.name).symlink_to(src)
+        import_tree(ctx, tree, owner="boss", tags_from_folders=True, progress=False)
+        assert client.post("/api/v1/models/train", json={"depth": "deep"}).json()["depth"] == "deep"
+        ctx.jobs.wait_idle(300)  # type: ignore[union-attr]
+        info = client.get("/api/v1/models/v1").json()
+        assert info["depth"] == "deep" and info["fine_tuning"]["config"]["tune_from"] == 16
+        page = client.get("/models/v1").text
+        assert "Deep run" in page and "24 photos" in page and 'id="baseline"' in page
+        assert page.count("<svg") >= 4, "loss, accuracy, per-tag and confusion charts"

@@ -52,8 +52,11 @@ def fit(ctx: Context, data: Dataset, config: TrainConfig, beat: Callable[[], Non
         )
     else:
         held[:] = False
-    top, head, history = run_fine_tuning(activations, data.y, weights, data.vocabulary, config, beat)
-    return Trained(head, history, Evidence(scores, held), {TOP_FILE: top})
+    top, head, record = run_fine_tuning(activations, data.y, weights, data.vocabulary, config, beat)
+    # The model page's curves: the served fit's loss and accuracy per epoch (it holds nothing out).
+    curves = [{**e, "val_loss": None, "val_accuracy": None} for e in record.get("epochs", [])]
+    notes = {"fine_tuning": {k: record.get(k) for k in ("config", "photos", "probe_loss", "seconds")}}
+    return Trained(head, curves, Evidence(scores, held), {TOP_FILE: top}, notes)
 
 
 def run_fine_tuning(
@@ -63,8 +66,9 @@ def run_fine_tuning(
     vocabulary: list[str],
     config: TrainConfig,
     beat: Callable[[], None],
-) -> tuple[bytes, Head, list[dict[str, Any]]]:
-    """One fit in a child process; `beat` is called at each line of progress it prints."""
+) -> tuple[bytes, Head, dict[str, Any]]:
+    """One fit in a child process; `beat` is called at each line of progress it prints. Returns
+    the tuned top (ONNX), the head and the fit's record (its config, and loss per epoch)."""
     with tempfile.TemporaryDirectory(prefix="eyes-finetune-") as tmp:
         job = Path(tmp)
         np.savez(
