@@ -8,11 +8,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import Activation, Image, ModelVersion, PhotoTag, Tag, TrainingDepth
+from eyes.db.models import Activation, Image, ModelStage, ModelVersion, PhotoTag, Tag, TrainingDepth
 from eyes.db.session import transaction
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
@@ -132,3 +132,43 @@ def test_the_model_page_of_a_deep_version(settings: Settings, tmp_path: Path) ->
         page = client.get("/models/v1").text
         assert "Deep run" in page and "24 photos" in page and 'id="baseline"' in page
         assert page.count("<svg") >= 4, "loss, accuracy, per-tag and confusion charts"
+
+
+def test_deep_runs_start_by_themselves_when_labels_grow_or_on_schedule(ctx: Context, tmp_path: Path) -> None:
+    tree = tmp_path / "labelled"
+    for cls in CLASSES:
+        (tree / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[:6]:
+            (tree / cls / src.name).symlink_to(src)
+    import_tree(ctx, tree, owner="owner", tags_from_folders=True, progress=False)
+    ctx.jobs = None  # record the runs, do not run them
+    base = ctx.settings.model_copy(update={"auto_train_after": 1, "deep_train_after": 10})
+
+    def start(**settings: float) -> TrainingDepth:
+        with transaction(ctx.sessions) as session:  # the previous run is over (as if it had run)
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.stage == ModelStage.TRAINING)
+                .values(stage=ModelStage.REJECTED)
+            )
+        ctx.settings = base.model_copy(update=settings)
+        version_id = training.maybe_start_automatic_run(ctx)
+        assert version_id is not None
+        with ctx.sessions() as session:
+            return session.get_one(ModelVersion, version_id).depth
+
+    assert start(deep_min_labels_per_tag=10) == TrainingDepth.HEAD, "6 labels per class: a head is better"
+    assert start(deep_min_labels_per_tag=5) == TrainingDepth.DEEP, "18 new labels and 6 per class"
+    extra = sorted((CALTECH / "watch").iterdir())[10]
+    import_tree(ctx, extra, owner="owner", progress=False)
+    from eyes.db.models import Photo, User
+    from eyes.services.photos import add_owner_tags
+
+    with ctx.sessions() as session:
+        owner = session.scalars(select(User)).one()
+        newest = session.scalar(select(func.max(Photo.id)))
+    add_owner_tags(ctx, newest, owner, ["watch"])
+    assert start(deep_min_labels_per_tag=5) == TrainingDepth.HEAD, "one new label is no reason for a deep run"
+    assert start(deep_min_labels_per_tag=5, deep_train_every_h=1e-9) == TrainingDepth.DEEP, (
+        "but the schedule is"
+    )
