@@ -6,18 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp
 
 from eyes.config import Settings, get_settings
 from eyes.context import Context, build_context
 from eyes.jobs.queue import InProcessQueue, Sweeper
 from eyes.jobs.tasks import run_task, sweep
-from eyes.web import api, api_learning, errors, media, pages, pages_learning
+from eyes.web import api, api_learning, docs, errors, media, pages, pages_learning
+from eyes.web.deps import ids_in_range
+from eyes.web.security import SecurityHeaders
 from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
 
 STATIC = Path(__file__).parent / "web" / "static"
@@ -37,6 +41,18 @@ def start_workers(ctx: Context) -> Sweeper | None:
     return sweeper
 
 
+class Eyes(FastAPI):
+    """FastAPI with the security headers outside everything else, so that even the answer of
+    the server-error middleware (which sits outside all added middleware) carries them."""
+
+    def __init__(self, *, https_only: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.https_only = https_only
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.https_only)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ctx = build_context(settings)
@@ -52,11 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sweeper.stop()
             ctx.close()
 
-    app = FastAPI(
+    app = Eyes(
+        https_only=settings.secure_cookies,
         title="Eyes",
         version="0.1.0",
         summary="Photo sharing whose tagger learns from its users",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN; docs.install serves /docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     errors.install(app)
@@ -69,11 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.secure_cookies,
     )
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
-    app.include_router(api.router)
-    app.include_router(api_learning.router)
-    app.include_router(media.router)
-    app.include_router(pages.router)
-    app.include_router(pages_learning.router)
+    for module in (api, api_learning, media, pages, pages_learning):
+        app.include_router(module.router, dependencies=[Depends(ids_in_range)])
+    docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", include_in_schema=False)

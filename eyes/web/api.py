@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eyes.db.models import Visibility
@@ -14,8 +14,9 @@ from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import MAX_ID, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import (
+    TAG_RULES,
     ClassifyResult,
     ErrorResponse,
     Me,
@@ -29,6 +30,7 @@ from eyes.web.schemas import (
 )
 from eyes.web.uploads import received_file
 
+MAX_QUERY_TAGS = 8  # each tag is one more condition on the query: a few narrow it enough
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)
 }
@@ -59,7 +61,7 @@ _UPLOAD_BODY = multipart_body(
         "title": {"type": "string"},
         "description": {"type": "string"},
         "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
-        "tags": {"type": "string", "description": "comma-separated"},
+        "tags": {"type": "string", "description": f"Comma-separated tags. {TAG_RULES}"},
     }
 )
 
@@ -75,6 +77,10 @@ def parse_visibility(raw: str | None) -> Visibility:
     "/photos",
     status_code=201,
     response_model=PhotoPublic,
+    responses={
+        201: {"description": "The new photo"},
+        200: {"model": PhotoPublic, "description": "You had already uploaded these bytes: your photo"},
+    },
     openapi_extra=_UPLOAD_BODY,
     summary="Upload a photo",
     description="One image per request (JPEG, PNG, WebP or GIF). Answers 201 with the new photo, "
@@ -102,11 +108,19 @@ def list_photos(
     request: Request,
     ctx: ContextDep,
     viewer: ViewerDep,
-    tag: Annotated[list[str], Query(description="Only photos with all these tags")] = [],  # noqa: B006
+    tag: Annotated[
+        list[str],
+        Query(
+            description=f"Only photos with all these tags, at most {MAX_QUERY_TAGS}. {TAG_RULES}",
+            json_schema_extra={"maxItems": MAX_QUERY_TAGS},
+        ),
+    ] = [],  # noqa: B006
     owner: Annotated[str | None, Query(description="Only this user's photos")] = None,
-    before: Annotated[int | None, Query(description="Cursor from `next`")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Cursor from `next`")] = None,
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
 ) -> PhotoList:
+    if len(tag) > MAX_QUERY_TAGS:
+        raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(tag)}")
     tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tag]
     owner_user = None
     if owner is not None:
@@ -120,12 +134,12 @@ def list_photos(
 
 
 @router.get("/photos/{photo_id}", response_model=PhotoPublic, summary="One photo")
-def get_photo(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> PhotoPublic:
+def get_photo(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> PhotoPublic:
     return PhotoPublic.of(photo_service.get_visible_photo(ctx, photo_id, viewer), viewer)
 
 
 @router.patch("/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility")
-def update_photo(photo_id: int, body: PhotoUpdate, ctx: ContextDep, user: UserDep) -> PhotoPublic:
+def update_photo(photo_id: PhotoId, body: PhotoUpdate, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     photo = photo_service.update_photo(
         ctx, photo_id, user, title=body.title, description=body.description, visibility=body.visibility
     )
@@ -133,13 +147,13 @@ def update_photo(photo_id: int, body: PhotoUpdate, ctx: ContextDep, user: UserDe
 
 
 @router.delete("/photos/{photo_id}", status_code=204, summary="Delete a photo")
-def delete_photo(photo_id: int, ctx: ContextDep, user: UserDep) -> Response:
+def delete_photo(photo_id: PhotoId, ctx: ContextDep, user: UserDep) -> Response:
     photo_service.delete_photo(ctx, photo_id, user)
     return Response(status_code=204)
 
 
 @router.get("/photos/{photo_id}/tags", response_model=list[TagPublic], summary="A photo's tags")
-def photo_tags(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> list[TagPublic]:
+def photo_tags(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> list[TagPublic]:
     photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
     return PhotoPublic.of(photo, viewer).tags
 
@@ -149,7 +163,7 @@ def photo_tags(photo_id: int, ctx: ContextDep, viewer: ViewerDep) -> list[TagPub
     response_model=list[TagPublic],
     summary="Add a tag, or confirm a suggestion (owner)",
 )
-def add_tag(photo_id: int, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
+def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
     name = normalize_tag(body.name, ctx.settings.max_tag_length)
     return PhotoPublic.of(photo_service.add_owner_tags(ctx, photo_id, user, [name]), user).tags
 
@@ -159,7 +173,9 @@ def add_tag(photo_id: int, body: TagCreate, ctx: ContextDep, user: UserDep) -> l
     response_model=list[TagPublic],
     summary="Remove a tag, or reject a suggestion (owner)",
 )
-def remove_tag(photo_id: int, name: str, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
+def remove_tag(
+    photo_id: PhotoId, name: Annotated[str, Path(description=TAG_RULES)], ctx: ContextDep, user: UserDep
+) -> list[TagPublic]:
     name = normalize_tag(name, ctx.settings.max_tag_length)
     return PhotoPublic.of(photo_service.remove_owner_tag(ctx, photo_id, user, name), user).tags
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from eyes.context import Context
 from eyes.db.models import User
-from eyes.errors import Forbidden, NotAuthenticated
+from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services.accounts import user_for_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_ID = 2**63 - 1  # the largest value of a 64-bit database integer: no row has a larger id
 
 
 def get_context(request: Request) -> Context:
@@ -83,7 +84,22 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("the form's security token is missing or out of date: reload the page and try again")
 
 
+def ids_in_range(request: Request) -> None:
+    """A numeric `..._id` in the path that no database integer can hold names nothing: 404, before
+    any query (SQLite would refuse to bind it, a server error). For routers whose parameters do
+    not declare their range themselves (`PhotoId` does)."""
+    for name, value in request.path_params.items():
+        if not (name.endswith("_id") and isinstance(value, str)):
+            continue
+        digits = value.removeprefix("-")
+        if digits.isdecimal() and (
+            value.startswith("-") or len(digits) > 19 or not 0 < int(digits) <= MAX_ID
+        ):
+            raise NotFound("there is nothing at this address")
+
+
 ContextDep = Annotated[Context, Depends(get_context)]
 ViewerDep = Annotated[User | None, Depends(get_viewer)]
 UserDep = Annotated[User, Depends(require_user)]
 AdminDep = Annotated[User, Depends(require_admin)]
+PhotoId = Annotated[int, Path(ge=1, le=MAX_ID, description="A photo's id")]

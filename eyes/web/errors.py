@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from eyes.errors import EyesError, TooManyRequests
+from eyes.errors import EyesError, NotFound, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+        # An id out of range, or not a number: no such thing exists at this address.
+        return _render(request, 404, NotFound.code, "there is nothing at this address")
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
@@ -62,13 +65,25 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 async def handle_database_down(request: Request, exc: Exception) -> Response:
     # A lost connection (the database restarting, say): fail this request cleanly; the pool
     # checks connections before use, so the next request reconnects by itself.
-    log.warning("database unavailable: %s", exc)
+    # The driver's message, not the statement: a statement can be huge, and it carries user input.
+    log.warning("database unavailable: %s", getattr(exc, "orig", None) or type(exc).__name__)
     return _render(
         request, 503, "database_unavailable", "the database is unavailable right now; try again shortly"
     )
 
 
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # A bug: nothing of it in the answer. The exception goes on up after this answer is sent, so
+    # the server logs its traceback for whoever runs the site.
+    code, message = "internal_error", "something went wrong on our side; try again later"
+    try:
+        return _render(request, 500, code, message)
+    except Exception:  # the page itself failed to render: the plain JSON answer still goes out
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, handle_unexpected)
     app.add_exception_handler(OperationalError, handle_database_down)
     app.add_exception_handler(InterfaceError, handle_database_down)
     app.add_exception_handler(EyesError, handle_eyes_error)

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from eyes.config import Settings
 from eyes.db.models import Photo, PhotoTag, TaggingState, TagSource, TagStatus, User, Visibility
-from eyes.services.tags import visible_tags
+from eyes.services.tags import _FORBIDDEN, visible_tags
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Every time is stored in UTC; SQLite hands it back without its zone, so put it back."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+TAG_RULES = (
+    "A tag is trimmed, its spaces collapsed and lower-cased; then it has 1 to EYES_MAX_TAG_LENGTH "
+    f"characters ({Settings.model_fields['max_tag_length'].default} by default) and none of "
+    f"{' '.join(sorted(_FORBIDDEN))} or control characters."
+)
 
 
 class UserPublic(BaseModel):
     username: str
     is_admin: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
     @classmethod
     def of(cls, user: User) -> UserPublic:
@@ -72,9 +88,9 @@ class PhotoPublic(BaseModel):
     visibility: Visibility
     width: int
     height: int
-    taken_at: datetime | None
+    taken_at: UtcDatetime | None = Field(description="When the camera says it was taken (EXIF)")
     camera: str
-    created_at: datetime
+    created_at: UtcDatetime
     tagging: TaggingState
     tags: list[TagPublic]
     url: str
@@ -122,7 +138,7 @@ class PhotoUpdate(BaseModel):
 
 
 class TagCreate(BaseModel):
-    name: str
+    name: str = Field(description=TAG_RULES)
 
 
 class ErrorBody(BaseModel):

@@ -50,6 +50,8 @@
     for (const file of files) { await upload(file); }
   }
 
+  // The files go up one by one from here: the form itself never submits (Enter in a field).
+  document.getElementById("upload-form").addEventListener("submit", (e) => e.preventDefault());
   input.addEventListener("change", () => { uploadAll(Array.from(input.files)); input.value = ""; });
   ["dragenter", "dragover"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));

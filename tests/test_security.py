@@ -1,0 +1,292 @@
+"""Safe on the internet: security headers on every response, /docs that needs no other host,
+an API that answers out-of-range input with a 4xx, and the OpenAPI that tells the truth."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
+
+from eyes.app import create_app
+from eyes.config import Settings
+from eyes.services import tags as tag_rules
+from eyes.web.api import MAX_QUERY_TAGS
+from tests.browser import conftest as browser_fixtures
+from tests.conftest import CALTECH, sign_up, upload
+
+PHOTO = sorted((CALTECH / "Leopards").iterdir())[0]
+TOO_BIG = 2**63  # one past the largest id a database integer holds
+DIRECTIVES = ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'self'")
+
+
+def csp(response: object) -> dict[str, str]:
+    """The Content-Security-Policy as {directive: sources}."""
+    header = response.headers.get("content-security-policy", "")  # type: ignore[attr-defined]
+    directives = (d.strip().split(" ", 1) for d in header.split(";") if d.strip())
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+def assert_protected(response: object, *, hsts: bool = False) -> None:
+    headers = response.headers  # type: ignore[attr-defined]
+    policy = csp(response)
+    where = f"{response.request.method} {response.request.url.path} ({response.status_code})"  # type: ignore[attr-defined]
+    assert policy.get("default-src") == "'self'", where
+    assert policy.get("frame-ancestors") == "'none'", where
+    assert "'unsafe-inline'" not in policy.get("script-src", "'self'"), where
+    assert "'unsafe-eval'" not in policy.get("script-src", "'self'"), where
+    assert headers.get("x-frame-options") == "DENY", where
+    assert headers.get("x-content-type-options") == "nosniff", where
+    assert headers.get("referrer-policy") in ("strict-origin-when-cross-origin", "same-origin"), where
+    assert "camera=()" in headers.get("permissions-policy", ""), where
+    assert ("strict-transport-security" in headers) is hsts, where
+    assert len(headers.get_list("x-content-type-options")) == 1, f"{where}: one header, not two"
+
+
+@pytest.fixture
+def member(client: TestClient) -> TestClient:
+    """An ordinary signed-in user (the first account is the administrator)."""
+    sign_up(client, "admin")
+    client.post("/logout", headers={"X-CSRF-Token": client.headers["X-CSRF-Token"]})
+    client.cookies.clear()
+    sign_up(client, "member")
+    return client
+
+
+@pytest.fixture
+def photo_id(member: TestClient) -> int:
+    return int(upload(member, PHOTO, tags="leopard")["id"])
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+def test_every_kind_of_response_carries_the_security_headers(member: TestClient, photo_id: int) -> None:
+    html = {"Accept": "text/html"}
+    responses = [
+        member.get("/", headers=html),  # a page
+        member.get(f"/photos/{photo_id}", headers=html),
+        member.get("/api/v1/photos"),  # the API
+        member.get(f"/api/v1/photos/{photo_id}"),
+        member.get(f"/photos/{photo_id}/small.jpg"),  # media
+        member.get(f"/photos/{photo_id}/original"),
+        member.get("/static/eyes.css"),  # static files
+        member.get("/openapi.json"),
+        member.get("/healthz"),
+        member.get("/api/v1/photos/999999"),  # errors, JSON and HTML
+        member.get("/no/such/page", headers=html),
+        member.post("/api/v1/photos/1/tags", json={"name": "x"}, headers={"X-CSRF-Token": "forged"}),
+    ]
+    assert [r.status_code for r in responses] == [200] * 9 + [404, 404, 403]
+    for response in responses:
+        assert_protected(response)
+
+
+def test_a_server_error_is_json_and_carries_the_headers(settings: Settings) -> None:
+    app = create_app(settings)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/v1/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        res = client.get("/api/v1/broken")
+    assert res.status_code == 500
+    assert res.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in res.text, "no internals in the answer"
+    assert_protected(res)
+
+
+def test_hsts_only_when_cookies_are_https_only(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"secure_cookies": True}))) as client:
+        res = client.get("/healthz")
+    assert_protected(res, hsts=True)
+    assert re.fullmatch(r"max-age=\d{7,}.*", res.headers["strict-transport-security"])
+
+
+def test_pages_have_no_inline_script_or_style(member: TestClient, photo_id: int) -> None:
+    """The policy forbids inline script: no template may rely on one (it would silently break)."""
+    templates = Path(__file__).resolve().parents[1] / "eyes" / "web" / "templates"
+    inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=|<style|\sstyle=", re.IGNORECASE)
+    for template in sorted(templates.glob("*.html")):
+        assert not inline.search(template.read_text()), f"{template.name} has inline script or style"
+    page = member.get(f"/photos/{photo_id}", headers={"Accept": "text/html"})
+    assert not inline.search(page.text)
+    for src in re.findall(r'<script[^>]*src="([^"]+)"', page.text):
+        assert src.startswith("/static/") and member.get(src).status_code == 200
+
+
+# --- /docs offline ---------------------------------------------------------------------------
+
+
+def test_docs_page_needs_no_other_host(client: TestClient) -> None:
+    res = client.get("/docs")
+    assert res.status_code == 200 and "text/html" in res.headers["content-type"]
+    urls = re.findall(r'(?:src|href)="([^"]*)"', res.text)
+    assert urls, "the page loads Swagger UI from somewhere"
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), f"{url} is on another host"
+    assert "cdn" not in res.text and "validator.swagger.io" not in res.text.replace(
+        '"validatorUrl": null', ""
+    )
+    assert '"validatorUrl": null' in res.text, "Swagger UI would fetch a badge from swagger.io"
+    kinds = {"js": "javascript", "css": "text/css"}
+    served = {}
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        ext = url.rsplit(".", 1)[-1]
+        if ext in kinds:
+            assert kinds[ext] in asset.headers["content-type"], url
+            served[ext] = len(asset.content)
+    assert served.get("js", 0) > 500_000 and served.get("css", 0) > 50_000, "the real Swagger UI"
+    assert client.get("/redoc").status_code == 404, "no ReDoc page that loads from a CDN"
+
+
+def test_docs_page_policy_allows_only_its_own_inline_script(client: TestClient) -> None:
+    res = client.get("/docs")
+    assert_protected(res)
+    script_src = csp(res)["script-src"].split()
+    hashes = [s for s in script_src if s.startswith("'sha256-")]
+    inline = re.findall(r"<script>(.*?)</script>", res.text, re.DOTALL)
+    assert len(hashes) == len(inline) == 1, "one inline script (Swagger UI's start), allowed by its hash"
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert hashes == [f"'sha256-{digest}'"]
+
+
+# --- robust API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad_id", [str(TOO_BIG), "-1", "0", "99999999999999999999999999"])
+def test_out_of_range_ids_are_404_json(member: TestClient, photo_id: int, bad_id: str) -> None:
+    csrf = {"X-CSRF-Token": member.headers["X-CSRF-Token"]}
+    requests = [
+        ("GET", f"/api/v1/photos/{bad_id}", None),
+        ("PATCH", f"/api/v1/photos/{bad_id}", {"title": "x"}),
+        ("DELETE", f"/api/v1/photos/{bad_id}", None),
+        ("GET", f"/api/v1/photos/{bad_id}/tags", None),
+        ("POST", f"/api/v1/photos/{bad_id}/tags", {"name": "x"}),
+        ("DELETE", f"/api/v1/photos/{bad_id}/tags/x", None),
+        ("POST", f"/api/v1/photos/{bad_id}/votes", {"tag": "x", "agrees": True}),
+        ("GET", f"/photos/{bad_id}/small.jpg", None),
+        ("GET", f"/photos/{bad_id}/large.jpg", None),
+        ("GET", f"/photos/{bad_id}/original", None),
+        ("GET", f"/photos/{bad_id}", None),
+        ("POST", f"/settings/tokens/{bad_id}/revoke", None),
+    ]
+    for method, path, body in requests:
+        res = member.request(method, path, json=body, headers=csrf)
+        assert res.status_code == 404, f"{method} {path}: {res.status_code} {res.text[:200]}"
+        assert res.json()["error"]["code"] in ("not_found", "http_error"), f"{method} {path}"
+
+
+def test_out_of_range_id_on_a_page_is_the_html_404(member: TestClient) -> None:
+    res = member.get(f"/photos/{TOO_BIG}", headers={"Accept": "text/html"})
+    assert res.status_code == 404 and "Not found" in res.text
+
+
+def test_id_ranges_are_in_the_openapi(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/api/v1/photos/{photo_id}"]["get"]
+    (param,) = [p for p in operation["parameters"] if p["name"] == "photo_id"]
+    assert param["schema"]["minimum"] == 1 and param["schema"]["maximum"] == 2**63 - 1
+
+
+def test_too_many_tags_in_a_query_is_a_clear_400(
+    member: TestClient, photo_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = "&".join(f"tag=t{i}" for i in range(1000))
+    res = member.get(f"/api/v1/photos?{query}")
+    assert res.status_code == 400
+    assert f"at most {MAX_QUERY_TAGS}" in res.json()["error"]["message"]
+    assert not any(len(r.getMessage()) > 2000 for r in caplog.records), "no huge SQL in the log"
+    just_enough = "&".join(["tag=leopard"] * MAX_QUERY_TAGS)
+    assert [p["id"] for p in member.get(f"/api/v1/photos?{just_enough}").json()["items"]] == [photo_id]
+
+
+def test_a_cursor_past_the_largest_id_is_not_a_server_error(member: TestClient, photo_id: int) -> None:
+    res = member.get(f"/api/v1/photos?before={TOO_BIG}")
+    assert res.status_code in (200, 400, 422), res.text
+    assert res.headers["content-type"].startswith("application/json")
+
+
+def test_timestamps_carry_their_zone(member: TestClient, photo_id: int) -> None:
+    photo = member.get(f"/api/v1/photos/{photo_id}").json()
+    me = member.get("/api/v1/me").json()
+    for stamp in (photo["created_at"], me["created_at"]):
+        assert stamp.endswith(("Z", "+00:00")), stamp
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert abs((datetime.now(UTC) - moment).total_seconds()) < 600, "UTC, not local time"
+
+
+def test_openapi_documents_upload_answers_and_tag_rules(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    upload_op = spec["paths"]["/api/v1/photos"]["post"]
+    assert {"200", "201"} <= set(upload_op["responses"])
+    for code in ("200", "201"):
+        schema = upload_op["responses"][code]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith("/PhotoPublic"), code
+    assert "already" in upload_op["responses"]["200"]["description"]
+    described = [
+        spec["components"]["schemas"]["TagCreate"]["properties"]["name"]["description"],
+        upload_op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["tags"][
+            "description"
+        ],
+    ]
+    list_op = spec["paths"]["/api/v1/photos"]["get"]
+    (tag_param,) = [p for p in list_op["parameters"] if p["name"] == "tag"]
+    assert tag_param["schema"]["maxItems"] == MAX_QUERY_TAGS
+    described.append(tag_param["description"])
+    for text in described:
+        assert "64" in text and "EYES_MAX_TAG_LENGTH" in text, text
+        for ch in tag_rules._FORBIDDEN:
+            assert ch in text, f"{ch!r} missing from: {text}"
+
+
+# --- in a real browser -----------------------------------------------------------------------
+
+browser = browser_fixtures.browser
+page = browser_fixtures.page
+live_server = browser_fixtures.live_server
+
+
+@pytest.mark.browser
+def test_docs_and_pages_work_in_a_browser_under_the_policy(page: Page, live_server: str) -> None:
+    """Chromium enforces the policy: Swagger UI renders and calls the API with nothing from
+    another host, and the pages' own behaviour (a confirmation before deleting) still works."""
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: blocked.append(str(e)))
+    elsewhere: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(live_server) else elsewhere.append(r.url))
+
+    page.goto(live_server + "/docs")
+    operation = page.locator("#operations-default-list_photos_api_v1_photos_get")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    expect(operation.locator(".live-responses-table .response .response-col_status")).to_have_text("200")
+
+    page.goto(live_server + "/signup")
+    page.fill("input[name=username]", "petra")
+    page.fill("input[name=password]", "a long password")
+    page.click("button[type=submit]")
+    with page.expect_file_chooser() as chooser:
+        page.click("#drop")
+    chooser.value.set_files([str(PHOTO)])
+    page.locator("#queue li.done a").click()
+    expect(page).to_have_url(re.compile(r"/photos/\d+$"))
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("details.edit summary")
+    page.click("button.danger")
+    page.wait_for_timeout(300)
+    assert asked == ["Delete this photo for good?"]
+    expect(page).to_have_url(re.compile(r"/photos/\d+$"))  # dismissed: still there
+
+    assert blocked == [] and elsewhere == []
