@@ -256,6 +256,7 @@ def plot(curves: dict[str, Curve], path: Path) -> None:
         if baseline:
             ax.plot(
                 *zip(*baseline, strict=True),
+                marker="x",
                 linestyle="--",
                 color=line.get_color(),
                 alpha=0.6,
@@ -263,7 +264,9 @@ def plot(curves: dict[str, Curve], path: Path) -> None:
             )
     ax.set_xlabel("labelled photos per class")
     ax.set_ylabel("held-out top-1 accuracy (%)")
-    ax.set_title(f"Eyes learning curve: {Path(next(iter(curves.values())).dataset).name}")
+    dataset = Path(next(iter(curves.values())).dataset)
+    name = f"{dataset.parent.name}/{dataset.name}" if dataset.name in ("train", "val") else dataset.name
+    ax.set_title(f"Eyes learning curve: {name}")
     ax.grid(alpha=0.3)
     ax.set_ylim(0, 100)
     ax.legend()
