@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export EYES_HOME ?= $(CURDIR)/eyes-data
 
-.PHONY: install run test test-fast bench lint typecheck chromium models clean
+.PHONY: install run test test-fast fuzz bench lint typecheck chromium models clean
 
 install: $(INSTALLED)
 
@@ -39,6 +39,11 @@ test: install chromium
 # Without the browser and the slow tests: for a quick loop while editing.
 test-fast: install
 	$(BIN)/python -m pytest -m "not browser and not slow"
+
+# Schemathesis over the whole API with many random examples; CI runs a small repeatable set
+# (tests/test_security.py, marked slow). A failure prints the curl command that reproduces it.
+fuzz: install
+	FUZZ_EXAMPLES=$(or $(EXAMPLES),300) $(BIN)/python -m pytest tests/test_security.py -k generated -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check eyes tests benchmarks

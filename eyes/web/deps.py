@@ -13,7 +13,8 @@ from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services.accounts import user_for_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-MAX_ID = 2**63 - 1  # the largest value of a 64-bit database integer: no row has a larger id
+# Ids are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite), so no row has a larger id.
+MAX_ID = 2**31 - 1
 
 
 def get_context(request: Request) -> Context:
@@ -85,21 +86,20 @@ async def check_csrf(request: Request) -> None:
 
 
 def ids_in_range(request: Request) -> None:
-    """A numeric `..._id` in the path that no database integer can hold names nothing: 404, before
-    any query (SQLite would refuse to bind it, a server error). For routers whose parameters do
-    not declare their range themselves (`PhotoId` does)."""
+    """An `..._id` in the path is plain digits within 1..MAX_ID, or it names nothing: 404, before
+    any query. Integer parsing alone would read " 4", "4_0" or "\\x854" as 4, and the database
+    would refuse a number past its column (a server error). Installed on every router in
+    create_app; `PhotoId` states the same range in the OpenAPI."""
     for name, value in request.path_params.items():
-        if not (name.endswith("_id") and isinstance(value, str)):
-            continue
-        digits = value.removeprefix("-")
-        if digits.isdecimal() and (
-            value.startswith("-") or len(digits) > 19 or not 0 < int(digits) <= MAX_ID
-        ):
-            raise NotFound("there is nothing at this address")
+        if name.endswith("_id") and isinstance(value, str):
+            plain = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
+            if not (plain and 0 < int(value) <= MAX_ID):
+                raise NotFound("there is nothing at this address")
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
 ViewerDep = Annotated[User | None, Depends(get_viewer)]
 UserDep = Annotated[User, Depends(require_user)]
 AdminDep = Annotated[User, Depends(require_admin)]
+
 PhotoId = Annotated[int, Path(ge=1, le=MAX_ID, description="A photo's id")]

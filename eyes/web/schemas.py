@@ -54,7 +54,10 @@ class Me(UserPublic):
 
 
 class MeUpdate(BaseModel):
-    private_photos_teach: bool = Field(description="Let your private photos train the shared model")
+    # Strict: 0, 0.0 or "no" would otherwise pass as false, and a consent must be said plainly.
+    private_photos_teach: bool = Field(
+        strict=True, description="Let your private photos train the shared model"
+    )
 
 
 class TagPublic(BaseModel):
