@@ -192,6 +192,15 @@ def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path)
     )
     exact = training.Evidence(data.y.copy(), everything)
     assert training.compare_with_champion(ctx, champion, data, exact, head)["promote"] is True
+    # One photo worse than a champion that is right everywhere is within the noise: kept in.
+    one_off = data.y.copy()
+    one_off[0] = np.roll(one_off[0], 1)
+    ctx.settings = ctx.settings.model_copy(update={"promotion_margin": 0.0})
+    verdict = training.compare_with_champion(
+        ctx, champion, data, training.Evidence(one_off, everything), head
+    )
+    assert verdict["candidate_accuracy"] < verdict["champion_accuracy"] and verdict["promote"] is True
+    assert verdict["only_champion_right"] == 1
 
 
 def test_a_crashed_run_leaves_the_champion_and_nothing_usable(

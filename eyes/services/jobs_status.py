@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, Photo, TaggingState
+from eyes.db.models import ModelStage, ModelVersion, Photo, TaggingState, as_utc
 
 
 def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
@@ -23,8 +23,8 @@ def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
         "training": [
             {
                 "version": run.name,
-                "started_at": run.created_at,
-                "heartbeat_at": run.heartbeat_at,
+                "started_at": as_utc(run.created_at),
+                "heartbeat_at": as_utc(run.heartbeat_at),
                 "worker": run.worker if admin else None,
                 "depth": run.depth.value,
                 "trigger": run.trigger,

@@ -18,6 +18,7 @@ from eyes.images import DecodedImage, decode, safe_filename, thumbnail
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 
 THUMB_SIZES = ("small", "large")
+MAX_QUERY_TAGS = 8  # each tag is one more condition on the query: a few narrow it enough
 
 
 def original_key(sha256: str) -> str:
@@ -211,6 +212,8 @@ def list_photos(
 
     Lists show public photos, plus the viewer's own when they look at their own photos or search.
     """
+    if len(tags or []) > MAX_QUERY_TAGS:
+        raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(tags or [])}")
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     query = _photo_query().order_by(Photo.id.desc()).limit(limit + 1)
     if owner is not None:

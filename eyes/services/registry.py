@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, Serving, User
+from eyes.db.models import ModelStage, ModelVersion, Serving, User, as_utc
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.errors import ModelFileError
@@ -44,10 +44,15 @@ TRAINING_SET = "training-set.txt"
 TOP_FILE = "top.onnx"
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+
+
 def parse_version(name: str) -> int:
     digits = name.lower().removeprefix("v")
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise BadRequest(f"a model version looks like v3, not {name!r}")
+    if not 1 <= int(digits) <= MAX_ID:
+        raise NotFound(f"there is no model {name}; 'eyes models list' shows them")
     return int(digits)
 
 
@@ -195,8 +200,8 @@ def describe(version: ModelVersion, champion: int | None) -> dict[str, Any]:
         "version": version.name,
         "stage": version.stage.value,
         "champion": version.id == champion,
-        "created_at": version.created_at,
-        "finished_at": version.finished_at,
+        "created_at": as_utc(version.created_at),
+        "finished_at": as_utc(version.finished_at),
         "created_by": creator.username if creator else None,
         "trigger": version.trigger,
         "parent": version.parent,

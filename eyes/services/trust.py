@@ -14,7 +14,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from eyes.config import Settings
-from eyes.db.models import Photo, PhotoTag, TagStatus, TagVote, User
+from eyes.db.models import Photo, PhotoTag, TagStatus, TagVote, User, as_utc
 
 
 def _established_before(settings: Settings) -> datetime:
@@ -63,14 +63,9 @@ def trusted_voters(session: Session, settings: Settings) -> set[int]:
     ):
         agree, total = records[user_id]
         if (
-            _aware(created_at) <= cutoff
+            (as_utc(created_at) or cutoff) <= cutoff
             and agree >= settings.trust_min_agreements
             and agree >= settings.trust_min_agreement_rate * total
         ):
             trusted.add(user_id)
     return trusted
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

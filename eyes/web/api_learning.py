@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], respons
 
 class VoteCreate(BaseModel):
     tag: str
-    agrees: bool = Field(description="true: the photo shows this tag; false: it does not")
+    agrees: bool = Field(strict=True, description="true: the photo shows this tag; false: it does not")
 
 
 class VoteTally(BaseModel):
@@ -78,7 +78,7 @@ def train(ctx: ContextDep, admin: AdminDep, body: TrainRequest | None = None) ->
 
 class TagApproval(BaseModel):
     names: list[str] = Field(min_length=1, max_length=500, description="tags to approve as classes")
-    approved: bool = Field(True, description="false withdraws the approval")
+    approved: bool = Field(True, strict=True, description="false withdraws the approval")
 
 
 @router.post("/tags/approve", summary="Approve tags as classes the network learns (administrators)")
