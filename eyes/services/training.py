@@ -44,6 +44,7 @@ from eyes.ml.train import (
     train_head,
 )
 from eyes.services import registry
+from eyes.services.gate import compare_with_champion, top1
 from eyes.services.labels import (
     Labels,
     class_vocabulary,
@@ -52,8 +53,7 @@ from eyes.services.labels import (
     teaching_photos,
     training_labels,
 )
-from eyes.services.tagger import Champion
-from eyes.services.tagging import activations_for, embeddings_for
+from eyes.services.tagging import embeddings_for
 from eyes.services.vocabulary import Hierarchy, hierarchy
 
 log = logging.getLogger(__name__)
@@ -312,8 +312,8 @@ def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Tr
     if len(unlabelled) and covered.any():
         leaf_y = data.y[covered][:, data.leaves]
         rows = leaf_y.sum(axis=1) > 0
-        without = _top1(both[covered][rows][:, data.leaves], leaf_y[rows])
-        with_them = _top1(both[covered][rows][:, [k + j for j in data.leaves]], leaf_y[rows])
+        without = top1(both[covered][rows][:, data.leaves], leaf_y[rows])
+        with_them = top1(both[covered][rows][:, [k + j for j in data.leaves]], leaf_y[rows])
         # A difference within the noise of this many photos is a tie, and a tie keeps them.
         noise = float(np.sqrt(without * (1 - without) / max(1, int(rows.sum()))))
         use_pseudo = with_them >= without - noise
@@ -408,84 +408,6 @@ def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelSta
             .where(ModelVersion.id == version_id, ModelVersion.stage == after)
             .values(stage=stage, finished_at=datetime.now(UTC), **values)
         )
-
-
-def compare_with_champion(
-    ctx: Context, champion: Champion, data: Dataset, evidence: Evidence, head: Head
-) -> dict[str, Any]:
-    """The promotion gate: top-1 accuracy of candidate and champion among the tags both know, on
-    held-out photos the champion did not train on either (labelled since it was trained). Where
-    there are none, on every held-out photo, which favours the champion (it saw them). The
-    candidate wins unless the champion is better by more than the margin and beyond the noise."""
-    shared = sorted(set(head.vocabulary) & set(champion.vocabulary))
-    margin = ctx.settings.promotion_margin
-    base = {"champion": champion.name, "shared_tags": shared, "margin": margin}
-    if not evidence.covered.any():
-        return {**base, "promote": False, "reason": "no held-out photos to judge the candidate on"}
-    if not shared:
-        return {
-            **base,
-            "promote": True,
-            "reason": f"the champion knows none of these tags; the candidate adds {len(head.vocabulary)}",
-        }
-    cols = [data.vocabulary.index(t) for t in shared]
-    leaf_cols = [c for c in cols if c in data.leaves] or cols
-    truth = data.y[:, leaf_cols]
-    judged = evidence.covered & (truth.sum(axis=1) > 0)
-    unseen = judged & ~np.isin(np.array(data.shas), list(champion.trained_on))
-    fair = bool(unseen.any())
-    rows = unseen if fair else judged
-    if not rows.any():
-        return {**base, "promote": True, "reason": "no held-out photo carries a shared tag"}
-    champion_scores = _champion_scores(ctx, champion, data, rows, [data.vocabulary[c] for c in leaf_cols])
-    candidate_right = _hits(evidence.scores[rows][:, leaf_cols], truth[rows])
-    champion_right = _hits(champion_scores, truth[rows])
-    candidate_acc, champion_acc = float(candidate_right.mean()), float(champion_right.mean())
-    # Photos where exactly one of the two is right decide; a champion better on a handful of them
-    # is within the noise, and the candidate has the newer labels: it is kept out only when the
-    # champion is clearly better (one-sided sign test, 5%) and by more than the margin.
-    only_champion = int((champion_right & ~candidate_right).sum())
-    only_candidate = int((candidate_right & ~champion_right).sum())
-    discordant = only_champion + only_candidate
-    z = (only_champion - only_candidate) / np.sqrt(discordant) if discordant else 0.0
-    # (A negative margin demands a clear improvement: then the noise excuses nothing.)
-    promote = candidate_acc >= champion_acc - margin or (margin >= 0 and z < 1.645)
-    verdict = "promoted" if promote else "rejected"
-    photos = "photos neither trained on" if fair else "held-out photos (the champion trained on them)"
-    return {
-        **base,
-        "n": int(rows.sum()),
-        "unseen_by_champion": fair,
-        "candidate_accuracy": candidate_acc,
-        "champion_accuracy": champion_acc,
-        "only_candidate_right": only_candidate,
-        "only_champion_right": only_champion,
-        "promote": bool(promote),
-        "reason": f"{verdict}: top-1 on {len(leaf_cols)} shared tags, {int(rows.sum())} {photos}: "
-        f"candidate {candidate_acc:.1%} vs champion {champion_acc:.1%} (margin {margin:.1%}; right where "
-        f"the other is wrong: candidate {only_candidate}, champion {only_champion})",
-    }
-
-
-def _champion_scores(
-    ctx: Context, champion: Champion, data: Dataset, rows: np.ndarray, tags: list[str]
-) -> np.ndarray:
-    activations = None
-    if champion.needs_activations:
-        stored = activations_for(ctx, [data.shas[i] for i in np.flatnonzero(rows)])
-        activations = np.stack([stored[data.shas[i]] for i in np.flatnonzero(rows)])
-    probs = ctx.tagger.scores(champion, data.x[rows], activations)
-    return probs[:, [champion.vocabulary.index(t) for t in tags]]
-
-
-def _hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """For each photo, whether its best-scored tag is one of its tags."""
-    best = scores.argmax(axis=1)
-    return np.asarray(truth[np.arange(len(best)), best] > 0)
-
-
-def _top1(scores: np.ndarray, truth: np.ndarray) -> float:
-    return float(_hits(scores, truth).mean())
 
 
 def labels_since_last_run(ctx: Context, depth: TrainingDepth | None = None) -> int:
