@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from fastapi.testclient import TestClient
@@ -80,10 +81,14 @@ def test_api_token_create_use_revoke(client: TestClient) -> None:
     made = client.post(
         "/settings/tokens", data={"name": "script", "csrf_token": token}, follow_redirects=False
     )
-    assert made.status_code == 303 and "eyes_" not in made.headers["location"], "never in a URL"
-    page = client.get("/settings").text
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+    page = made.text
     secret = re.search(r'id="new-token">([^<]+)<', page).group(1)  # type: ignore[union-attr]
     assert "new-token" not in client.get("/settings").text, "the secret is shown once"
+    # The session cookie is signed, not encrypted: the secret must never travel in it.
+    cookie = client.cookies["eyes_session"]
+    payload = base64.b64decode(cookie.split(".")[0] + "==")
+    assert secret.encode() not in payload and b"new_token" not in payload
 
     api = TestClient(client.app, base_url="http://127.0.0.1")
     me = api.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from eyes.context import Context
 from eyes.db.models import User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, EyesError
@@ -209,10 +210,17 @@ def logout(request: Request) -> Response:
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
+    return _settings(request, ctx, user, new_secret=None)
+
+
+def _settings(request: Request, ctx: Context, user: User, new_secret: str | None) -> Response:
     with ctx.sessions() as session:
         tokens = accounts.list_tokens(session, user)
-    new_secret = request.session.pop("new_token", None)
-    return render(request, "settings.html", tokens=tokens, new_secret=new_secret)
+    # A new token's secret is in this one response, never stored (the session cookie is signed,
+    # not encrypted): no-store keeps it out of caches and the back button.
+    response = render(request, "settings.html", tokens=tokens, new_secret=new_secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post("/settings/teaching")
@@ -229,9 +237,7 @@ def create_token(
 ) -> Response:
     with transaction(ctx.sessions) as session:
         _, secret = accounts.create_token(session, user, name)
-    # Shown once, on the next page view; never put in a URL.
-    request.session["new_token"] = secret
-    return redirect("/settings")
+    return _settings(request, ctx, user, new_secret=secret)  # shown once, in this answer
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
