@@ -365,13 +365,25 @@ def test_cli_train_and_models(loop_settings: Settings, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "no model v99" in bad.stderr
 
 
-def test_job_state_is_visible_to_signed_in_users(loop_settings: Settings) -> None:
+def test_job_state_and_failure_reasons_are_for_administrators(loop_settings: Settings) -> None:
     with TestClient(create_app(loop_settings), base_url="http://127.0.0.1") as client:
         assert client.get("/api/v1/jobs").status_code == 401
-        sign_up(client, "watcher")
+        sign_up(client, "admin")  # the first account
         state = client.get("/api/v1/jobs").json()
         assert state["queue"] == "in-process"
         assert set(state["tagging"]) == {"pending", "done", "untaggable"} and state["training"] == []
+        ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
+        with transaction(ctx.sessions) as session:
+            session.add(ModelVersion(stage=ModelStage.FAILED, reason="OSError: /srv/eyes/secret on host-7"))
+        assert "host-7" in client.get("/api/v1/models/v1").text and "host-7" in client.get("/models").text
+        assert 'id="jobs"' in client.get("/models").text
+
+        client.cookies.clear()
+        sign_up(client, "member")
+        assert client.get("/api/v1/jobs").status_code == 403
+        for seen in (client.get("/api/v1/models/v1"), client.get("/api/v1/models"), client.get("/models")):
+            assert "host-7" not in seen.text and "an administrator can see why" in seen.text
+        assert 'id="jobs"' not in client.get("/models").text
 
 
 def test_evaluate_counts_a_photo_under_its_folder_tag_and_the_tags_above_it(

@@ -19,7 +19,9 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
     champion = ctx.tagger.champion()
     with ctx.sessions() as session:
         champion_id = registry.champion_id(session)
-        versions = [registry.describe(v, champion_id) for v in registry.list_versions_in(session)]
+        versions = [
+            registry.describe(v, champion_id, admin=admin) for v in registry.list_versions_in(session)
+        ]
         labels = training_labels(session, ctx.settings)
         vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
         tags = list_tags(session) if admin else []
@@ -35,5 +37,5 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
         "tags": tags,
         "since_last": training.labels_since_last_run(ctx),
         "since_last_deep": training.labels_since_last_run(ctx, TrainingDepth.DEEP),
-        "jobs": job_status(ctx, admin=admin),
+        "jobs": job_status(ctx, admin=True) if admin else None,  # internals, for administrators
     }

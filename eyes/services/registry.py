@@ -193,7 +193,9 @@ def _version(ctx: Context, version_id: int) -> ModelVersion:
         return get_version(session, version_id)
 
 
-def describe(version: ModelVersion, champion: int | None) -> dict[str, Any]:
+def describe(version: ModelVersion, champion: int | None, *, admin: bool = True) -> dict[str, Any]:
+    """Everything about a version. Why a run failed can name hosts, paths and internals: only
+    administrators (and the command line) see it."""
     summary = json.loads(version.summary or "{}")
     creator: User | None = version.created_by
     return {
@@ -205,7 +207,9 @@ def describe(version: ModelVersion, champion: int | None) -> dict[str, Any]:
         "created_by": creator.username if creator else None,
         "trigger": version.trigger,
         "parent": version.parent,
-        "reason": version.reason,
+        "reason": version.reason
+        if admin or version.stage != ModelStage.FAILED
+        else "the run failed; an administrator can see why",
         "head_sha256": version.head_sha256,
         **summary,
     }

@@ -40,20 +40,23 @@ def vote(photo_id: int, body: VoteCreate, ctx: ContextDep, user: UserDep) -> lis
 
 
 @router.get("/models", summary="Every model version, newest first")
-def list_models(ctx: ContextDep) -> dict[str, Any]:
+def list_models(ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
+    admin = viewer is not None and viewer.is_admin
     with ctx.sessions() as session:
         champion = registry.champion_id(session)
-        versions = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
+        versions = [registry.describe(v, champion, admin=admin) for v in registry.list_versions_in(session)]
     for v in versions:
         v.pop("history", None)
     return {"champion": ctx.tagger.version, "items": versions}
 
 
 @router.get("/models/{version}", summary="One model version, with its metrics and training curves")
-def show_model(version: str, ctx: ContextDep) -> dict[str, Any]:
+def show_model(version: str, ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
     with ctx.sessions() as session:
         v = registry.get_version(session, registry.parse_version(version))
-        return registry.describe(v, registry.champion_id(session))
+        return registry.describe(
+            v, registry.champion_id(session), admin=viewer is not None and viewer.is_admin
+        )
 
 
 class TrainRequest(BaseModel):
@@ -122,9 +125,11 @@ def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
     return {"champion": f"v{previous}" if previous else ctx.tagger.day_one_version}
 
 
-@router.get("/jobs", summary="Background work: photos waiting for tags, training runs under way")
-def jobs(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    return job_status(ctx, admin=user.is_admin)
+@router.get(
+    "/jobs", summary="Background work: photos waiting for tags, training runs under way (administrators)"
+)
+def jobs(ctx: ContextDep, admin: AdminDep) -> dict[str, Any]:
+    return job_status(ctx, admin=True)
 
 
 @router.get("/learn", response_model=list[PhotoPublic], summary="Photos the model is least sure of")

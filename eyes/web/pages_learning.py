@@ -70,7 +70,9 @@ async def import_hierarchy(ctx: ContextDep, admin: AdminDep, file: Annotated[Upl
 def model_page(version: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
     with ctx.sessions() as session:
         v = registry.get_version(session, registry.parse_version(version))
-        info = registry.describe(v, registry.champion_id(session))
+        info = registry.describe(
+            v, registry.champion_id(session), admin=viewer is not None and viewer.is_admin
+        )
     history = info.get("history") or []
     metrics: dict[str, Any] = info.get("metrics") or {}
     per_tag = metrics.get("per_tag") or {}
