@@ -21,9 +21,9 @@ from eyes.services.accounts import create_user
 from eyes.services.classify import classify_file
 from eyes.services.importer import import_tree
 from tests.conftest import CALTECH
+from tests.test_learning import labelled_tree
 
 pytestmark = pytest.mark.slow
-CLASSES = ["Leopards", "airplanes", "watch"]
 
 
 @pytest.fixture
@@ -40,11 +40,7 @@ def ctx(settings: Settings) -> Iterator[Context]:
 
 
 def test_a_deep_run_is_a_version_like_any_other(ctx: Context, tmp_path: Path) -> None:
-    tree = tmp_path / "labelled"
-    for cls in CLASSES:
-        (tree / cls).mkdir(parents=True)
-        for src in sorted((CALTECH / cls).iterdir())[:10]:
-            (tree / cls / src.name).symlink_to(src)
+    tree = labelled_tree(tmp_path, 10)
     import_tree(ctx, tree, owner="owner", tags_from_folders=True, progress=False)
     unlabelled = sorted((CALTECH / "Leopards").iterdir())[-2]  # a leopard nobody has tagged
     newcomer = import_tree(ctx, unlabelled, owner="owner", progress=False).photo_ids[0]
@@ -119,11 +115,7 @@ def test_the_model_page_of_a_deep_version(settings: Settings, tmp_path: Path) ->
     with TestClient(create_app(loop), base_url="http://127.0.0.1") as client:
         sign_up(client, "boss")
         ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
-        tree = tmp_path / "labelled"
-        for cls in CLASSES:
-            (tree / cls).mkdir(parents=True)
-            for src in sorted((CALTECH / cls).iterdir())[:8]:
-                (tree / cls / src.name).symlink_to(src)
+        tree = labelled_tree(tmp_path, 8)
         import_tree(ctx, tree, owner="boss", tags_from_folders=True, progress=False)
         assert client.post("/api/v1/models/train", json={"depth": "deep"}).json()["depth"] == "deep"
         ctx.jobs.wait_idle(300)  # type: ignore[union-attr]
@@ -135,11 +127,7 @@ def test_the_model_page_of_a_deep_version(settings: Settings, tmp_path: Path) ->
 
 
 def test_deep_runs_start_by_themselves_when_labels_grow_or_on_schedule(ctx: Context, tmp_path: Path) -> None:
-    tree = tmp_path / "labelled"
-    for cls in CLASSES:
-        (tree / cls).mkdir(parents=True)
-        for src in sorted((CALTECH / cls).iterdir())[:6]:
-            (tree / cls / src.name).symlink_to(src)
+    tree = labelled_tree(tmp_path, 6)
     import_tree(ctx, tree, owner="owner", tags_from_folders=True, progress=False)
     ctx.jobs = None  # record the runs, do not run them
     base = ctx.settings.model_copy(update={"auto_train_after": 1, "deep_train_after": 10})
