@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def setup() -> tuple[Context, dict[int, str], np.ndarray, np.ndarray, np.ndarray
     ctx = build_context(settings)
     ctx.jobs = ImmediateQueue(partial(run_task, ctx))
     with transaction(ctx.sessions) as session:
-        create_user(session, "grocer", "a long password", admin=True)
+        grocer = create_user(session, "grocer", "a long password", admin=True)
+        grocer.created_at = datetime.now(UTC) - timedelta(days=365)  # an established account
     import_tree(ctx, GROCERY / "train", owner="grocer", progress=True)
     ctx.jobs = None  # from here on, runs are run here, one at a time, and nothing is re-tagged
     files = find_images(GROCERY / "train")

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -115,9 +116,10 @@ def simulate(
     rng = random.Random(community.seed)
     try:
         with transaction(ctx.sessions) as session:
-            users = [
-                create_user(session, f"user{i}", "simulated-password").id for i in range(community.users)
-            ]
+            members = [create_user(session, f"user{i}", "simulated-password") for i in range(community.users)]
+            for member in members:  # the community has been here a while; the sybils are new
+                member.created_at = datetime.now(UTC) - timedelta(days=365)
+            users = [member.id for member in members]
             sybils = [
                 create_user(session, f"sybil{i}", "simulated-password") for i in range(community.sybils)
             ]

@@ -160,3 +160,17 @@ def test_deep_runs_start_by_themselves_when_labels_grow_or_on_schedule(ctx: Cont
     assert start(deep_min_labels_per_tag=5, deep_train_every_h=1e-9) == TrainingDepth.DEEP, (
         "but the schedule is"
     )
+
+
+def test_unlabelled_photos_of_fresh_accounts_teach_no_pseudo_labels(ctx: Context, tmp_path: Path) -> None:
+    """A burst of uploads from accounts made for the purpose must not steer the pseudo-labels."""
+    from datetime import UTC, datetime, timedelta
+
+    from eyes.db.models import User
+
+    import_tree(ctx, labelled_tree(tmp_path, 2), owner="owner", progress=False)
+    assert len(training.unlabelled_embeddings(ctx, set(), 100)) == 0, "the owner's account is new"
+    with transaction(ctx.sessions) as session:
+        session.execute(update(User).values(created_at=datetime.now(UTC) - timedelta(days=30)))
+    assert len(training.unlabelled_embeddings(ctx, set(), 100)) == 6
+    assert len(training.unlabelled_embeddings(ctx, set(), 4)) == 4, "at most the limit"

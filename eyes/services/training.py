@@ -327,12 +327,21 @@ def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Tr
 
 
 def unlabelled_embeddings(ctx: Context, labelled: set[str], limit: int) -> np.ndarray:
-    """Stored embeddings of photos that may teach but carry no label the run uses (at most `limit`)."""
+    """Stored embeddings of photos that may teach but carry no label the run uses (at most `limit`).
+
+    Only established accounts' photos: a burst of uploads from accounts made for the purpose
+    would otherwise steer the pseudo-labels."""
+    established = datetime.now(UTC) - timedelta(days=ctx.settings.trust_min_account_age_days)
     with ctx.sessions() as session:
         rows = session.execute(
             select(Embedding.sha256, Embedding.vector)
             .join(Photo, Photo.sha256 == Embedding.sha256)
-            .where(Embedding.backbone == ctx.tagger.backbone_id, teaching_photos())
+            .join(User, User.id == Photo.owner_id)
+            .where(
+                Embedding.backbone == ctx.tagger.backbone_id,
+                teaching_photos(),
+                User.created_at <= established,
+            )
             .distinct()
             .order_by(Embedding.sha256)
             .limit(limit + len(labelled))
@@ -357,8 +366,7 @@ def baseline_on_fold(data: Dataset, evidence: Evidence) -> dict[str, Any]:
     if not test.any():
         return {}
     lr = logistic_regression_top1(data.x[train], leaf_y[train].argmax(axis=1), data.x[test], leaf_y[test])
-    best = evidence.scores[test][:, data.leaves].argmax(axis=1)
-    candidate = float(leaf_y[test][np.arange(len(best)), best].mean())
+    candidate = top1(evidence.scores[test][:, data.leaves], leaf_y[test])
     return {"n": int(test.sum()), "candidate_accuracy": candidate, "logistic_regression_accuracy": lr}
 
 
