@@ -249,3 +249,34 @@ def test_the_command_line_approves_and_nests_tags(settings: Settings, tmp_path: 
     assert cycle.returncode == 1 and "cycle" in cycle.stderr
     bad = eyes(settings, "tags", "import-hierarchy", str(tmp_path / "missing.csv"))
     assert bad.returncode == 2
+
+
+def test_members_cannot_shape_the_vocabulary_and_hostile_input_is_refused(settings: Settings) -> None:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        csrf = sign_up(client, "admin")  # the first account
+        too_big = b"a,b\n" * (300 * 1024)  # 1.2 MB
+        res = client.post(
+            "/models/tags/hierarchy",
+            files={"file": ("t.csv", too_big, "text/csv")},
+            data={"csrf_token": csrf},
+            headers={"Accept": "application/json"},
+        )
+        assert res.status_code == 400 and "at most" in res.json()["error"]["message"]
+        hostile = client.post("/api/v1/tags/approve", json={"names": ["<script>x</script>/"]})
+        assert hostile.status_code == 400 and "cannot contain" in hostile.json()["error"]["message"]
+        assert client.post("/api/v1/tags/approve", json={"names": ["t"] * 501}).status_code == 422
+        cycle = client.put("/api/v1/tags/a/parent", json={"parent": "a"})
+        assert cycle.status_code == 400 and "cycle" in cycle.json()["error"]["message"]
+
+        client.cookies.clear()
+        csrf = sign_up(client, "member")
+        assert client.post("/api/v1/tags/approve", json={"names": ["cat"]}).status_code == 403
+        assert client.put("/api/v1/tags/cat/parent", json={"parent": "animal"}).status_code == 403
+        assert client.get("/api/v1/tags").status_code == 403
+        form = client.post(
+            "/models/tags/approve",
+            data={"names": "cat", "csrf_token": csrf},
+            headers={"Accept": "application/json"},
+        )
+        assert form.status_code == 403
+        assert client.get("/api/v1/vocabulary").json()["waiting"] == []
