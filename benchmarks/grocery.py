@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
+from benchmarks.harness import bench_learn
 from benchmarks.report import commit, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,24 +44,9 @@ SCENARIOS: dict[str, tuple[str, list[str]]] = {
 
 
 def run(name: str, extra: list[str]) -> dict[str, object]:
-    out = Path(tempfile.mkdtemp(prefix=f"eyes-grocery-{name}-")) / "curve"  # one round: no curve to keep
-    command = [
-        sys.executable,
-        "-m",
-        "eyes",
-        "bench",
-        "learn",
-        "--dataset",
-        str(GROCERY / "train"),
-        "--measure-on",
-        str(GROCERY / "val"),
-        "--out",
-        str(out),
-        *extra,
-    ]
-    home = tempfile.mkdtemp(prefix=f"eyes-grocery-{name}-")
-    subprocess.run(command, check=True, env={**os.environ, "EYES_HOME": home})
-    curves = json.loads(Path(f"{out}.json").read_text())
+    curves = bench_learn(
+        "--dataset", str(GROCERY / "train"), "--measure-on", str(GROCERY / "val"), *extra
+    )  # one round each: there is no curve to keep
     curve = next(iter(curves.values()))
     last = curve["rounds"][-1]
     shown = ["eyes bench learn", "--dataset", "../shared/datasets/grocery/train"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password"
@@ -44,3 +47,13 @@ def make_token(home: Path, database_url: str = "") -> str:
         _, secret = create_token(session, get_user_by_name(session, BENCH_USER), "bench")
     ctx.close()
     return secret
+
+
+def bench_learn(*args: str, out: Path | None = None) -> dict[str, Any]:
+    """Run `eyes bench learn ARGS` on a fresh data folder, writing OUT.json and OUT.png (a
+    temporary place if no `out`); returns the curves."""
+    work = Path(tempfile.mkdtemp(prefix="eyes-bench-learn-"))
+    out = out or work / "curve"
+    command = [sys.executable, "-m", "eyes", "bench", "learn", *args, "--out", str(out)]
+    subprocess.run(command, check=True, env={**os.environ, "EYES_HOME": str(work / "home")})
+    return dict(json.loads(Path(f"{out}.json").read_text()))

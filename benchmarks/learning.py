@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert
 
-from benchmarks.harness import eyes_cmd
+from benchmarks.harness import bench_learn, eyes_cmd
 from benchmarks.report import write_section
 from eyes.config import get_settings
 from eyes.context import Context, build_context
@@ -221,26 +218,9 @@ def main() -> None:
 
     DOCS.mkdir(exist_ok=True)
     curve_out = DOCS / "learning-curve"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "eyes",
-            "bench",
-            "learn",
-            "--dataset",
-            str(CALTECH),
-            "--schedule",
-            "2,5,10,20",
-            "--noise",
-            "0,0.1",
-            "--out",
-            str(curve_out),
-        ],
-        check=True,
-        env={**os.environ, "EYES_HOME": tempfile.mkdtemp(prefix="eyes-curve-")},
+    curves = bench_learn(
+        "--dataset", str(CALTECH), "--schedule", "2,5,10,20", "--noise", "0,0.1", out=curve_out
     )
-    curves = json.loads(Path(f"{curve_out}.json").read_text())
     seed = seed_protocol(20)
     train = timed_training(n_train)
     retag = timed_retag(n_retag)
