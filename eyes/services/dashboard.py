@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from eyes.context import Context
-from eyes.db.models import TrainingDepth
 from eyes.services import registry, training
 from eyes.services.jobs_status import job_status
 from eyes.services.labels import class_vocabulary, training_labels
@@ -25,6 +24,7 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
         labels = training_labels(session, ctx.settings)
         vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
         tags = list_tags(session) if admin else []
+    growth = training.label_growth(ctx, labels)
     for v in versions:
         v.pop("history", None)
     return {
@@ -35,7 +35,7 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
         "waiting": vocab.waiting if admin else [],
         "n_waiting": len(vocab.waiting),
         "tags": tags,
-        "since_last": training.labels_since_last_run(ctx),
-        "since_last_deep": training.labels_since_last_run(ctx, TrainingDepth.DEEP),
+        "since_last": growth.since_last,
+        "since_last_deep": growth.since_last_deep,
         "jobs": job_status(ctx, admin=True) if admin else None,  # internals, for administrators
     }

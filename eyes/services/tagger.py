@@ -112,7 +112,7 @@ class TaggerService:
             version_id = registry.champion_id(session)
             version = registry.get_version(session, version_id) if version_id is not None else None
         current = self._champion.version_id if self._champion else None
-        if version_id == current and not (force and version is not None):
+        if version_id == current:
             return
         if version is None:
             self._champion = None
@@ -125,8 +125,6 @@ class TaggerService:
     def _load_version(self, version: ModelVersion) -> Champion:
         from eyes.services import registry
 
-        if self._champion is not None and self._champion.version_id == version.id:
-            return self._champion
         head = registry.load_head(self._ctx, version)
         top = None
         if version.depth == TrainingDepth.DEEP:

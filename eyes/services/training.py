@@ -418,14 +418,33 @@ def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelSta
         )
 
 
-def labels_since_last_run(ctx: Context, depth: TrainingDepth | None = None) -> int:
+@dataclass
+class LabelGrowth:
+    """What decides an automatic run, read once: labels that may teach, counted as runs count them."""
+
+    since_last: int  # since the last run of any depth
+    since_last_deep: int  # since the last deep run that did not fail
+    per_class: float  # yes-labels per tag, on average
+
+
+def label_growth(ctx: Context, labels: Labels | None = None) -> LabelGrowth:
+    """`labels`: the training labels when the caller has read them already."""
+    known = set(ctx.tagger.champion().vocabulary)
     with ctx.sessions() as session:
-        query = select(ModelVersion.n_labels_at_start).order_by(ModelVersion.id.desc()).limit(1)
-        if depth is not None:
-            query = query.where(ModelVersion.depth == depth, ModelVersion.stage != ModelStage.FAILED)
-        last = session.scalar(query)
-        current = _countable(ctx, session)
-    return current - (last or 0)
+        labels = labels or training_labels(session, ctx.settings)
+        current = countable_labels(session, labels, ctx.settings, known)
+        newest = select(ModelVersion.n_labels_at_start).order_by(ModelVersion.id.desc()).limit(1)
+        last = session.scalar(newest) or 0
+        last_deep = (
+            session.scalar(
+                newest.where(
+                    ModelVersion.depth == TrainingDepth.DEEP, ModelVersion.stage != ModelStage.FAILED
+                )
+            )
+            or 0
+        )
+    counts = list(labels.positive_counts().values())
+    return LabelGrowth(current - last, current - last_deep, float(np.mean(counts)) if counts else 0.0)
 
 
 def _countable(ctx: Context, session: Any) -> int:
@@ -445,28 +464,23 @@ def _hours_since_deep_run(ctx: Context) -> float:
     return (datetime.now(UTC) - (as_utc(last) or last)).total_seconds() / 3600
 
 
-def deep_run_worth_it(ctx: Context) -> bool:
-    """Deep runs pay off with many labels per class; with few, a head on frozen features wins."""
-    with ctx.sessions() as session:
-        labels = training_labels(session, ctx.settings)
-    counts = labels.positive_counts()
-    return bool(counts) and bool(np.mean(list(counts.values())) >= ctx.settings.deep_min_labels_per_tag)
-
-
 def maybe_start_automatic_run(ctx: Context) -> int | None:
     """Start a run when enough new training-grade labels have arrived since the last one: a deep
     run when there are many more since the last deep run, a head run otherwise."""
     settings = ctx.settings
+    growth = label_growth(ctx)
     try:
-        new_for_deep = labels_since_last_run(ctx, TrainingDepth.DEEP)
-        deep_due = (settings.deep_train_after > 0 and new_for_deep >= settings.deep_train_after) or (
+        deep_due = (
+            settings.deep_train_after > 0 and growth.since_last_deep >= settings.deep_train_after
+        ) or (
             settings.deep_train_every_h > 0
-            and new_for_deep > 0
+            and growth.since_last_deep > 0
             and _hours_since_deep_run(ctx) >= settings.deep_train_every_h
         )
-        if deep_due and deep_run_worth_it(ctx):
+        # Deep runs pay off with many labels per class; with few, a head on frozen features wins.
+        if deep_due and growth.per_class >= settings.deep_min_labels_per_tag:
             return start_run(ctx, None, trigger="automatic", depth=TrainingDepth.DEEP)
-        if settings.auto_train_after > 0 and labels_since_last_run(ctx) >= settings.auto_train_after:
+        if settings.auto_train_after > 0 and growth.since_last >= settings.auto_train_after:
             return start_run(ctx, None, trigger="automatic")
     except Conflict:
         return None
