@@ -280,3 +280,15 @@ def test_members_cannot_shape_the_vocabulary_and_hostile_input_is_refused(settin
         )
         assert form.status_code == 403
         assert client.get("/api/v1/vocabulary").json()["waiting"] == []
+
+
+def test_answers_on_the_learn_page_share_the_vote_limit(ctx: Context, tmp_path: Path) -> None:
+    from eyes.services import learn
+
+    ctx.settings = ctx.settings.model_copy(update={"max_votes_per_minute": 3})
+    owner, eager = make_user(ctx, "owner"), make_user(ctx, "eager")
+    photos = [photo(ctx, tmp_path, owner)[0] for _ in range(5)]
+    for pid in photos[:3]:
+        learn.answer(ctx, eager, pid, "other", "cat")
+    with pytest.raises(TooManyRequests):
+        learn.answer(ctx, eager, photos[3], "other", "cat")

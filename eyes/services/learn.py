@@ -9,7 +9,7 @@ from eyes.context import Context
 from eyes.db.models import Photo, PhotoTag, TaggingState, TagStatus, TagVote, User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest
-from eyes.services.labels import vote
+from eyes.services.labels import check_vote_rate, vote
 from eyes.services.photos import get_visible_photo
 from eyes.services.tags import normalize_tag, visible_tags
 
@@ -42,6 +42,7 @@ def answer(ctx: Context, viewer: User, photo_id: int, choice: str, other: str = 
     photo = get_visible_photo(ctx, photo_id, viewer)
     suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]
     with transaction(ctx.sessions) as session:
+        check_vote_rate(session, viewer, ctx.settings)  # answers here are votes: the same limit
         target = session.get_one(Photo, photo_id)
         if choice == "none":
             if not suggested:
