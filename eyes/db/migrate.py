@@ -18,12 +18,29 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied. Safe to run at every start."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every migration not yet applied. Safe to run at every start.
+
+    SQLite alters a table by copying it and dropping the old one; with foreign keys on, that drop
+    deletes every row that refers to the table (ON DELETE CASCADE: altering `users` emptied
+    `photos`). So they are off while migrating, as SQLite's manual prescribes, and checked before
+    the migration commits."""
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:  # outside any transaction, or SQLite ignores it
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                    raise RuntimeError(f"the migration broke {len(broken)} references, e.g. {broken[0]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def make_revision(engine: Engine, message: str) -> None:

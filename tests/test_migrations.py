@@ -1,0 +1,50 @@
+"""Upgrading keeps every row: a schema change must never cost a user their photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from eyes.db.migrate import upgrade
+from eyes.db.session import make_engine
+
+# A platform as it stood at this revision: an owner, a photo, a tag on it and a vote.
+OLD_REVISION = "e8157efdf967"
+ROWS = [
+    "INSERT INTO users (id, username, password_hash, is_admin, created_at)"
+    " VALUES (1, 'ada', 'x', true, '2026-01-01'), (2, 'bob', 'x', false, '2026-01-01')",
+    "INSERT INTO images (sha256, format, width, height, size_bytes, created_at)"
+    " VALUES ('ab12', 'jpeg', 4, 3, 100, '2026-01-01')",
+    "INSERT INTO photos (id, owner_id, sha256, title, description, visibility, original_filename,"
+    " camera, tagging, tagging_error, created_at)"
+    " VALUES (7, 1, 'ab12', 'a cat', '', 'unlisted', 'cat.jpg', '', 'done', '', '2026-01-01')",
+    "INSERT INTO tags (id, name) VALUES (3, 'cat')",
+    "INSERT INTO photo_tags (id, photo_id, tag_id, source, status, created_at, updated_at)"
+    " VALUES (1, 7, 3, 'user', 'confirmed', '2026-01-01', '2026-01-01')",
+    "INSERT INTO tag_votes (id, photo_id, tag_id, user_id, agrees, created_at)"
+    " VALUES (1, 7, 3, 2, true, '2026-01-01')",
+]
+COUNTED = ["users", "images", "photos", "tags", "photo_tags", "tag_votes"]
+
+
+def test_upgrading_an_old_database_keeps_every_row(tmp_path: Path, database_url: str) -> None:
+    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, OLD_REVISION)
+    with engine.begin() as connection:
+        for statement in ROWS:
+            connection.execute(text(statement))
+        before = {t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in COUNTED}
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        after = {t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in COUNTED}
+        title, visibility = connection.execute(
+            text("SELECT title, visibility FROM photos WHERE id = 7")
+        ).one()
+    assert (
+        after == before == {"users": 2, "images": 1, "photos": 1, "tags": 1, "photo_tags": 1, "tag_votes": 1}
+    )
+    assert (title, visibility) == ("a cat", "unlisted")
+    engine.dispose()
