@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export EYES_HOME ?= $(CURDIR)/eyes-data
 
-.PHONY: install run test test-fast fuzz bench lint typecheck chromium models clean
+.PHONY: install run test test-fast fuzz bench lint typecheck settings-table chromium models clean
 
 install: $(INSTALLED)
 
@@ -51,6 +51,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy eyes
+
+# The README's settings table, regenerated from eyes/config.py (tests/test_docs.py checks it).
+settings-table: install
+	$(BIN)/python -m eyes.config README.md
 
 # Each writes its figures into docs/benchmarks.md (load: add --scaleout for the scale-out setup).
 bench: install

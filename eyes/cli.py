@@ -71,7 +71,18 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings()
     app = create_app(settings)
     click.echo(f"Eyes is starting at http://{host or settings.host}:{port or settings.port}", err=True)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    # The client's address (what per-address rate limits count) comes from X-Forwarded-For only
+    # when the connection comes from a proxy in EYES_TRUSTED_PROXIES (uvicorn trusts 127.0.0.1
+    # by default; here nothing unless it is named).
+    proxies = settings.trusted_proxies.strip()
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 @main.command()

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,6 +99,69 @@ class Settings(BaseSettings):
     max_votes_per_minute: int = Field(
         60, description="Votes one account may cast per minute; more are refused with 429."
     )
+    rate_limit_url: str = Field(
+        "",
+        description="Where the rate-limit counters live: `memory://` (this process) or "
+        "`redis://host:6379/0` (shared by every server). Empty means `EYES_BROKER_URL` when that is "
+        "`redis://...`, else `memory://`.",
+    )
+    rate_limit_prefix: str = Field(
+        "eyes", description="Prefix of the counters' keys in Redis: the servers of one site share it."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Reverse proxies whose `X-Forwarded-For` names the client, for `eyes serve` "
+        "(comma-separated addresses or networks, `*` for any). Empty: none, the client is the "
+        "connecting address, which the per-address limits count.",
+    )
+    signin_limit_per_ip: str = Field(
+        "30/minute",
+        description="Sign-in attempts from one address, whatever the names (limits notation: "
+        "`30/minute`, `100/hour;10/minute`); more are refused with 429 and `Retry-After`.",
+    )
+    signin_failures_per_name_and_ip: str = Field(
+        "5/minute", description="Failed sign-ins for one username from one address, then 429 there."
+    )
+    signin_failures_per_name: str = Field(
+        "20/10 minutes",
+        description="Failed sign-ins for one username from all addresses, then 429 for that name "
+        "(a guesser on many addresses; it lifts as the failures age).",
+    )
+    signup_limit_per_ip: str = Field("10/hour", description="New accounts from one address.")
+    token_failures_per_ip: str = Field(
+        "20/minute", description="Requests with an unknown or revoked API token from one address."
+    )
+    upload_limit_per_account: str = Field(
+        "60/minute;1000/hour", description="Uploads (`POST /api/v1/photos`) of one account."
+    )
+    classify_limit_per_account: str = Field(
+        "30/minute", description="`POST /api/v1/classify` calls of one account."
+    )
+    classify_limit_per_ip: str = Field(
+        "60/minute", description="`POST /api/v1/classify` calls from one address."
+    )
+    max_parallel_hashes: int = Field(
+        2,
+        ge=1,
+        description="Password hashes (64 MiB each with Argon2id) computed at once; more requests wait.",
+    )
+    max_parallel_decodes: int = Field(
+        2,
+        ge=1,
+        description="Full image decodes (uploads, classify, tagging) at once; more wait. A "
+        "60-megapixel image takes about 240 MB while it is decoded.",
+    )
+    busy_wait_s: float = Field(
+        10.0,
+        description="How long a request waits for a free hashing or decoding slot before it is "
+        "answered 503 with `Retry-After` (nothing stored).",
+    )
+    storage_quota_bytes: int = Field(
+        0,
+        ge=0,
+        description="Bytes of originals one account may store (a photo uploaded twice counts once); "
+        "0: no quota. Beyond it an upload is 413 `quota_exceeded`.",
+    )
     min_labels_per_tag: int = Field(
         10, description="Training-grade photos a tag needs before the network learns it."
     )
@@ -148,6 +211,28 @@ class Settings(BaseSettings):
         600.0, description="A training run silent for this long is taken as dead and marked failed."
     )
 
+    @field_validator(
+        "signin_limit_per_ip",
+        "signin_failures_per_name_and_ip",
+        "signin_failures_per_name",
+        "signup_limit_per_ip",
+        "token_failures_per_ip",
+        "upload_limit_per_account",
+        "classify_limit_per_account",
+        "classify_limit_per_ip",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: write it like '30/minute' or '100/hour;10/minute'"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":
@@ -181,6 +266,12 @@ class Settings(BaseSettings):
         return self.storage_url or str((self.home / "blobs").resolve())
 
     @property
+    def resolved_rate_limit_url(self) -> str:
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else "memory://"
+
+    @property
     def models_dir(self) -> Path:
         """Local folder for the backbone's ONNX file (a cache of the model store)."""
         return self.home / "models"
@@ -200,3 +291,34 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Read the settings from the environment and `eyes.toml`; keyword arguments win."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_table() -> str:
+    """The README's settings table, from the fields above: `make settings-table` writes it between
+    the README's markers, and tests/test_docs.py checks it is complete."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = (
+            "(empty)"
+            if default == ""
+            else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        )
+        rows.append(f"| `EYES_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m eyes.config README.md: rewrite the table in place
+    import re
+    import sys
+
+    readme = Path(sys.argv[1])
+    start, end = (
+        "<!-- settings-table: generated from eyes/config.py; tests/test_docs.py checks it is complete -->\n",
+        "<!-- /settings-table -->",
+    )
+    text = readme.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
+    if not pattern.search(text):
+        sys.exit(f"{readme}: no settings-table markers")
+    readme.write_text(pattern.sub(lambda _: start + settings_table() + end, text))

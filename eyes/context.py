@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from eyes.config import Settings
 from eyes.db.migrate import upgrade
 from eyes.db.session import make_engine, make_sessionmaker
+from eyes.services.limits import Limits
 from eyes.storage import BlobStore, open_blob_store
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class Context:
     engine: Engine
     sessions: sessionmaker[Session]
     blobs: BlobStore
+    limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
     _tagger: TaggerService | None = field(default=None, repr=False)
 
@@ -53,4 +55,5 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
         engine=engine,
         sessions=make_sessionmaker(engine),
         blobs=open_blob_store(settings.resolved_storage_url),
+        limits=Limits(settings),
     )

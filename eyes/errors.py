@@ -54,9 +54,24 @@ class Conflict(EyesError):
     code = "conflict"
 
 
+class QuotaExceeded(EyesError):
+    status_code = 413
+    code = "quota_exceeded"
+
+
 class ServiceUnavailable(EyesError):
     status_code = 503
     code = "unavailable"
+
+
+class Busy(ServiceUnavailable):
+    """The server is at its limit of expensive work: nothing was done; try again after `retry_after` s."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class TooManyRequests(EyesError):

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -81,16 +82,34 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
         img.load()  # decodes the first frame completely: truncated files fail here
         fmt = ACCEPTED_FORMATS[str(img.format)]
         exif = img.getexif()
-        upright = ImageOps.exif_transpose(img)
+        # In place: a copy of a 60-megapixel image is another 240 MB.
+        ImageOps.exif_transpose(img, in_place=True)
     return DecodedImage(
-        image=upright,
+        image=img,
         format=fmt,
-        width=upright.width,
-        height=upright.height,
+        width=img.width,
+        height=img.height,
         taken_at=_taken_at(exif),
         camera=_camera(exif),
         gps=_gps(exif),
     )
+
+
+def pixel_count(source: Path | BinaryIO | bytes) -> int:
+    """Width x height from the header alone (0 if unreadable; the decode then says why): what a
+    decode will cost, in pixels of about 4 bytes. A file object is left at its start."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as img:
+                width, height = img.size
+    except Exception:  # any unreadable header is the decode's to report
+        return 0
+    finally:
+        if not isinstance(stream, Path):
+            stream.seek(0)
+    return width * height
 
 
 def check_header(source: Path, *, max_pixels: int) -> None:
@@ -109,8 +128,13 @@ def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:
         img = flat
     elif img.mode != "RGB":
         img = img.convert("RGB")
-    img = img.copy()
-    img.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # resize makes a new, small image; Image.thumbnail would need a full-size copy first (the
+    # decoded image serves both sizes). reducing_gap: a cheap box reduction, then Lanczos.
+    width, height = img.size
+    scale = longest_side / max(width, height)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85, optimize=True, progressive=True)
     return out.getvalue()

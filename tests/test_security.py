@@ -278,7 +278,18 @@ def test_consent_is_true_or_false_and_nothing_else(member: TestClient, value: ob
 @pytest.fixture
 def api_schema(settings: Settings) -> Iterator[OpenApiSchema]:
     """The app's own OpenAPI, called in-process, with a photo in it and an ordinary user's token."""
-    app = create_app(settings)
+    # Room for every generated call: rate limits would answer most of them 429 (documented, but
+    # then the input itself goes untested). tests/test_limits.py tests the limits.
+    many = "100000/minute"
+    app = create_app(
+        settings.model_copy(
+            update={
+                "upload_limit_per_account": many,
+                "classify_limit_per_account": many,
+                "classify_limit_per_ip": many,
+            }
+        )
+    )
     # Loading the schema starts the app (its lifespan: the tagger, the workers) for the whole run.
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:

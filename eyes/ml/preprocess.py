@@ -40,10 +40,10 @@ def open_for_model(source: str | Path | BinaryIO) -> Image.Image:
         # for other formats. It must come before load().
         img.draft("RGB", (RESIZE_SIZE, RESIZE_SIZE))
         img.load()
-        oriented = ImageOps.exif_transpose(img)
-        # exif_transpose returns a new image, but copy if a Pillow version ever hands back the
-        # original: the result must not depend on the (now closed) file.
-        return oriented.copy() if oriented is img else oriented
+        # In place: a copy of a large PNG (no reduced-scale decode) is hundreds of megabytes
+        # more. The loaded pixels no longer depend on the file.
+        ImageOps.exif_transpose(img, in_place=True)
+        return img
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -17,6 +18,7 @@ from eyes.context import Context
 from eyes.db.models import ApiToken, User
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Conflict, NotAuthenticated, NotFound
+from eyes.services.limits import Slots
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
@@ -34,13 +36,18 @@ def normalize_username(name: str) -> str:
     return username
 
 
-def create_user(session: Session, username: str, password: str, *, admin: bool = False) -> User:
-    """A new account. The first account of an empty platform is an administrator."""
+def create_user(
+    session: Session, username: str, password: str, *, admin: bool = False, hashing: Slots | None = None
+) -> User:
+    """A new account. The first account of an empty platform is an administrator. A server
+    passes its `hashing` slots: each hash takes 64 MiB."""
     username = normalize_username(username)
     if len(password) < MIN_PASSWORD:
         raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
     first = session.scalar(select(func.count(User.id))) == 0
-    user = User(username=username, password_hash=_hasher.hash(password), is_admin=admin or first)
+    with _slot(hashing):
+        password_hash = _hasher.hash(password)
+    user = User(username=username, password_hash=password_hash, is_admin=admin or first)
     session.add(user)
     try:
         session.flush()
@@ -50,19 +57,72 @@ def create_user(session: Session, username: str, password: str, *, admin: bool =
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
+def authenticate(session: Session, username: str, password: str, *, hashing: Slots | None = None) -> User:
     user = session.scalar(select(User).where(User.username == username.strip().lower()))
     # Hash even for an unknown name, so timing does not tell which usernames exist.
     stored = user.password_hash if user else _DUMMY_HASH
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        raise NotAuthenticated("wrong username or password") from None
-    if user is None:
+    if not _verify(stored, password, hashing) or user is None:
         raise NotAuthenticated("wrong username or password")
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+        with _slot(hashing):
+            user.password_hash = _hasher.hash(password)
     return user
+
+
+def _verify(stored: str, password: str, hashing: Slots | None) -> bool:
+    try:
+        with _slot(hashing):
+            return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sign_in(ctx: Context, username: str, password: str, client: str) -> User:
+    """Check a password from the address `client`, within the sign-in limits.
+
+    Every attempt counts against the address (`EYES_SIGNIN_LIMIT_PER_IP`), counted before the
+    hash so that a parallel burst is cut short. Failures count against the name from this address
+    (`EYES_SIGNIN_FAILURES_PER_NAME_AND_IP`, the tight one: one guesser stops there) and against the
+    name from everywhere (`EYES_SIGNIN_FAILURES_PER_NAME`, looser: guessers on many addresses). The
+    owner signing in from another address is held back only by the second, and only while the
+    failures are recent: no one can lock an account for good. A success forgets this address's
+    failures for the name."""
+    s, limits = ctx.settings, ctx.limits
+    name = username.strip().lower()[:64]
+    limits.hit(s.signin_limit_per_ip, "signin-ip", client, what="sign-in attempts from your address")
+    limits.check(
+        s.signin_failures_per_name_and_ip,
+        "signin-name-ip",
+        name,
+        client,
+        what="failed sign-ins for this name from your address",
+    )
+    limits.check(s.signin_failures_per_name, "signin-name", name, what="failed sign-ins for this name")
+    with ctx.sessions() as session:
+        user = session.scalar(select(User).where(User.username == name))
+    # No database connection is held while waiting for a hashing slot. Hash even for an unknown
+    # name, so timing does not tell which usernames exist.
+    if not _verify(user.password_hash if user else _DUMMY_HASH, password, limits.hashing) or user is None:
+        limits.count(s.signin_failures_per_name_and_ip, "signin-name-ip", name, client)
+        limits.count(s.signin_failures_per_name, "signin-name", name)
+        raise NotAuthenticated("wrong username or password")
+    limits.clear(s.signin_failures_per_name_and_ip, "signin-name-ip", name, client)
+    if _hasher.check_needs_rehash(user.password_hash):
+        with _slot(limits.hashing), transaction(ctx.sessions) as session:
+            session.get_one(User, user.id).password_hash = _hasher.hash(password)
+    return user
+
+
+def sign_up(ctx: Context, username: str, password: str, client: str) -> User:
+    """A new account from the address `client`, within `EYES_SIGNUP_LIMIT_PER_IP` (every try
+    counts, so names cannot be probed for free either)."""
+    ctx.limits.hit(ctx.settings.signup_limit_per_ip, "signup-ip", client, what="sign-ups from your address")
+    with transaction(ctx.sessions) as session:
+        return create_user(session, username, password, hashing=ctx.limits.hashing)
+
+
+def _slot(slots: Slots | None) -> AbstractContextManager[None]:
+    return slots.hold() if slots is not None else nullcontext()
 
 
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))

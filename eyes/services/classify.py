@@ -10,7 +10,7 @@ import numpy as np
 
 from eyes.context import Context
 from eyes.errors import EyesError, InvalidImage
-from eyes.images import check_header
+from eyes.images import check_header, pixel_count
 from eyes.ml.metrics import Report, classification_report
 from eyes.services.importer import find_images
 from eyes.services.tags import normalize_tag
@@ -28,7 +28,9 @@ def prepare_checked(ctx: Context, path: Path) -> np.ndarray:
     """The network's input for the image at `path`, or a clear 4xx error."""
     check_header(path, max_pixels=ctx.settings.max_image_pixels)
     try:
-        return ctx.tagger.prepare(path)
+        # A burst waits for decoding memory, or is 503 (services/limits.py).
+        with ctx.limits.decoding.hold(pixel_count(path)):
+            return ctx.tagger.prepare(path)
     except EyesError:
         raise
     except Exception as exc:  # Pillow raises many kinds for damaged files

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from eyes.config import Settings
 from eyes.context import Context
 from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, TagVote, User, Visibility
 from eyes.db.session import transaction
-from eyes.errors import BadRequest, TooManyRequests
+from eyes.errors import BadRequest
 from eyes.services.photos import get_visible_photo
 from eyes.services.tags import get_or_create_tag, reject_owner_tag, set_owner_tag
 from eyes.services.trust import trusted_voters
@@ -46,7 +46,7 @@ def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) ->
         session.add(TagVote(photo_id=photo.id, tag_id=tag.id, user_id=user.id, agrees=agrees))
     else:
         existing.agrees = agrees
-        existing.created_at = datetime.now(UTC)  # when it was last cast: what the rate limit counts
+        existing.created_at = datetime.now(UTC)  # when it was last cast
     session.flush()
 
 
@@ -54,24 +54,16 @@ def cast_vote(ctx: Context, photo_id: int, user: User, name: str, agrees: bool) 
     """Record `user`'s vote on a photo they can see; returns the photo's tally afterwards."""
     get_visible_photo(ctx, photo_id, user)
     with transaction(ctx.sessions) as session:
-        check_vote_rate(session, user, ctx.settings)
+        check_vote_rate(ctx, user)
         vote(session, session.get_one(Photo, photo_id), user, name, agrees)
         return vote_counts(session, photo_id)
 
 
-def check_vote_rate(session: Session, user: User, settings: Settings) -> None:
-    """Refuse a vote beyond `max_votes_per_minute` for this account (owners' own tags aside)."""
-    since = datetime.now(UTC) - timedelta(minutes=1)
-    recent = session.scalar(
-        select(func.count())
-        .select_from(TagVote)
-        .where(TagVote.user_id == user.id, TagVote.created_at > since)
-    )
-    if (recent or 0) >= settings.max_votes_per_minute:
-        raise TooManyRequests(
-            f"at most {settings.max_votes_per_minute} votes a minute per account; try again in a minute",
-            retry_after=60,
-        )
+def check_vote_rate(ctx: Context, user: User) -> None:
+    """Count a vote of this account; 429 beyond `max_votes_per_minute` (a changed vote counts
+    too), with the same limiter as every other limit (services/limits.py)."""
+    rule = f"{ctx.settings.max_votes_per_minute}/minute"
+    ctx.limits.hit(rule, "votes", str(user.id), what="votes from your account")
 
 
 def vote_counts(session: Session, photo_id: int) -> dict[str, tuple[int, int]]:

@@ -42,7 +42,7 @@ def answer(ctx: Context, viewer: User, photo_id: int, choice: str, other: str = 
     photo = get_visible_photo(ctx, photo_id, viewer)
     suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]
     with transaction(ctx.sessions) as session:
-        check_vote_rate(session, viewer, ctx.settings)  # answers here are votes: the same limit
+        check_vote_rate(ctx, viewer)  # answers here are votes: the same limit
         target = session.get_one(Photo, photo_id)
         if choice == "none":
             if not suggested:

@@ -14,7 +14,8 @@ from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Forbidden, NotFound
-from eyes.images import DecodedImage, decode, safe_filename, thumbnail
+from eyes.images import DecodedImage, decode, pixel_count, safe_filename, thumbnail
+from eyes.services.quota import check_quota
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 
 THUMB_SIZES = ("small", "large")
@@ -78,11 +79,20 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
     existing = _owned_copy(ctx, owner_id, sha256)
     if existing is not None:
         return Uploaded(existing, created=False)
+    with ctx.sessions() as session:
+        check_quota(session, ctx.settings, owner_id, len(data))
 
-    decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
-    written = _store_blobs(ctx, sha256, path, decoded)
+    # A full decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
+    # others wait (services/limits.py).
+    with ctx.limits.decoding.hold(pixel_count(data)):
+        decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
+        try:
+            written = _store_blobs(ctx, sha256, path, decoded)
+        finally:
+            decoded.image.close()  # its pixels go before the slot does; the metadata stays
     try:
         with transaction(ctx.sessions) as session:
+            check_quota(session, ctx.settings, owner_id, len(data))  # again: uploads in parallel
             if session.get(Image, sha256) is None:
                 session.add(
                     Image(

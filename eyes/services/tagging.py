@@ -3,6 +3,7 @@ starts from), store the champion's suggestions. Re-tagging reads what is stored,
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
 from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
+from eyes.images import pixel_count
 from eyes.services.photos import original_key
 from eyes.services.tagger import Suggestion
 from eyes.services.tags import tag_ids
@@ -131,7 +133,11 @@ def _compute(
         for sha in missing[start : start + BATCH]:
             try:
                 with ctx.blobs.open(original_key(sha)) as blob:
-                    inputs.append(tagger.prepare(blob))
+                    data = blob.read()
+                # Background work waits its turn for decoding memory as long as it takes.
+                with ctx.limits.decoding.hold(pixel_count(data), patient=True):
+                    inputs.append(tagger.prepare(io.BytesIO(data)))
+                del data
                 loaded.append(sha)
             except Exception as exc:  # an unreadable image is marked, never lost or retried forever
                 log.warning("cannot prepare %s for the network: %s", sha, exc)

@@ -14,8 +14,9 @@ from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
 from eyes.services.photos import MAX_QUERY_TAGS
+from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.web.deps import MAX_ID, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import MAX_ID, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf, client_address
 from eyes.web.schemas import (
     TAG_RULES,
     ClassifyResult,
@@ -32,7 +33,7 @@ from eyes.web.schemas import (
 from eyes.web.uploads import received_file
 
 _errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
 
@@ -88,6 +89,8 @@ def parse_visibility(raw: str | None) -> Visibility:
 )
 async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     s = ctx.settings
+    # Counted before the body is read: a refused upload costs nothing.
+    ctx.limits.hit(s.upload_limit_per_account, "upload", str(user.id), what="uploads from your account")
     async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (form, file):
         draft = photo_service.PhotoDraft(
             filename=file.filename,
@@ -189,6 +192,15 @@ _CLASSIFY_BODY = multipart_body({})
 )
 async def classify(request: Request, ctx: ContextDep, user: UserDep) -> ClassifyResult:
     s = ctx.settings
+    ctx.limits.hit(
+        s.classify_limit_per_account, "classify", str(user.id), what="classify calls from your account"
+    )
+    ctx.limits.hit(
+        s.classify_limit_per_ip,
+        "classify-ip",
+        client_address(request),
+        what="classify calls from your address",
+    )
     async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (_, file):
         result = await run_in_threadpool(classify_file, ctx, file.path)
     return ClassifyResult(
@@ -198,11 +210,12 @@ async def classify(request: Request, ctx: ContextDep, user: UserDep) -> Classify
     )
 
 
-@router.get("/me", response_model=Me, summary="The signed-in user")
-def me(user: UserDep) -> Me:
-    return Me.of(user)
+@router.get("/me", response_model=Me, summary="The signed-in user, with their storage use")
+def me(ctx: ContextDep, user: UserDep) -> Me:
+    return Me.of_account(user, storage_use(ctx, user.id))
 
 
 @router.patch("/me", response_model=Me, summary="Change your preferences")
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
-    return Me.of(accounts.set_private_photos_teach(ctx, user, body.private_photos_teach))
+    updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
+    return Me.of_account(updated, storage_use(ctx, user.id))

@@ -6,6 +6,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import User
@@ -36,7 +37,7 @@ def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) 
     token = _bearer(request)
     with ctx.sessions.begin() as session:
         if token is not None:
-            viewer = user_for_token(session, token)
+            viewer = _user_for_token(ctx, session, token, client_address(request))
         elif (user_id := request.session.get("user_id")) is not None:
             viewer = session.get(User, user_id)
             if viewer is None:  # the account is gone
@@ -44,6 +45,23 @@ def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) 
     request.state.viewer = viewer
     request.state.via_token = token is not None
     return viewer
+
+
+def client_address(request: Request) -> str:
+    """The client's address, what per-address limits count. Behind a reverse proxy, `eyes serve`
+    takes it from `X-Forwarded-For` only when the proxy is in `EYES_TRUSTED_PROXIES`."""
+    return request.client.host if request.client else "unknown"
+
+
+def _user_for_token(ctx: Context, session: Session, token: str, client: str) -> User:
+    # Unknown tokens from one address are limited (EYES_TOKEN_FAILURES_PER_IP): no guessing.
+    rule, what = ctx.settings.token_failures_per_ip, "requests with a wrong API token from your address"
+    ctx.limits.check(rule, "token-ip", client, what=what)
+    try:
+        return user_for_token(session, token)
+    except NotAuthenticated:
+        ctx.limits.count(rule, "token-ip", client)
+        raise
 
 
 def require_user(viewer: Annotated[User | None, Depends(get_viewer)]) -> User:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from eyes.errors import EyesError, NotFound, TooManyRequests
+from eyes.errors import Busy, EyesError, NotFound, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,15 @@ def _render(
 
 async def handle_eyes_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EyesError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-    return _render(request, exc.status_code, exc.code, exc.message, headers)
+    return with_retry_after(exc, _render(request, exc.status_code, exc.code, exc.message))
+
+
+def with_retry_after(exc: EyesError, response: Response) -> Response:
+    """`response` with the `Retry-After` of a refusal that has one (429, or 503 when busy): the
+    error handler's answers, and the forms that show their own error (sign-in, sign-up)."""
+    if isinstance(exc, TooManyRequests | Busy):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

@@ -16,8 +16,10 @@ from eyes.db.session import transaction
 from eyes.errors import BadRequest, EyesError
 from eyes.services import accounts
 from eyes.services import photos as photo_service
+from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, csrf_token
+from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, client_address, csrf_token
+from eyes.web.errors import with_retry_after
 from eyes.web.schemas import PhotoPublic
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -157,11 +159,11 @@ def signup(
     password: Annotated[str, Form()],
 ) -> Response:
     try:
-        with transaction(ctx.sessions) as session:
-            user = accounts.create_user(session, username, password)
+        user = accounts.sign_up(ctx, username, password, client_address(request))
     except EyesError as exc:
-        return render(
-            request, "signup.html", status_code=exc.status_code, error=exc.message, username=username
+        return with_retry_after(
+            exc,
+            render(request, "signup.html", status_code=exc.status_code, error=exc.message, username=username),
         )
     _sign_in(request, user)
     return redirect("/upload")
@@ -181,16 +183,18 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     try:
-        with transaction(ctx.sessions) as session:
-            user = accounts.authenticate(session, username, password)
+        user = accounts.sign_in(ctx, username, password, client_address(request))
     except EyesError as exc:
-        return render(
-            request,
-            "login.html",
-            status_code=exc.status_code,
-            error=exc.message,
-            next=_safe_next(next),
-            username=username,
+        return with_retry_after(
+            exc,
+            render(
+                request,
+                "login.html",
+                status_code=exc.status_code,
+                error=exc.message,
+                next=_safe_next(next),
+                username=username,
+            ),
         )
     _sign_in(request, user)
     return redirect(_safe_next(next))
@@ -218,7 +222,8 @@ def _settings(request: Request, ctx: Context, user: User, new_secret: str | None
         tokens = accounts.list_tokens(session, user)
     # A new token's secret is in this one response, never stored (the session cookie is signed,
     # not encrypted): no-store keeps it out of caches and the back button.
-    response = render(request, "settings.html", tokens=tokens, new_secret=new_secret)
+    storage = storage_use(ctx, user.id)
+    response = render(request, "settings.html", tokens=tokens, new_secret=new_secret, storage=storage)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.config import Settings
 from eyes.db.models import Photo, PhotoTag, TaggingState, TagSource, TagStatus, User, Visibility
+from eyes.services.quota import StorageUse
 from eyes.services.tags import _FORBIDDEN, visible_tags
 
 
@@ -42,14 +43,20 @@ class Me(UserPublic):
     private_photos_teach: bool = Field(
         description="Whether this user's private photos may train the shared model"
     )
+    storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
+    storage_quota_bytes: int | None = Field(
+        description="How many bytes of originals this user may store; null: no quota"
+    )
 
     @classmethod
-    def of(cls, user: User) -> Me:
+    def of_account(cls, user: User, storage: StorageUse) -> Me:
         return cls(
             username=user.username,
             is_admin=user.is_admin,
             created_at=user.created_at,
             private_photos_teach=user.private_photos_teach,
+            storage_used_bytes=storage.used_bytes,
+            storage_quota_bytes=storage.quota_bytes,
         )
 
 
