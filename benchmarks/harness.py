@@ -13,6 +13,13 @@ from typing import Any
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password"
+# One account and one address send every request of a benchmark: the per-account and per-address
+# rate limits would answer most of them 429 and measure nothing (tests/test_limits.py tests them).
+UNLIMITED = {
+    "EYES_UPLOAD_LIMIT_PER_ACCOUNT": "1000000/minute",
+    "EYES_CLASSIFY_LIMIT_PER_ACCOUNT": "1000000/minute",
+    "EYES_CLASSIFY_LIMIT_PER_IP": "1000000/minute",
+}
 
 
 def free_port() -> int:

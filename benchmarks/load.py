@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, make_token
+from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="eyes-load-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
-    env.update(EYES_HOME=str(home), EYES_SWEEP_INTERVAL_S="2")
+    env.update(UNLIMITED, EYES_HOME=str(home), EYES_SWEEP_INTERVAL_S="2")
     processes: list[subprocess.Popen[bytes]] = []
     moto = None
     if args.scaleout:

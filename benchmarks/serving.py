@@ -23,7 +23,7 @@ import httpx2 as httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, make_token
+from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,13 @@ def main() -> None:
     eyes_cmd(home, "users", "create", BENCH_USER, "--admin")
     token = make_token(home)
     port = free_port()
-    env = {**os.environ, "EYES_HOME": str(home), "EYES_PORT": str(port), "EYES_SWEEP_INTERVAL_S": "1"}
+    env = {
+        **os.environ,
+        **UNLIMITED,
+        "EYES_HOME": str(home),
+        "EYES_PORT": str(port),
+        "EYES_SWEEP_INTERVAL_S": "1",
+    }
     server = subprocess.Popen([sys.executable, "-m", "eyes", "serve"], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {}
