@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -109,7 +110,7 @@ def main() -> None:
     tags = sorted(p.name for p in IMAGENETTE.iterdir() if p.is_dir())
     latencies: dict[str, list[float]] = {name: [] for name, _ in MIX}
     errors: Counter[str] = Counter()
-    accepted: list[int] = []
+    accepted: list[dict[str, Any]] = []
     lock = threading.Lock()
     sent = 0
     deadline = time.monotonic() + args.seconds
@@ -147,7 +148,7 @@ def main() -> None:
                 ok = res.status_code < 400
                 if kind == "upload" and res.status_code in (200, 201):
                     with lock:
-                        accepted.append(res.json()["id"])
+                        accepted.append(res.json())
             except httpx.HTTPError as exc:
                 ok, res = False, None
                 errors[f"{kind}: {type(exc).__name__}"] += 1
@@ -168,7 +169,7 @@ def main() -> None:
     # Nothing lost: every accepted upload has its row, thumbnails and tags once the work settles.
     check = httpx.Client(base_url=bases[-1], headers={"Authorization": f"Bearer {token}"}, timeout=30)
     settle = time.monotonic() + 300
-    missing = list(accepted)
+    missing = [photo["id"] for photo in accepted]
     while missing and time.monotonic() < settle:
         still = []
         for pid in missing:
@@ -178,7 +179,7 @@ def main() -> None:
         missing = still
         if missing:
             time.sleep(2)
-    blobs_ok = all(check.get(f"/photos/{pid}/small.jpg").status_code == 200 for pid in accepted)
+    blobs_ok = all(check.get(photo["thumbnail_url"]).status_code == 200 for photo in accepted)
     for p in processes:
         p.terminate()
         p.wait(timeout=30)

@@ -154,8 +154,8 @@ def test_deep_runs_start_by_themselves_when_labels_grow_or_on_schedule(ctx: Cont
 
     with ctx.sessions() as session:
         owner = session.scalars(select(User)).one()
-        newest = session.scalar(select(func.max(Photo.id)))
-    add_owner_tags(ctx, newest, owner, ["watch"])
+        newest = session.scalars(select(Photo.public_id).order_by(Photo.id.desc())).first()
+    add_owner_tags(ctx, str(newest), owner, ["watch"])
     assert start(deep_min_labels_per_tag=5) == TrainingDepth.HEAD, "one new label is no reason for a deep run"
     assert start(deep_min_labels_per_tag=5, deep_train_every_h=1e-9) == TrainingDepth.DEEP, (
         "but the schedule is"

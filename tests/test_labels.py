@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import PhotoTag, TagSource, TagStatus, User, Visibility
+from eyes.db.models import Photo, PhotoTag, TagSource, TagStatus, User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, TooManyRequests
 from eyes.services import labels, vocabulary
@@ -52,22 +53,26 @@ _colour = [0]
 
 
 def photo(ctx: Context, tmp_path: Path, owner: User, *tags: str, private: bool = False) -> tuple[int, str]:
-    """A new photo (distinct bytes each time) with the owner's tags; returns (id, sha256)."""
+    """A new photo (distinct bytes each time) with the owner's tags; returns (public id, sha256)."""
     _colour[0] += 1
     path = tmp_path / f"p{_colour[0]}.png"
     Image.new("RGB", (40, 30), (_colour[0] % 256, _colour[0] // 256, 7)).save(path)
     visibility = Visibility.PRIVATE if private else Visibility.PUBLIC
     up = upload_photo(ctx, owner.id, path, PhotoDraft(path.name, visibility=visibility, tags=tags))
     with ctx.sessions() as session:
-        from eyes.db.models import Photo
+        row = session.get_one(Photo, up.photo_id)
+        return row.public_id, row.sha256
 
-        return up.photo_id, session.get_one(Photo, up.photo_id).sha256
+
+def row_of(session: Session, key: str) -> Photo:
+    return session.scalars(select(Photo).where(Photo.public_id == key)).one()
 
 
-def suggest(ctx: Context, photo_id: int, name: str) -> None:
+def suggest(ctx: Context, key: str, name: str) -> None:
     """What a model's suggestion looks like in the database."""
     with transaction(ctx.sessions) as session:
         tag_id = tag_ids(session, {name})[name]
+        photo_id = row_of(session, key).id
         session.add(
             PhotoTag(photo_id=photo_id, tag_id=tag_id, source=TagSource.MODEL, status=TagStatus.SUGGESTED)
         )
@@ -87,9 +92,7 @@ def test_a_rejection_and_agreed_no_votes_are_negatives_and_undecided_is_neither(
     pid, sha = photo(ctx, tmp_path, owner, "beach")
     suggest(ctx, pid, "sunset")
     with transaction(ctx.sessions) as session:
-        from eyes.db.models import Photo
-
-        labels.vote(session, session.get_one(Photo, pid), owner, "sunset", agrees=False)  # owner says no
+        labels.vote(session, row_of(session, pid), owner, "sunset", agrees=False)  # owner says no
     for voter in voters:
         labels.cast_vote(ctx, pid, voter, "dog", agrees=False)
     found = read_labels(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -270,7 +271,7 @@ def test_deleting_a_photo_during_training_does_not_break_the_run(
     real = training.train_head
     with ctx.sessions() as session:
         owner = session.scalars(select(User)).first()
-        victims = list(session.scalars(select(Photo.id).limit(3)))
+        victims = list(session.scalars(select(Photo.public_id).limit(3)))
 
     def train_while_deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
         while victims:  # during the first fit of the run
@@ -332,15 +333,13 @@ def test_dashboard_and_help_pages(loop_settings: Settings, tmp_path: Path) -> No
         client.cookies.clear()
         sign_up(client, "helper")
         learn = client.get("/learn").text
-        ids = [int(x) for x in __import__("re").findall(r'data-photo-id="(\d+)"', learn)]
+        ids = re.findall(r'data-photo-id="([\w-]+)"', learn)
         assert ids, "uncertain photos are offered"
         res = client.post(
             f"/learn/{ids[0]}", data={"choice": "other", "other": "spots"}, follow_redirects=False
         )
         assert res.status_code == 303
-        assert ids[0] not in [
-            int(x) for x in __import__("re").findall(r'data-photo-id="(\d+)"', client.get("/learn").text)
-        ]
+        assert ids[0] not in re.findall(r'data-photo-id="([\w-]+)"', client.get("/learn").text)
         votes = client.post(f"/api/v1/photos/{ids[0]}/votes", json={"tag": "spots", "agrees": False}).json()
         assert votes == [{"tag": "spots", "agree": 0, "disagree": 1}]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import text
 
 from tests.conftest import CALTECH, context_of, counts, sign_up, upload
 from tests.images_for_tests import encode, jpeg_with_gps_and_rotation
@@ -97,13 +98,73 @@ def test_visibility_public_unlisted_private(client: TestClient) -> None:
     for url in (
         f"/api/v1/photos/{private['id']}",
         f"/photos/{private['id']}",
-        f"/photos/{private['id']}/small.jpg",
-        f"/photos/{private['id']}/large.jpg",
+        private["thumbnail_url"],
+        private["image_url"],
         f"/api/v1/photos/{private['id']}/tags",
     ):
         assert client.get(url).status_code == 404, url
     profile = client.get("/users/gus").text
     assert f"/photos/{public['id']}" in profile and f'/photos/{private["id"]}"' not in profile
+
+
+def test_photo_ids_cannot_be_counted(client: TestClient) -> None:
+    """The probe: walking ids 1..60 anonymously found every unlisted photo. Ids are now 128 random
+    bits, so the only way to an unlisted photo is its link."""
+    sign_up(client, "una")
+    files = sorted((CALTECH / "watch").iterdir())[:3]
+    unlisted = [upload(client, f, visibility="unlisted") for f in files]
+    ids = [p["id"] for p in unlisted]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == 3
+    client.cookies.clear()
+    for n in range(1, 61):
+        for url in (f"/api/v1/photos/{n}", f"/photos/{n}", f"/api/v1/photos/{n}/tags"):
+            assert client.get(url).status_code == 404, url
+    feeds = [
+        client.get("/api/v1/photos").json(),
+        client.get("/api/v1/photos", params={"owner": "una"}).json(),
+    ]
+    assert all(feed["items"] == [] for feed in feeds), "unlisted is in no list"
+    for photo in unlisted:  # ...and opens by its link
+        assert client.get(f"/api/v1/photos/{photo['id']}").json()["title"] == photo["title"]
+        assert client.get(photo["thumbnail_url"]).status_code == 200
+
+
+def test_media_urls_change_with_visibility(client: TestClient) -> None:
+    """Thumbnails are cached for a year; once a photo goes private, what a browser or a shared
+    cache kept under its old URLs must not be what it is served under now."""
+    sign_up(client, "vic")
+    photo = upload(client, WATCH)
+    public_thumb = client.get(photo["thumbnail_url"])
+    assert public_thumb.headers["cache-control"].startswith("public")
+
+    private = client.patch(f"/api/v1/photos/{photo['id']}", json={"visibility": "private"}).json()
+    assert private["id"] == photo["id"], "the page's link stays"
+    assert private["thumbnail_url"] != photo["thumbnail_url"]
+    assert private["image_url"] != photo["image_url"]
+    assert client.get(photo["thumbnail_url"]).status_code == 404, "the old media URL names nothing"
+    own = client.get(private["thumbnail_url"])
+    assert own.status_code == 200 and own.headers["cache-control"].startswith("private")
+    assert own.content == public_thumb.content
+
+    unchanged = client.patch(f"/api/v1/photos/{photo['id']}", json={"title": "t"}).json()
+    assert unchanged["thumbnail_url"] == private["thumbnail_url"], "a new title keeps the cache"
+    client.cookies.clear()
+    assert client.get(private["thumbnail_url"]).status_code == 404, "others never see it"
+
+
+def test_a_deleted_photos_ids_are_never_given_again(client: TestClient) -> None:
+    """The probe: delete photo 4, the next upload got id 4 and its year-cached thumbnail URL."""
+    sign_up(client, "wes")
+    first, second = sorted((CALTECH / "watch").iterdir())[:2]
+    gone = upload(client, first)
+    assert client.delete(f"/api/v1/photos/{gone['id']}").status_code == 204
+    new = upload(client, second)
+    assert new["id"] != gone["id"] and new["thumbnail_url"] != gone["thumbnail_url"]
+    for url in (f"/api/v1/photos/{gone['id']}", gone["thumbnail_url"], gone["image_url"]):
+        assert client.get(url).status_code == 404, url
+    with context_of(client).sessions() as session:  # nor the internal id, which jobs refer to
+        ids = session.execute(text("SELECT id FROM photos")).scalars().all()
+    assert len(ids) == 1 and ids[0] == 2
 
 
 def test_feed_keyset_pagination(client: TestClient) -> None:
@@ -116,7 +177,7 @@ def test_feed_keyset_pagination(client: TestClient) -> None:
         page = client.get(url).json()
         seen += [p["id"] for p in page["items"]]
         url = page["next"]
-    assert seen == sorted(ids, reverse=True)
+    assert seen == ids[::-1], "newest first, each once"
 
 
 def test_search_by_several_tags_and_tag_page(client: TestClient) -> None:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
@@ -68,28 +69,37 @@ def member(client: TestClient) -> TestClient:
 
 
 @pytest.fixture
-def photo_id(member: TestClient) -> int:
-    return int(upload(member, PHOTO, tags="leopard")["id"])
+def photo(member: TestClient) -> dict[str, Any]:
+    return upload(member, PHOTO, tags="leopard")
+
+
+@pytest.fixture
+def photo_id(photo: dict[str, Any]) -> str:
+    return str(photo["id"])
 
 
 # --- headers ---------------------------------------------------------------------------------
 
 
-def test_every_kind_of_response_carries_the_security_headers(member: TestClient, photo_id: int) -> None:
+def test_every_kind_of_response_carries_the_security_headers(
+    member: TestClient, photo: dict[str, Any], photo_id: str
+) -> None:
     html = {"Accept": "text/html"}
     responses = [
         member.get("/", headers=html),  # a page
         member.get(f"/photos/{photo_id}", headers=html),
         member.get("/api/v1/photos"),  # the API
         member.get(f"/api/v1/photos/{photo_id}"),
-        member.get(f"/photos/{photo_id}/small.jpg"),  # media
+        member.get(photo["thumbnail_url"]),  # media
         member.get(f"/photos/{photo_id}/original"),
         member.get("/static/eyes.css"),  # static files
         member.get("/openapi.json"),
         member.get("/healthz"),
         member.get("/api/v1/photos/999999"),  # errors, JSON and HTML
         member.get("/no/such/page", headers=html),
-        member.post("/api/v1/photos/1/tags", json={"name": "x"}, headers={"X-CSRF-Token": "forged"}),
+        member.post(
+            f"/api/v1/photos/{photo_id}/tags", json={"name": "x"}, headers={"X-CSRF-Token": "forged"}
+        ),
     ]
     assert [r.status_code for r in responses] == [200] * 9 + [404, 404, 403]
     for response in responses:
@@ -118,7 +128,7 @@ def test_hsts_only_when_cookies_are_https_only(settings: Settings) -> None:
     assert re.fullmatch(r"max-age=\d{7,}.*", res.headers["strict-transport-security"])
 
 
-def test_pages_have_no_inline_script_or_style(member: TestClient, photo_id: int) -> None:
+def test_pages_have_no_inline_script_or_style(member: TestClient, photo_id: str) -> None:
     """The policy forbids inline script: no template may rely on one (it would silently break)."""
     templates = Path(__file__).resolve().parents[1] / "eyes" / "web" / "templates"
     inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=|<style|\sstyle=", re.IGNORECASE)
@@ -174,10 +184,13 @@ def test_docs_page_policy_allows_only_its_own_inline_script(client: TestClient) 
 # --- robust API ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad_id", [str(TOO_BIG), str(2**63), "-1", "0", "9" * 30, "%C2%85{id}", "{id}_0"])
-def test_out_of_range_ids_are_404_json(member: TestClient, photo_id: int, bad_id: str) -> None:
+BAD_IDS = ["1", str(TOO_BIG), str(2**63), "-1", "0", "9" * 30, "%C2%85{id}", "{id}_0", "{short}", "A" * 23]
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+def test_malformed_ids_are_404_json(member: TestClient, photo_id: str, bad_id: str) -> None:
     csrf = {"X-CSRF-Token": member.headers["X-CSRF-Token"]}
-    bad_id = bad_id.format(id=photo_id)  # "\x85" + an existing id was read as that id
+    bad_id = bad_id.format(id=photo_id, short=photo_id[:-1])  # "\x85" + an id was read as that id
     requests = [
         ("GET", f"/api/v1/photos/{bad_id}", None),
         ("PATCH", f"/api/v1/photos/{bad_id}", {"title": "x"}),
@@ -186,8 +199,8 @@ def test_out_of_range_ids_are_404_json(member: TestClient, photo_id: int, bad_id
         ("POST", f"/api/v1/photos/{bad_id}/tags", {"name": "x"}),
         ("DELETE", f"/api/v1/photos/{bad_id}/tags/x", None),
         ("POST", f"/api/v1/photos/{bad_id}/votes", {"tag": "x", "agrees": True}),
-        ("GET", f"/photos/{bad_id}/small.jpg", None),
-        ("GET", f"/photos/{bad_id}/large.jpg", None),
+        ("GET", f"/media/{bad_id}/small.jpg", None),
+        ("GET", f"/media/{bad_id}/large.jpg", None),
         ("GET", f"/photos/{bad_id}/original", None),
         ("GET", f"/photos/{bad_id}", None),
         ("POST", f"/settings/tokens/{bad_id}/revoke", None),
@@ -203,14 +216,14 @@ def test_out_of_range_id_on_a_page_is_the_html_404(member: TestClient) -> None:
     assert res.status_code == 404 and "Not found" in res.text
 
 
-def test_id_ranges_are_in_the_openapi(client: TestClient) -> None:
+def test_id_rules_are_in_the_openapi(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/api/v1/photos/{photo_id}"]["get"]
     (param,) = [p for p in operation["parameters"] if p["name"] == "photo_id"]
-    assert param["schema"]["minimum"] == 1 and param["schema"]["maximum"] == 2**31 - 1
+    assert param["schema"]["pattern"] == "^[A-Za-z0-9_-]{22}$"
 
 
 def test_too_many_tags_in_a_query_is_a_clear_400(
-    member: TestClient, photo_id: int, caplog: pytest.LogCaptureFixture
+    member: TestClient, photo_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     query = "&".join(f"tag=t{i}" for i in range(1000))
     res = member.get(f"/api/v1/photos?{query}")
@@ -223,14 +236,14 @@ def test_too_many_tags_in_a_query_is_a_clear_400(
 
 @pytest.mark.parametrize("cursor", [TOO_BIG, 2**63])
 def test_a_cursor_past_the_largest_id_is_not_a_server_error(
-    member: TestClient, photo_id: int, cursor: int
+    member: TestClient, photo_id: str, cursor: int
 ) -> None:
     res = member.get(f"/api/v1/photos?before={cursor}")
     assert res.status_code in (200, 400, 422), res.text
     assert res.headers["content-type"].startswith("application/json")
 
 
-def test_timestamps_carry_their_zone(member: TestClient, photo_id: int) -> None:
+def test_timestamps_carry_their_zone(member: TestClient, photo_id: str) -> None:
     photo = member.get(f"/api/v1/photos/{photo_id}").json()
     me = member.get("/api/v1/me").json()
     for stamp in (photo["created_at"], me["created_at"]):

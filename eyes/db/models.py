@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -25,6 +26,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_key() -> str:
+    """An unguessable name for something people may link to: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+KEY_LENGTH = 22  # len(new_key())
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -90,8 +99,42 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # None: never
 
     user: Mapped[User] = relationship()
+
+
+class LoginSession(Base):
+    """A signed-in browser. The cookie holds a random secret; this row, found by its hash, is what
+    makes it valid, so logging out, changing the password or "sign out everywhere" ends it."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class Invitation(Base):
+    """A one-time code to sign up with. An administrator's invitation (`admin`), or the setup code
+    printed at first start, makes an administrator: never the first visitor."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Image(Base):
@@ -112,10 +155,20 @@ class Photo(Base):
     __table_args__ = (
         # Same bytes from the same owner is the same photo: a re-import stores nothing new.
         UniqueConstraint("owner_id", "sha256", name="uq_photos_owner_sha256"),
+        UniqueConstraint("public_id", name="uq_photos_public_id"),
+        UniqueConstraint("media_key", name="uq_photos_media_key"),
         Index("ix_photos_visibility_id", "visibility", "id"),
+        # Internal ids are never handed out again after a delete (SQLite would reuse the largest).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The photo's name in every URL and API body: an unlisted photo opens only by its link, so
+    # the link must not be guessable or countable (the integer id stays internal).
+    public_id: Mapped[str] = mapped_column(String(KEY_LENGTH), default=new_key)
+    # Part of every media URL; a new one when the visibility changes, so the old URLs stop working
+    # and nothing cached under them can show the photo in its new state.
+    media_key: Mapped[str] = mapped_column(String(KEY_LENGTH), default=new_key)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
     title: Mapped[str] = mapped_column(String(200), default="")

@@ -50,9 +50,9 @@ def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) ->
     session.flush()
 
 
-def cast_vote(ctx: Context, photo_id: int, user: User, name: str, agrees: bool) -> dict[str, tuple[int, int]]:
-    """Record `user`'s vote on a photo they can see; returns the photo's tally afterwards."""
-    get_visible_photo(ctx, photo_id, user)
+def cast_vote(ctx: Context, key: str, user: User, name: str, agrees: bool) -> dict[str, tuple[int, int]]:
+    """Record `user`'s vote on a photo they can see (by its public id); returns its tally afterwards."""
+    photo_id = get_visible_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         check_vote_rate(ctx, user)
         vote(session, session.get_one(Photo, photo_id), user, name, agrees)

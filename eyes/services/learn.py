@@ -37,13 +37,13 @@ def uncertain_photos(ctx: Context, viewer: User, limit: int = 12) -> list[Photo]
         return list(session.scalars(query))
 
 
-def answer(ctx: Context, viewer: User, photo_id: int, choice: str, other: str = "") -> None:
+def answer(ctx: Context, viewer: User, key: str, choice: str, other: str = "") -> None:
     """`choice` is a suggested tag's name, "other" (then `other` names the tag) or "none"."""
-    photo = get_visible_photo(ctx, photo_id, viewer)
+    photo = get_visible_photo(ctx, key, viewer)
     suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]
     with transaction(ctx.sessions) as session:
         check_vote_rate(ctx, viewer)  # answers here are votes: the same limit
-        target = session.get_one(Photo, photo_id)
+        target = session.get_one(Photo, photo.id)
         if choice == "none":
             if not suggested:
                 raise BadRequest("this photo has no suggestion to reject")

@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from eyes.context import Context
-from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibility
+from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibility, new_key
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import DecodedImage, decode, pixel_count, safe_filename, thumbnail
@@ -180,24 +180,38 @@ def _photo_query() -> Select[Photo]:
 
 
 def get_photo(ctx: Context, photo_id: int) -> Photo:
+    """A photo by its internal id (jobs, services): never one a person typed."""
+    return _one(ctx, Photo.id == photo_id)
+
+
+def _one(ctx: Context, where: ColumnElement[bool]) -> Photo:
     with ctx.sessions() as session:
-        photo = session.scalar(_photo_query().where(Photo.id == photo_id))
+        photo = session.scalar(_photo_query().where(where))
     if photo is None:
-        raise NotFound(f"there is no photo {photo_id}")
+        raise NotFound("there is no such photo")
     return photo
 
 
-def get_visible_photo(ctx: Context, photo_id: int, viewer: User | None) -> Photo:
-    """The photo if `viewer` may see it. Someone else's private photo is 'not found', not
-    'forbidden': its existence is private too."""
-    photo = get_photo(ctx, photo_id)
+def get_visible_photo(ctx: Context, key: str, viewer: User | None) -> Photo:
+    """The photo named by its public id, if `viewer` may see it. Someone else's private photo is
+    'not found', not 'forbidden': its existence is private too."""
+    photo = _one(ctx, Photo.public_id == key)
     if not can_view(photo, viewer):
-        raise NotFound(f"there is no photo {photo_id}")
+        raise NotFound("there is no such photo")
     return photo
 
 
-def get_owned_photo(ctx: Context, photo_id: int, user: User) -> Photo:
-    photo = get_visible_photo(ctx, photo_id, user)
+def get_media(ctx: Context, media_key: str, viewer: User | None) -> Photo:
+    """The photo whose media URLs carry `media_key`, if `viewer` may see it. A key given up when
+    the visibility changed names nothing."""
+    photo = _one(ctx, Photo.media_key == media_key)
+    if not can_view(photo, viewer):
+        raise NotFound("there is no such photo")
+    return photo
+
+
+def get_owned_photo(ctx: Context, key: str, user: User) -> Photo:
+    photo = get_visible_photo(ctx, key, user)
     if photo.owner_id != user.id:
         raise Forbidden("only the owner can change this photo")
     return photo
@@ -251,7 +265,7 @@ def list_photos(
 
 def update_photo(
     ctx: Context,
-    photo_id: int,
+    key: str,
     user: User,
     *,
     title: str | None = None,
@@ -259,21 +273,24 @@ def update_photo(
     visibility: Visibility | None = None,
 ) -> Photo:
     check_text(ctx, title, description)
-    get_owned_photo(ctx, photo_id, user)
+    photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         photo = session.get_one(Photo, photo_id)
         if title is not None:
             photo.title = title.strip()
         if description is not None:
             photo.description = description.strip()
-        if visibility is not None:
+        if visibility is not None and visibility != photo.visibility:
             photo.visibility = visibility
+            # New media URLs: whatever a browser or a shared cache kept under the old ones (for
+            # a year, immutable) no longer matches anything this photo is now.
+            photo.media_key = new_key()
     return get_photo(ctx, photo_id)
 
 
-def add_owner_tags(ctx: Context, photo_id: int, user: User, names: list[str]) -> Photo:
+def add_owner_tags(ctx: Context, key: str, user: User, names: list[str]) -> Photo:
     """The owner sets tags (or confirms suggestions) on their photo; returns the photo as it is now."""
-    get_owned_photo(ctx, photo_id, user)
+    photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         photo = session.get_one(Photo, photo_id)
         for name in names:
@@ -281,19 +298,19 @@ def add_owner_tags(ctx: Context, photo_id: int, user: User, names: list[str]) ->
     return get_photo(ctx, photo_id)
 
 
-def remove_owner_tag(ctx: Context, photo_id: int, user: User, name: str) -> Photo:
+def remove_owner_tag(ctx: Context, key: str, user: User, name: str) -> Photo:
     """The owner removes a tag (or rejects a suggestion); returns the photo as it is now."""
-    get_owned_photo(ctx, photo_id, user)
+    photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         reject_owner_tag(session, session.get_one(Photo, photo_id), user, name)
     return get_photo(ctx, photo_id)
 
 
-def delete_photo(ctx: Context, photo_id: int, user: User) -> None:
+def delete_photo(ctx: Context, key: str, user: User) -> None:
     """Delete the photo; its blobs go too when no other photo refers to the same bytes."""
-    photo = get_owned_photo(ctx, photo_id, user)
+    photo = get_owned_photo(ctx, key, user)
     with transaction(ctx.sessions) as session:
-        session.delete(session.get_one(Photo, photo_id))
+        session.delete(session.get_one(Photo, photo.id))
         session.flush()
         orphan = not session.scalar(select(exists().where(Photo.sha256 == photo.sha256)))
         if orphan:

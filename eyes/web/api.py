@@ -102,8 +102,9 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
         result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, file.path, draft)
     if not result.created:
         response.status_code = 200
-    response.headers["Location"] = f"/api/v1/photos/{result.photo_id}"
-    return PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
+    photo = PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
+    response.headers["Location"] = f"/api/v1/photos/{photo.id}"
+    return photo
 
 
 @router.get("/photos", response_model=PhotoList, summary="List photos, newest first")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from eyes.services import dashboard, labels, learn, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
 from eyes.services.tags import normalize_tag
-from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import AdminDep, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
 from eyes.web.schemas import ErrorResponse, PhotoPublic
 
 _errors: dict[int | str, dict[str, Any]] = {
@@ -31,7 +31,7 @@ class VoteTally(BaseModel):
 
 
 @router.post("/photos/{photo_id}/votes", response_model=list[VoteTally], summary="Confirm or reject a tag")
-def vote(photo_id: int, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
+def vote(photo_id: PhotoId, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
     """One vote per user, photo and tag (a new vote replaces the old). The owner's vote is final."""
     tally = labels.cast_vote(
         ctx, photo_id, user, normalize_tag(body.tag, ctx.settings.max_tag_length), body.agrees

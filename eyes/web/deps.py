@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated
 
@@ -9,13 +10,17 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import User
+from eyes.db.models import KEY_LENGTH, User
 from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services.accounts import user_for_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Ids are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite), so no row has a larger id.
 MAX_ID = 2**31 - 1
+# Path parameters that name a photo by one of its random keys, not by an integer.
+KEY_PARAMS = {"photo_id", "media_key"}
+KEY_PATTERN = f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 def get_context(request: Request) -> Context:
@@ -104,15 +109,22 @@ async def check_csrf(request: Request) -> None:
 
 
 def ids_in_range(request: Request) -> None:
-    """An `..._id` in the path is plain digits within 1..MAX_ID, or it names nothing: 404, before
-    any query. Integer parsing alone would read " 4", "4_0" or "\\x854" as 4, and the database
-    would refuse a number past its column (a server error). Installed on every router in
-    create_app; `PhotoId` states the same range in the OpenAPI."""
+    """An `..._id` in the path is plain digits within 1..MAX_ID, and a photo's key is 22 URL-safe
+    characters, or it names nothing: 404, before any query. Integer parsing alone would read " 4",
+    "4_0" or "\\x854" as 4, and the database would refuse a number past its column (a server
+    error). Installed on every router in create_app; `PhotoId` states the same rule in the OpenAPI."""
     for name, value in request.path_params.items():
-        if name.endswith("_id") and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if name in KEY_PARAMS:
+            valid = _KEY.match(value) is not None
+        elif name.endswith("_id"):
             plain = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
-            if not (plain and 0 < int(value) <= MAX_ID):
-                raise NotFound("there is nothing at this address")
+            valid = plain and 0 < int(value) <= MAX_ID
+        else:
+            continue
+        if not valid:
+            raise NotFound("there is nothing at this address")
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -120,4 +132,6 @@ ViewerDep = Annotated[User | None, Depends(get_viewer)]
 UserDep = Annotated[User, Depends(require_user)]
 AdminDep = Annotated[User, Depends(require_admin)]
 
-PhotoId = Annotated[int, Path(ge=1, le=MAX_ID, description="A photo's id")]
+PhotoId = Annotated[
+    str, Path(pattern=KEY_PATTERN, description="A photo's id: 22 random URL-safe characters, as in its URL")
+]

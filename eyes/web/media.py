@@ -17,8 +17,8 @@ MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "
 
 
 def _serve(request: Request, blob: BinaryIO, etag: str, media_type: str, public: bool) -> Response:
-    # A photo's bytes never change, so its URLs can be cached for good; private ones only by
-    # the browser, never by a shared cache.
+    # A photo's bytes never change and its media URLs change with its visibility, so they can be
+    # cached for good; only public ones by a shared cache.
     headers = {
         "ETag": etag,
         "Cache-Control": f"{'public' if public else 'private'}, max-age={ONE_YEAR}, immutable",
@@ -33,18 +33,19 @@ def _serve(request: Request, blob: BinaryIO, etag: str, media_type: str, public:
         return Response(blob.read(), media_type=media_type, headers=headers)
 
 
-@router.get("/photos/{photo_id}/{size}.jpg")
-def thumbnail(photo_id: int, size: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+@router.get("/media/{media_key}/{size}.jpg")
+def thumbnail(media_key: str, size: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+    """A thumbnail, at a URL that changes with the photo's visibility (so it can be cached for good)."""
     if size not in photo_service.THUMB_SIZES:
         raise NotFound("thumbnails are small.jpg and large.jpg")
-    photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
+    photo = photo_service.get_media(ctx, media_key, viewer)
     blob = ctx.blobs.open(photo_service.thumb_key(photo.sha256, size))
     etag = f'"{photo.sha256[:32]}-{size}"'
     return _serve(request, blob, etag, "image/jpeg", photo.visibility == Visibility.PUBLIC)
 
 
 @router.get("/photos/{photo_id}/original")
-def original(photo_id: int, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+def original(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
     """The uploaded file as it was, location included: the owner's alone."""
     photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
     if viewer is None or viewer.id != photo.owner_id:

@@ -90,7 +90,7 @@ def search(
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
-def photo_page(photo_id: int, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
     photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
     return render(
         request,
@@ -103,7 +103,7 @@ def photo_page(photo_id: int, request: Request, ctx: ContextDep, viewer: ViewerD
 
 @router.post("/photos/{photo_id}/edit")
 def edit_photo(
-    photo_id: int,
+    photo_id: str,
     ctx: ContextDep,
     user: UserDep,
     title: Annotated[str, Form()] = "",
@@ -119,19 +119,19 @@ def edit_photo(
 
 
 @router.post("/photos/{photo_id}/delete")
-def delete_photo(photo_id: int, ctx: ContextDep, user: UserDep) -> Response:
+def delete_photo(photo_id: str, ctx: ContextDep, user: UserDep) -> Response:
     photo_service.delete_photo(ctx, photo_id, user)
     return redirect(f"/users/{user.username}")
 
 
 @router.post("/photos/{photo_id}/tags")
-def add_tags(photo_id: int, ctx: ContextDep, user: UserDep, tags: Annotated[str, Form()]) -> Response:
+def add_tags(photo_id: str, ctx: ContextDep, user: UserDep, tags: Annotated[str, Form()]) -> Response:
     photo_service.add_owner_tags(ctx, photo_id, user, parse_tag_list(tags, ctx.settings.max_tag_length))
     return redirect(f"/photos/{photo_id}")
 
 
 @router.post("/photos/{photo_id}/tags/remove")
-def remove_tag(photo_id: int, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()]) -> Response:
+def remove_tag(photo_id: str, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()]) -> Response:
     photo_service.remove_owner_tag(ctx, photo_id, user, normalize_tag(name, ctx.settings.max_tag_length))
     return redirect(f"/photos/{photo_id}")
 

@@ -128,7 +128,7 @@ def learn_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
 
 @router.post("/learn/{photo_id}")
 def answer(
-    photo_id: int,
+    photo_id: str,
     ctx: ContextDep,
     user: UserDep,
     choice: Annotated[str, Form()],

@@ -91,7 +91,7 @@ class Location(BaseModel):
 
 
 class PhotoPublic(BaseModel):
-    id: int
+    id: str = Field(description="The photo's id: 22 random URL-safe characters (unguessable)")
     owner: str
     title: str
     description: str
@@ -116,7 +116,7 @@ class PhotoPublic(BaseModel):
         if own and photo.gps_latitude is not None and photo.gps_longitude is not None:
             location = Location(latitude=photo.gps_latitude, longitude=photo.gps_longitude)
         return cls(
-            id=photo.id,
+            id=photo.public_id,
             owner=photo.owner.username,
             title=photo.title,
             description=photo.description,
@@ -128,9 +128,9 @@ class PhotoPublic(BaseModel):
             created_at=photo.created_at,
             tagging=photo.tagging,
             tags=[TagPublic.of(t) for t in visible_tags(photo)],
-            url=f"/photos/{photo.id}",
-            thumbnail_url=f"/photos/{photo.id}/small.jpg",
-            image_url=f"/photos/{photo.id}/large.jpg",
+            url=f"/photos/{photo.public_id}",
+            thumbnail_url=f"/media/{photo.media_key}/small.jpg",
+            image_url=f"/media/{photo.media_key}/large.jpg",
             location=location,
             original_filename=photo.original_filename if own else None,
         )

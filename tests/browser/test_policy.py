@@ -37,13 +37,13 @@ def test_docs_and_pages_work_in_a_browser_under_the_policy(page: Page, live_serv
         page.click("#drop")
     chooser.value.set_files([str(PHOTO)])
     page.locator("#queue li.done a").click()
-    expect(page).to_have_url(re.compile(r"/photos/\d+$"))
+    expect(page).to_have_url(re.compile(r"/photos/[\w-]{22}$"))
     asked: list[str] = []
     page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
     page.click("details.edit summary")
     page.click("button.danger")
     page.wait_for_timeout(300)
     assert asked == ["Delete this photo for good?"]
-    expect(page).to_have_url(re.compile(r"/photos/\d+$"))  # dismissed: still there
+    expect(page).to_have_url(re.compile(r"/photos/[\w-]{22}$"))  # dismissed: still there
 
     assert blocked == [] and elsewhere == []

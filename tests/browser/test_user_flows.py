@@ -32,7 +32,7 @@ def test_sign_up_upload_tag_share_and_log_out(page: Page, live_server: str) -> N
     expect(cards).to_have_count(2)
 
     cards.first.click()  # the newest: the sunflower
-    expect(page).to_have_url(re.compile(r"/photos/\d+$"))
+    expect(page).to_have_url(re.compile(r"/photos/[\w-]{22}$"))
     photo_url = page.url
     # The network's suggestions appear without a reload; one click confirms one.
     suggestion = page.locator("#tags .tag-item.suggested").first

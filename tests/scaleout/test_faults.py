@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from eyes.app import create_app
 from eyes.config import Settings
-from eyes.db.models import PhotoTag
+from eyes.db.models import Photo, PhotoTag
 from tests.conftest import CALTECH, context_of, free_port, sign_up, upload
 from tests.scaleout.conftest import reachable, start_worker, stop, wait_until
 
@@ -111,7 +111,9 @@ def test_worker_killed_in_the_middle_runs_the_work_again_once(
         with context_of(client).sessions() as session:
             per_photo = dict(
                 session.execute(
-                    select(PhotoTag.photo_id, func.count(PhotoTag.id)).group_by(PhotoTag.photo_id)
+                    select(Photo.public_id, func.count(PhotoTag.id))
+                    .join(PhotoTag, PhotoTag.photo_id == Photo.id)
+                    .group_by(Photo.public_id)
                 ).all()
             )
         for photo_id in ids:
