@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,12 +20,14 @@ from eyes.config import Settings, get_settings
 from eyes.context import Context, build_context
 from eyes.jobs.queue import InProcessQueue, Sweeper
 from eyes.jobs.tasks import run_task, sweep
+from eyes.services import invitations
 from eyes.web import api, api_learning, docs, errors, media, pages, pages_learning
 from eyes.web.deps import ids_in_range
 from eyes.web.security import SecurityHeaders
 from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
 
 STATIC = Path(__file__).parent / "web" / "static"
+log = logging.getLogger("eyes")
 
 
 def start_workers(ctx: Context) -> Sweeper | None:
@@ -39,6 +42,18 @@ def start_workers(ctx: Context) -> Sweeper | None:
     sweeper = Sweeper(partial(sweep, ctx), ctx.settings.sweep_interval_s)
     sweeper.start()
     return sweeper
+
+
+def announce_setup_code(ctx: Context) -> None:
+    """While there is no administrator, print a one-time link that makes one: the first visitor
+    of a fresh server reachable from anywhere must not be able to claim it."""
+    code = invitations.setup_code(ctx)
+    if code is not None:
+        log.warning(
+            "Eyes has no administrator yet. Open /signup?invite=%s on this server to create one "
+            "(it works once, and only this newest link works), or run `eyes users create NAME --admin`.",
+            code,
+        )
 
 
 class Eyes(FastAPI):
@@ -60,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.tagger.load()  # a missing or broken model file stops the start, with its path and fix
+        announce_setup_code(ctx)
         sweeper = start_workers(ctx)
         try:
             yield
@@ -83,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SessionMiddleware,
         secret_key=settings.session_secret(),
         session_cookie="eyes_session",
-        max_age=14 * 24 * 3600,
+        max_age=int(settings.session_days * 24 * 3600),
         same_site="lax",
         https_only=settings.secure_cookies,
     )

@@ -154,6 +154,27 @@ def users_create(name: str, admin: bool) -> None:
     click.echo(f"created {role} {user.username}")
 
 
+@users.command("invite")
+@click.option("--admin", is_flag=True, help="Whoever uses it becomes an administrator.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def users_invite(admin: bool, as_json: bool) -> None:
+    """Make a one-time invitation to sign up (works whatever EYES_SIGNUP says)."""
+    from datetime import UTC, datetime, timedelta
+
+    from eyes.services import invitations
+
+    with _context() as ctx:
+        code = invitations.create(ctx, None, admin=admin)
+        expires = datetime.now(UTC) + timedelta(days=ctx.settings.invitation_days)
+    info = {"code": code, "path": f"/signup?invite={code}", "admin": admin, "expires_at": expires.isoformat()}
+    if as_json:
+        _print_json(info)
+    else:
+        click.echo(
+            f"Open {info['path']} on the server to sign up (once, until {expires:%Y-%m-%d %H:%M} UTC)."
+        )
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--owner", help="Who owns the photos (default: the only account, if there is one).")

@@ -60,6 +60,22 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         False, description="Send the session cookie over HTTPS only (required in production)."
     )
+    session_days: float = Field(
+        14,
+        description='How long a sign-in lasts. Logging out, a new password or "sign out '
+        'everywhere" on the settings page end it sooner.',
+    )
+    signup: Literal["open", "invite", "closed"] = Field(
+        "open",
+        description="Who may make an account: anyone (`open`), holders of an administrator's "
+        "invitation (`invite`), or nobody (`closed`: administrators add people with "
+        "`eyes users create`). The first administrator comes from `eyes users create --admin` or "
+        "the one-time setup link printed at start, never from the first visitor.",
+    )
+    invitation_days: float = Field(7, description="How long an invitation (and the setup link) stays valid.")
+    api_token_days: float = Field(
+        90, description="Default lifetime of a new API token, in days; 0 means tokens never expire."
+    )
     max_upload_bytes: int = Field(25 * MB, description="Largest accepted file, in bytes.")
     max_image_pixels: int = Field(
         60_000_000,

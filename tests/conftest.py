@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, func, select, text
 from eyes.app import create_app
 from eyes.config import Settings, get_settings
 from eyes.context import Context
-from eyes.db.models import Image, Photo
+from eyes.db.models import Image, Photo, User
+from eyes.services import invitations
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
@@ -92,14 +93,17 @@ def csrf_of(client: TestClient) -> str:
 
 
 def sign_up(client: TestClient, username: str, password: str = "correct horse") -> str:
-    """Sign `client` up (and in); returns the CSRF token for its later requests."""
+    """Sign `client` up (and in); returns the CSRF token for its later requests. The platform's
+    first account uses an administrator's invitation, as its operator does with the setup link
+    printed at start (tests/test_account_security.py tests that link itself)."""
     client.headers.pop("X-CSRF-Token", None)
     token = csrf_of(client)
-    res = client.post(
-        "/signup",
-        data={"username": username, "password": password, "csrf_token": token},
-        follow_redirects=False,
-    )
+    data = {"username": username, "password": password, "csrf_token": token}
+    ctx = context_of(client)
+    with ctx.sessions() as session:
+        if not session.scalar(select(func.count(User.id))):
+            data["invite"] = invitations.create(ctx, None, admin=True)
+    res = client.post("/signup", data=data, follow_redirects=False)
     assert res.status_code == 303, res.text
     return csrf_of(client)
 

@@ -10,15 +10,6 @@ from fastapi.testclient import TestClient
 from tests.conftest import csrf_of, sign_up
 
 
-def test_first_account_is_admin_and_second_is_not(client: TestClient) -> None:
-    sign_up(client, "alice")
-    assert client.get("/api/v1/me").json()["is_admin"] is True
-    client.cookies.clear()
-    sign_up(client, "bob")
-    me = client.get("/api/v1/me").json()
-    assert me == {**me, "username": "bob", "is_admin": False}
-
-
 def test_session_cookie_is_httponly_and_samesite_lax(client: TestClient) -> None:
     token = csrf_of(client)
     res = client.post(

@@ -347,7 +347,7 @@ def test_dashboard_and_help_pages(loop_settings: Settings, tmp_path: Path) -> No
 def test_cli_train_and_models(loop_settings: Settings, tmp_path: Path) -> None:
     env_settings = loop_settings
     tree = labelled_tree(tmp_path, 10)
-    eyes(env_settings, "users", "create", "cli", stdin="a long password\n")
+    eyes(env_settings, "users", "create", "cli", "--admin", stdin="a long password\n")
     extra = ["--owner", "cli", "--tags-from-folders"]
     assert eyes(env_settings, "import", str(tree), *extra).returncode == 0
     res = eyes(env_settings, "train", "--wait", "--json", env={"EYES_MIN_OWNERS_PER_TAG": "1"})

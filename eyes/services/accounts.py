@@ -10,20 +10,23 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import ApiToken, User
+from eyes.db.models import ApiToken, User, as_utc
 from eyes.db.session import transaction
-from eyes.errors import BadRequest, Conflict, NotAuthenticated, NotFound
+from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
+from eyes.services import invitations, sessions
 from eyes.services.limits import Slots
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "eyes_"
+MAX_TOKEN_DAYS = 3650
+MAX_PASSWORD = 1024  # a passphrase, not a megabyte for Argon2 to chew
 
 
 def normalize_username(name: str) -> str:
@@ -39,15 +42,14 @@ def normalize_username(name: str) -> str:
 def create_user(
     session: Session, username: str, password: str, *, admin: bool = False, hashing: Slots | None = None
 ) -> User:
-    """A new account. The first account of an empty platform is an administrator. A server
-    passes its `hashing` slots: each hash takes 64 MiB."""
+    """A new account. Nobody becomes an administrator by coming first: only by `admin` (the CLI,
+    or an administrator's invitation such as the setup link). A server passes its `hashing`
+    slots: each hash takes 64 MiB."""
     username = normalize_username(username)
-    if len(password) < MIN_PASSWORD:
-        raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
-    first = session.scalar(select(func.count(User.id))) == 0
+    _check_password(password)
     with _slot(hashing):
         password_hash = _hasher.hash(password)
-    user = User(username=username, password_hash=password_hash, is_admin=admin or first)
+    user = User(username=username, password_hash=password_hash, is_admin=admin)
     session.add(user)
     try:
         session.flush()
@@ -113,12 +115,53 @@ def sign_in(ctx: Context, username: str, password: str, client: str) -> User:
     return user
 
 
-def sign_up(ctx: Context, username: str, password: str, client: str) -> User:
+def sign_up(ctx: Context, username: str, password: str, client: str, invite: str = "") -> User:
     """A new account from the address `client`, within `EYES_SIGNUP_LIMIT_PER_IP` (every try
-    counts, so names cannot be probed for free either)."""
+    counts, so names cannot be probed for free either).
+
+    `EYES_SIGNUP` says who may: anyone (`open`), holders of an invitation (`invite`), or only
+    holders of an administrator's invitation (`closed`: the setup link). An invitation is used up
+    in the same transaction as the account it makes; an administrator's makes an administrator."""
     ctx.limits.hit(ctx.settings.signup_limit_per_ip, "signup-ip", client, what="sign-ups from your address")
+    mode = ctx.settings.signup
     with transaction(ctx.sessions) as session:
-        return create_user(session, username, password, hashing=ctx.limits.hashing)
+        invitation = invitations.peek(session, invite) if invite.strip() else None
+        if invitation is None and mode == "invite":
+            raise Forbidden("sign-up here is by invitation: ask an administrator for a link")
+        if mode == "closed" and not (invitation and invitation.admin):
+            raise Forbidden("sign-up is closed on this server: an administrator can make your account")
+        admin = invitation is not None and invitation.admin
+        user = create_user(session, username, password, admin=admin, hashing=ctx.limits.hashing)
+        if invitation is not None:
+            invitations.redeem(session, invite, user)
+        return user
+
+
+def change_password(ctx: Context, user: User, current: str, new: str, keep_session: str | None) -> None:
+    """A new password, if `current` is right; every other signed-in browser is signed out (the one
+    holding `keep_session` stays). Wrong guesses count like failed sign-ins for the name."""
+    s, limits = ctx.settings, ctx.limits
+    limits.check(
+        s.signin_failures_per_name, "signin-name", user.username, what="failed sign-ins for this name"
+    )
+    _check_password(new)
+    with ctx.sessions() as session:
+        stored = session.get_one(User, user.id).password_hash
+    if not _verify(stored, current, limits.hashing):
+        limits.count(s.signin_failures_per_name, "signin-name", user.username)
+        raise NotAuthenticated("your current password is not right")
+    with _slot(limits.hashing):
+        new_hash = _hasher.hash(new)
+    with transaction(ctx.sessions) as session:
+        session.get_one(User, user.id).password_hash = new_hash
+    sessions.end_others(ctx, user, keep=keep_session)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise BadRequest(f"a password has at most {MAX_PASSWORD} characters")
 
 
 def _slot(slots: Slots | None) -> AbstractContextManager[None]:
@@ -139,11 +182,15 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
-    """A new API token; the secret is returned once and only its hash is kept."""
+def create_token(session: Session, user: User, name: str, days: float | None = None) -> tuple[ApiToken, str]:
+    """A new API token, valid for `days` (None or 0: until revoked); the secret is returned once
+    and only its hash is kept."""
     name = name.strip()[:100] or "token"
+    if days is not None and not 0 <= days <= MAX_TOKEN_DAYS:
+        raise BadRequest(f"a token lives 1 to {MAX_TOKEN_DAYS} days, or 0 for until revoked")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret))
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), expires_at=expires)
     session.add(token)
     session.flush()
     return token, secret
@@ -173,6 +220,10 @@ def user_for_token(session: Session, secret: str) -> User:
     if token is None:
         raise NotAuthenticated("the API token is unknown or revoked; create one on /settings")
     now = datetime.now(UTC)
+    if token.expires_at is not None and as_utc(token.expires_at) <= now:  # type: ignore[operator]
+        raise NotAuthenticated(
+            f"the API token expired on {token.expires_at:%Y-%m-%d}; create a new one on /settings"
+        )
     last = token.last_used_at
     # A write per request would serialise the API on the database: once a minute is enough.
     if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > timedelta(minutes=1):

@@ -9,18 +9,30 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.db.models import Visibility
 from eyes.errors import BadRequest
-from eyes.services import accounts
+from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
 from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.web.deps import MAX_ID, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf, client_address
+from eyes.web.deps import (
+    MAX_ID,
+    AdminDep,
+    ContextDep,
+    PhotoId,
+    UserDep,
+    ViewerDep,
+    check_csrf,
+    client_address,
+)
 from eyes.web.schemas import (
     TAG_RULES,
     ClassifyResult,
     ErrorResponse,
+    InvitationCreate,
+    InvitationMade,
+    InvitationPublic,
     Me,
     MeUpdate,
     PhotoList,
@@ -220,3 +232,32 @@ def me(ctx: ContextDep, user: UserDep) -> Me:
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
     updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
     return Me.of_account(updated, storage_use(ctx, user.id))
+
+
+@router.post(
+    "/invitations",
+    response_model=InvitationMade,
+    status_code=201,
+    summary="Make a one-time sign-up link (administrators)",
+)
+def create_invitation(
+    body: InvitationCreate, request: Request, ctx: ContextDep, admin: AdminDep
+) -> InvitationMade:
+    invitation, code = invitations.make(ctx, admin, admin=body.admin)
+    url = str(request.url_for("signup_page").include_query_params(invite=code))
+    return InvitationMade(**InvitationPublic.of(invitation).model_dump(), code=code, url=url)
+
+
+@router.get(
+    "/invitations", response_model=list[InvitationPublic], summary="Open invitations (administrators)"
+)
+def list_invitations(ctx: ContextDep, admin: AdminDep) -> list[InvitationPublic]:
+    return [InvitationPublic.of(i) for i in invitations.open_invitations(ctx)]
+
+
+@router.delete(
+    "/invitations/{invitation_id}", status_code=204, summary="Revoke an invitation (administrators)"
+)
+def revoke_invitation(invitation_id: int, ctx: ContextDep, admin: AdminDep) -> Response:
+    invitations.revoke(ctx, invitation_id)
+    return Response(status_code=204)

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from eyes.context import Context
 from eyes.db.models import KEY_LENGTH, User
 from eyes.errors import Forbidden, NotAuthenticated, NotFound
+from eyes.services import sessions
 from eyes.services.accounts import user_for_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sessions
 # Ids are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite), so no row has a larger id.
 MAX_ID = 2**31 - 1
 # Path parameters that name a photo by one of its random keys, not by an integer.
@@ -40,13 +42,13 @@ def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) 
         return request.state.viewer  # type: ignore[no-any-return]
     viewer: User | None = None
     token = _bearer(request)
-    with ctx.sessions.begin() as session:
-        if token is not None:
+    if token is not None:
+        with ctx.sessions.begin() as session:
             viewer = _user_for_token(ctx, session, token, client_address(request))
-        elif (user_id := request.session.get("user_id")) is not None:
-            viewer = session.get(User, user_id)
-            if viewer is None:  # the account is gone
-                request.session.clear()
+    elif (secret := request.session.get(SESSION_KEY)) is not None:
+        viewer = sessions.user_for(ctx, str(secret))
+        if viewer is None:  # logged out, signed out elsewhere, expired, or the account is gone
+            request.session.clear()
     request.state.viewer = viewer
     request.state.via_token = token is not None
     return viewer
@@ -96,7 +98,7 @@ async def check_csrf(request: Request) -> None:
     API-token requests are exempt: a browser never attaches a bearer token by itself."""
     if request.method in SAFE_METHODS or _bearer(request) is not None:
         return
-    if request.url.path.startswith("/api/") and "user_id" not in request.session:
+    if request.url.path.startswith("/api/") and SESSION_KEY not in request.session:
         return  # an anonymous API call carries no ambient authority to abuse
     expected = request.session.get("csrf")
     sent = request.headers.get("x-csrf-token")

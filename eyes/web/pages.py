@@ -14,11 +14,20 @@ from eyes.context import Context
 from eyes.db.models import User, Visibility
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, EyesError
-from eyes.services import accounts
+from eyes.services import accounts, invitations, sessions
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, client_address, csrf_token
+from eyes.web.deps import (
+    SESSION_KEY,
+    AdminDep,
+    ContextDep,
+    UserDep,
+    ViewerDep,
+    check_csrf,
+    client_address,
+    csrf_token,
+)
 from eyes.web.errors import with_retry_after
 from eyes.web.schemas import PhotoPublic
 
@@ -147,8 +156,8 @@ def upload_page(request: Request, user: UserDep, ctx: ContextDep) -> Response:
 
 
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request) -> Response:
-    return render(request, "signup.html", error=None)
+def signup_page(request: Request, ctx: ContextDep, invite: str = "") -> Response:
+    return render(request, "signup.html", error=None, invite=invite[:64], mode=ctx.settings.signup)
 
 
 @router.post("/signup")
@@ -157,15 +166,22 @@ def signup(
     ctx: ContextDep,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
+    invite: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     try:
-        user = accounts.sign_up(ctx, username, password, client_address(request))
+        user = accounts.sign_up(ctx, username, password, client_address(request), invite)
     except EyesError as exc:
-        return with_retry_after(
-            exc,
-            render(request, "signup.html", status_code=exc.status_code, error=exc.message, username=username),
+        page = render(
+            request,
+            "signup.html",
+            status_code=exc.status_code,
+            error=exc.message,
+            username=username,
+            invite=invite,
+            mode=ctx.settings.signup,
         )
-    _sign_in(request, user)
+        return with_retry_after(exc, page)
+    _sign_in(request, ctx, user)
     return redirect("/upload")
 
 
@@ -196,36 +212,104 @@ def login(
                 username=username,
             ),
         )
-    _sign_in(request, user)
+    _sign_in(request, ctx, user)
     return redirect(_safe_next(next))
 
 
-def _sign_in(request: Request, user: User) -> None:
+def _sign_in(request: Request, ctx: Context, user: User) -> None:
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
-    request.session["user_id"] = user.id
+    request.session[SESSION_KEY] = sessions.start(ctx, user, request.headers.get("user-agent", ""))
     csrf_token(request)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, ctx: ContextDep) -> Response:
+    if (secret := request.session.get(SESSION_KEY)) is not None:
+        sessions.end(ctx, str(secret))  # the server forgets it: a copied cookie is worth nothing
     request.session.clear()
     return redirect("/")
 
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
-    return _settings(request, ctx, user, new_secret=None)
+    return _settings(request, ctx, user)
 
 
-def _settings(request: Request, ctx: Context, user: User, new_secret: str | None) -> Response:
+def _settings(
+    request: Request,
+    ctx: Context,
+    user: User,
+    *,
+    new_secret: str | None = None,
+    new_invite: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     with ctx.sessions() as session:
         tokens = accounts.list_tokens(session, user)
-    # A new token's secret is in this one response, never stored (the session cookie is signed,
-    # not encrypted): no-store keeps it out of caches and the back button.
-    storage = storage_use(ctx, user.id)
-    response = render(request, "settings.html", tokens=tokens, new_secret=new_secret, storage=storage)
+    # A new token's secret (or invitation's code) is in this one response, never stored (the
+    # session cookie is signed, not encrypted): no-store keeps it out of caches and the back button.
+    response = render(
+        request,
+        "settings.html",
+        status_code=status_code,
+        tokens=tokens,
+        new_secret=new_secret,
+        new_invite=new_invite,
+        error=error,
+        storage=storage_use(ctx, user.id),
+        browsers=sessions.listing(ctx, user, request.session.get(SESSION_KEY)),
+        invitations=invitations.open_invitations(ctx) if user.is_admin else [],
+        token_days=ctx.settings.api_token_days,
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@router.post("/settings/password")
+def change_password(
+    request: Request,
+    ctx: ContextDep,
+    user: UserDep,
+    current: Annotated[str, Form(max_length=1024)],
+    new: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    try:
+        accounts.change_password(ctx, user, current, new, keep_session=request.session.get(SESSION_KEY))
+    except EyesError as exc:
+        page = _settings(request, ctx, user, error=exc.message, status_code=exc.status_code)
+        return with_retry_after(exc, page)
+    return redirect("/settings")
+
+
+@router.post("/settings/sessions/{session_id}/end")
+def end_session(session_id: int, ctx: ContextDep, user: UserDep) -> Response:
+    sessions.end_one(ctx, user, session_id)
+    return redirect("/settings")
+
+
+@router.post("/settings/sessions/end-all")
+def end_all_sessions(request: Request, ctx: ContextDep, user: UserDep) -> Response:
+    """Sign out everywhere, this browser included (for a lost phone or a shared computer)."""
+    sessions.end_others(ctx, user, keep=None)
+    request.session.clear()
+    return redirect("/login")
+
+
+@router.post("/settings/invitations")
+def create_invitation(
+    request: Request, ctx: ContextDep, admin: AdminDep, make_admin: Annotated[str, Form()] = ""
+) -> Response:
+    code = invitations.create(ctx, admin, admin=make_admin == "on")
+    return _settings(
+        request, ctx, admin, new_invite=str(request.url_for("signup_page").include_query_params(invite=code))
+    )
+
+
+@router.post("/settings/invitations/{invitation_id}/revoke")
+def revoke_invitation(invitation_id: int, ctx: ContextDep, admin: AdminDep) -> Response:
+    invitations.revoke(ctx, invitation_id)
+    return redirect("/settings")
 
 
 @router.post("/settings/teaching")
@@ -238,10 +322,16 @@ def set_teaching(
 
 @router.post("/settings/tokens")
 def create_token(
-    request: Request, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()] = ""
+    request: Request,
+    ctx: ContextDep,
+    user: UserDep,
+    name: Annotated[str, Form()] = "",
+    days: Annotated[float | None, Form(description="Lifetime; 0 for until revoked")] = None,
 ) -> Response:
     with transaction(ctx.sessions) as session:
-        _, secret = accounts.create_token(session, user, name)
+        _, secret = accounts.create_token(
+            session, user, name, ctx.settings.api_token_days if days is None else days
+        )
     return _settings(request, ctx, user, new_secret=secret)  # shown once, in this answer
 
 

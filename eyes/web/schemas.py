@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.config import Settings
-from eyes.db.models import Photo, PhotoTag, TaggingState, TagSource, TagStatus, User, Visibility
+from eyes.db.models import Invitation, Photo, PhotoTag, TaggingState, TagSource, TagStatus, User, Visibility
 from eyes.services.quota import StorageUse
 from eyes.services.tags import _FORBIDDEN, visible_tags
 
@@ -65,6 +65,33 @@ class MeUpdate(BaseModel):
     private_photos_teach: bool = Field(
         strict=True, description="Let your private photos train the shared model"
     )
+
+
+class InvitationCreate(BaseModel):
+    admin: bool = Field(False, strict=True, description="Whoever uses it becomes an administrator")
+
+
+class InvitationPublic(BaseModel):
+    id: int
+    admin: bool
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+
+    @classmethod
+    def of(cls, invitation: Invitation) -> InvitationPublic:
+        return cls(
+            id=invitation.id,
+            admin=invitation.admin,
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+        )
+
+
+class InvitationMade(InvitationPublic):
+    """A new invitation: its code is in this answer only."""
+
+    code: str
+    url: str = Field(description="The sign-up link to send: it works once")
 
 
 class TagPublic(BaseModel):

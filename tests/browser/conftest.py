@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -48,6 +49,14 @@ def live_server(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=15)
+
+
+@pytest.fixture
+def setup_path(live_server: str, caplog: pytest.LogCaptureFixture) -> str:
+    """The one-time link the fresh server printed to make its first administrator."""
+    found = re.findall(r"/signup\?invite=[\w-]+", caplog.text)
+    assert found, "a server without an administrator prints its setup link"
+    return str(found[-1])
 
 
 @pytest.fixture(scope="session")

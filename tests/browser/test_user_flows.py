@@ -76,10 +76,10 @@ def test_bad_file_shows_a_clear_error_in_the_upload_list(page: Page, live_server
     expect(page.locator("#queue li.failed .status")).to_contain_text("not an image")
 
 
-def test_admin_trains_a_model_from_the_dashboard(page: Page, live_server: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_admin_trains_a_model_from_the_dashboard(page: Page, live_server: str, setup_path: str) -> None:
     import httpx2 as httpx
 
-    page.goto(live_server + "/signup")
+    page.goto(live_server + setup_path)  # the operator opens the link the server printed
     page.fill("input[name=username]", "root")
     page.fill("input[name=password]", "a long password")
     page.click("button[type=submit]")
@@ -110,11 +110,11 @@ def test_admin_trains_a_model_from_the_dashboard(page: Page, live_server: str, t
     expect(page.locator("#champion")).to_have_text("v1")
 
 
-def test_an_administrator_approves_a_new_class(page: Page, live_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_administrator_approves_a_new_class(page: Page, live_server: str, setup_path: str) -> None:
     import httpx2 as httpx
 
-    for name in ("root", "member"):  # the first account is the administrator
-        page.goto(live_server + "/signup")
+    for name in ("root", "member"):  # the administrator signs up with the setup link
+        page.goto(live_server + (setup_path if name == "root" else "/signup"))
         page.fill("input[name=username]", name)
         page.fill("input[name=password]", "a long password")
         page.click("button[type=submit]")

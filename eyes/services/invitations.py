@@ -1,0 +1,109 @@
+"""Invitations: one-time codes to sign up with, and the setup code that makes the first
+administrator (printed at start while there is none, so the first visitor is never one)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from eyes.context import Context
+from eyes.db.models import Invitation, User, as_utc
+from eyes.db.session import transaction
+from eyes.errors import BadRequest, NotFound
+
+INVALID = "this invitation is unknown, already used or expired: ask an administrator for a new one"
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+def create(ctx: Context, by: User | None, *, admin: bool = False) -> str:
+    """A new invitation; returns its code, shown once (only its hash is kept)."""
+    return make(ctx, by, admin=admin)[1]
+
+
+def make(ctx: Context, by: User | None, *, admin: bool = False) -> tuple[Invitation, str]:
+    """A new invitation and its code (shown once: only its hash is kept)."""
+    code = secrets.token_urlsafe(16)
+    invitation = Invitation(
+        code_hash=_hash(code),
+        admin=admin,
+        created_by_id=by.id if by else None,
+        created_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(days=ctx.settings.invitation_days),
+    )
+    with transaction(ctx.sessions) as session:
+        session.add(invitation)
+    return invitation, code
+
+
+def setup_code(ctx: Context) -> str | None:
+    """While no administrator exists: a fresh one-time code that makes one (earlier setup codes
+    stop working: only the newest printed is valid). None once there is an administrator."""
+    with transaction(ctx.sessions) as session:
+        if session.scalar(select(exists().where(User.is_admin))):
+            return None
+        session.execute(
+            delete(Invitation).where(
+                Invitation.admin, Invitation.created_by_id.is_(None), Invitation.used_at.is_(None)
+            )
+        )
+    return create(ctx, None, admin=True)
+
+
+def redeem(session: Session, code: str, user: User) -> Invitation:
+    """Use up `code` for `user`, in the caller's transaction (with the account it makes)."""
+    invitation = session.scalar(
+        select(Invitation)
+        .where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None))
+        .with_for_update()
+    )
+    if invitation is None or as_utc(invitation.expires_at) <= datetime.now(UTC):  # type: ignore[operator]
+        raise BadRequest(INVALID)
+    invitation.used_at = datetime.now(UTC)
+    invitation.used_by_id = user.id
+    return invitation
+
+
+def peek(session: Session, code: str) -> Invitation:
+    """The open invitation `code` names, without using it (to decide before making an account)."""
+    invitation = session.scalar(
+        select(Invitation).where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None))
+    )
+    if invitation is None or as_utc(invitation.expires_at) <= datetime.now(UTC):  # type: ignore[operator]
+        raise BadRequest(INVALID)
+    return invitation
+
+
+def open_invitations(ctx: Context) -> list[Invitation]:
+    """Invitations not used yet and not expired, newest first (setup codes excluded)."""
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Invitation)
+                .where(
+                    Invitation.used_at.is_(None),
+                    Invitation.expires_at > datetime.now(UTC),
+                    Invitation.created_by_id.is_not(None),
+                )
+                .order_by(Invitation.id.desc())
+            )
+        )
+
+
+def revoke(ctx: Context, invitation_id: int) -> None:
+    with transaction(ctx.sessions) as session:
+        gone = session.execute(
+            delete(Invitation).where(
+                Invitation.id == invitation_id,
+                Invitation.used_at.is_(None),
+                Invitation.created_by_id.is_not(None),
+            )
+        )
+        if not gone.rowcount:  # type: ignore[attr-defined]
+            raise NotFound("no such open invitation")
