@@ -175,6 +175,31 @@ def users_invite(admin: bool, as_json: bool) -> None:
         )
 
 
+@main.group()
+def storage() -> None:
+    """Look after the blob store."""
+
+
+@storage.command("sweep")
+@click.option(
+    "--older-than-hours",
+    default=1.0,
+    show_default=True,
+    help="Leave younger orphan blobs (uploads in flight).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def storage_sweep(older_than_hours: float, as_json: bool) -> None:
+    """Remove stored images no photo refers to, and blobs no image names (left by a crash)."""
+    from eyes.jobs.tasks import sweep_storage
+
+    with _context() as ctx:
+        images, blobs = sweep_storage(ctx, older_than_hours * 3600)
+    if as_json:
+        _print_json({"images": images, "blobs": blobs})
+    else:
+        click.echo(f"removed {images} unreferenced images and {len(blobs)} orphan blobs")
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--owner", help="Who owns the photos (default: the only account, if there is one).")

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "`eyes users create`). The first administrator comes from `eyes users create --admin` or "
         "the one-time setup link printed at start, never from the first visitor.",
     )
+    orphan_sweep_h: float = Field(
+        6,
+        description="How often the sweep removes stored images no photo refers to, and blobs no "
+        "image names that are over an hour old (a crash between writing and committing); "
+        "`eyes storage sweep` does it at once.",
+    )
     invitation_days: float = Field(7, description="How long an invitation (and the setup link) stays valid.")
     api_token_days: float = Field(
         90, description="Default lifetime of a new API token, in days; 0 means tokens never expire."

@@ -27,6 +27,7 @@ class Context:
     blobs: BlobStore
     limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
+    storage_swept_at: float = 0.0  # monotonic time of this process's last orphan sweep
     _tagger: TaggerService | None = field(default=None, repr=False)
 
     @property

@@ -28,6 +28,9 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def modified_at(self, key: str) -> float:
+        """When the blob was last written, in seconds since the epoch; raises NotFound."""
+
     def delete(self, key: str) -> None:
         """Remove the blob; a missing blob is not an error."""
 
@@ -78,6 +81,12 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def modified_at(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFound(f"blob {key} is missing from the store") from None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

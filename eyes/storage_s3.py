@@ -78,6 +78,10 @@ class S3BlobStore:
             return False
         return True
 
+    def modified_at(self, key: str) -> float:
+        head = self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(key))
+        return float(head["LastModified"].timestamp())
+
     def delete(self, key: str) -> None:
         self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
 

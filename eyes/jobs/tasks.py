@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy import select
 from eyes.context import Context
 
 log = logging.getLogger(__name__)
+# A blob no image names is an orphan only when older than any upload takes to commit its row.
+ORPHAN_AGE_S = 3600.0
 
 
 def _tag_photo(ctx: Context, photo_id: int) -> None:
@@ -58,3 +61,18 @@ def sweep(ctx: Context) -> None:
     for version_id in training:
         ctx.jobs.enqueue("train", version_id)
     maybe_start_automatic_run(ctx)
+    if time.monotonic() - ctx.storage_swept_at > ctx.settings.orphan_sweep_h * 3600:
+        sweep_storage(ctx)
+
+
+def sweep_storage(ctx: Context, older_than_s: float = ORPHAN_AGE_S) -> tuple[int, list[str]]:
+    """Remove stored images no photo refers to, then blobs no image names that are older than
+    `older_than_s`; returns (images, blob keys) removed."""
+    from eyes.services import image_store
+
+    ctx.storage_swept_at = time.monotonic()
+    images = image_store.collect_unreferenced(ctx)
+    blobs = image_store.sweep_orphan_blobs(ctx, older_than_s)
+    if images or blobs:
+        log.info("storage sweep: %d unreferenced images and %d orphan blobs removed", images, len(blobs))
+    return images, blobs

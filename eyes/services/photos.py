@@ -6,32 +6,20 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Select, exists, select
+from sqlalchemy import ColumnElement, Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from eyes.context import Context
-from eyes.db.models import Image, Photo, PhotoTag, Tag, TagStatus, User, Visibility, new_key
+from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, User, Visibility, new_key
 from eyes.db.session import transaction
 from eyes.errors import BadRequest, Forbidden, NotFound
-from eyes.images import DecodedImage, decode, pixel_count, safe_filename, thumbnail
+from eyes.images import decode, pixel_count, safe_filename, thumbnail
+from eyes.services import image_store
 from eyes.services.quota import check_quota
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 
-THUMB_SIZES = ("small", "large")
 MAX_QUERY_TAGS = 8  # each tag is one more condition on the query: a few narrow it enough
-
-
-def original_key(sha256: str) -> str:
-    return f"originals/{sha256[:2]}/{sha256}"
-
-
-def thumb_key(sha256: str, size: str) -> str:
-    return f"thumbs/{size}/{sha256[:2]}/{sha256}.jpg"
-
-
-def blob_keys(sha256: str) -> list[str]:
-    return [original_key(sha256)] + [thumb_key(sha256, s) for s in THUMB_SIZES]
 
 
 @dataclass
@@ -65,8 +53,8 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
     """Validate, store and record one photo, then queue its tagging.
 
     Order matters for "nothing lost, nothing left behind": everything is checked before anything
-    is written; blobs go in first (atomically, by content), then the row in one transaction; if the
-    row fails, blobs that no row refers to are removed again.
+    is written; blobs go in first (atomically, by content), then the rows in one transaction that
+    holds the image row while it checks the blobs are still there (services/image_store.py).
     """
     title = draft.title.strip()
     description = draft.description.strip()
@@ -87,23 +75,18 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
     with ctx.limits.decoding.hold(pixel_count(data)):
         decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
         try:
-            written = _store_blobs(ctx, sha256, path, decoded)
+            sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
+            thumbs = {size: thumbnail(decoded, px) for size, px in sizes.items()}
         finally:
             decoded.image.close()  # its pixels go before the slot does; the metadata stays
+    prepared = image_store.Prepared(
+        sha256, path, decoded.format, decoded.width, decoded.height, len(data), thumbs
+    )
+    image_store.write_missing(ctx, prepared)  # before the transaction, which stays short
     try:
         with transaction(ctx.sessions) as session:
+            image_store.claim(session, ctx, prepared)
             check_quota(session, ctx.settings, owner_id, len(data))  # again: uploads in parallel
-            if session.get(Image, sha256) is None:
-                session.add(
-                    Image(
-                        sha256=sha256,
-                        format=decoded.format,
-                        width=decoded.width,
-                        height=decoded.height,
-                        size_bytes=len(data),
-                    )
-                )
-                session.flush()
             photo = Photo(
                 owner_id=owner_id,
                 sha256=sha256,
@@ -126,11 +109,8 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
         existing = _owned_copy(ctx, owner_id, sha256)
         if existing is not None:
             return Uploaded(existing, created=False)
-        _remove_unreferenced(ctx, sha256, written)
         raise
-    except BaseException:
-        _remove_unreferenced(ctx, sha256, written)
-        raise
+    # Blobs of a failed transaction have no row: the orphan sweep takes them once they are old.
     if ctx.jobs is not None:
         ctx.jobs.enqueue("tag_photo", photo.id)
     return Uploaded(photo.id, created=True)
@@ -139,30 +119,6 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
 def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
     with ctx.sessions() as session:
         return session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
-
-
-def _store_blobs(ctx: Context, sha256: str, path: Path, decoded: DecodedImage) -> list[str]:
-    """Write the original and thumbnails that are not there yet; return the keys written."""
-    written: list[str] = []
-    key = original_key(sha256)
-    if not ctx.blobs.exists(key):
-        ctx.blobs.put_file(key, path)
-        written.append(key)
-    sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
-    for size, px in sizes.items():
-        key = thumb_key(sha256, size)
-        if not ctx.blobs.exists(key):
-            ctx.blobs.put_bytes(key, thumbnail(decoded, px))
-            written.append(key)
-    return written
-
-
-def _remove_unreferenced(ctx: Context, sha256: str, keys: list[str]) -> None:
-    with ctx.sessions() as session:
-        referenced = session.scalar(select(exists().where(Photo.sha256 == sha256)))
-    if not referenced:
-        for key in keys:
-            ctx.blobs.delete(key)
 
 
 def can_view(photo: Photo, viewer: User | None) -> bool:
@@ -307,16 +263,9 @@ def remove_owner_tag(ctx: Context, key: str, user: User, name: str) -> Photo:
 
 
 def delete_photo(ctx: Context, key: str, user: User) -> None:
-    """Delete the photo; its blobs go too when no other photo refers to the same bytes."""
+    """Delete the photo; its image (row and blobs) goes too when no other photo refers to it."""
     photo = get_owned_photo(ctx, key, user)
     with transaction(ctx.sessions) as session:
-        session.delete(session.get_one(Photo, photo.id))
-        session.flush()
-        orphan = not session.scalar(select(exists().where(Photo.sha256 == photo.sha256)))
-        if orphan:
-            image = session.get(Image, photo.sha256)
-            if image is not None:
-                session.delete(image)
-    if orphan:
-        for key in blob_keys(photo.sha256):
-            ctx.blobs.delete(key)
+        session.execute(delete(Photo).where(Photo.id == photo.id))
+    # If this fails (the store is down), the sweep removes the unreferenced image later.
+    image_store.remove_if_unreferenced(ctx, photo.sha256)

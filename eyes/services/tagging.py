@@ -14,10 +14,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Activation, Embedding, Photo, PhotoTag, TaggingState, TagSource, TagStatus
+from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag, TaggingState, TagSource, TagStatus
 from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.images import pixel_count
-from eyes.services.photos import original_key
+from eyes.services.image_store import original_key
 from eyes.services.tagger import Suggestion
 from eyes.services.tags import tag_ids
 
@@ -56,13 +56,15 @@ def tag_photos(ctx: Context, photo_ids: Sequence[int]) -> None:
         suggestions = _suggest(ctx, [sha for _, sha in ready], vectors)
         with transaction(ctx.sessions) as session:
             # Only photos still there and still pending (a photo deleted meanwhile is skipped).
-            # Row locks (PostgreSQL): a second job for the same photo waits here, then finds it done.
+            # A write first: it locks the rows on PostgreSQL and takes SQLite's write lock, so
+            # neither a delete nor a second job for the same photo can slip in before the commit.
             alive = set(
                 session.scalars(
-                    select(Photo.id)
+                    update(Photo)
                     .where(Photo.id.in_([pid for pid, _ in rows]), Photo.tagging == TaggingState.PENDING)
-                    .order_by(Photo.id)
-                    .with_for_update()
+                    .values(tagging=Photo.tagging)
+                    .returning(Photo.id)
+                    .execution_options(synchronize_session=False)
                 )
             )
             done = [pid for pid, _ in ready if pid in alive]
@@ -154,8 +156,19 @@ def _compute(
         # Upserts: a row from an older backbone (exported before activations were kept, say) is
         # replaced, not kept beside a new one that would then be computed again on every read.
         with transaction(ctx.sessions) as session:
-            upsert(session, Embedding.__table__, rows, "sha256")
-            upsert(session, Activation.__table__, act_rows, "sha256")
+            # Only for images still stored (the last photo of one may have been deleted meanwhile),
+            # locked until the commit (see image_store.claim).
+            kept = set(
+                session.scalars(
+                    update(Image)
+                    .where(Image.sha256.in_(loaded))
+                    .values(size_bytes=Image.size_bytes)
+                    .returning(Image.sha256)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
+            upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
 
 
 def replace_suggestions(
@@ -247,11 +260,12 @@ def retag_all(ctx: Context) -> int:
     for shas, vectors in _embedding_chunks(ctx, tagger.backbone_id):
         by_sha = dict(zip(shas, tagger.suggest(vectors, _activations(ctx, shas)), strict=True))
         with transaction(ctx.sessions) as session:
-            photos = session.execute(
-                select(Photo.id, Photo.sha256)
+            photos = session.execute(  # a write first, to lock (see tag_photos)
+                update(Photo)
                 .where(Photo.sha256.in_(shas), Photo.tagging == TaggingState.DONE)
-                .order_by(Photo.id)
-                .with_for_update()
+                .values(tagging=Photo.tagging)
+                .returning(Photo.id, Photo.sha256)
+                .execution_options(synchronize_session=False)
             ).all()
             if not photos:
                 continue

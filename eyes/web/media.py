@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from eyes.db.models import Visibility
 from eyes.errors import NotFound
+from eyes.services import image_store
 from eyes.services import photos as photo_service
 from eyes.web.deps import ContextDep, ViewerDep
 
@@ -36,10 +37,10 @@ def _serve(request: Request, blob: BinaryIO, etag: str, media_type: str, public:
 @router.get("/media/{media_key}/{size}.jpg")
 def thumbnail(media_key: str, size: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
     """A thumbnail, at a URL that changes with the photo's visibility (so it can be cached for good)."""
-    if size not in photo_service.THUMB_SIZES:
+    if size not in image_store.THUMB_SIZES:
         raise NotFound("thumbnails are small.jpg and large.jpg")
     photo = photo_service.get_media(ctx, media_key, viewer)
-    blob = ctx.blobs.open(photo_service.thumb_key(photo.sha256, size))
+    blob = ctx.blobs.open(image_store.thumb_key(photo.sha256, size))
     etag = f'"{photo.sha256[:32]}-{size}"'
     return _serve(request, blob, etag, "image/jpeg", photo.visibility == Visibility.PUBLIC)
 
@@ -50,7 +51,7 @@ def original(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep
     photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
     if viewer is None or viewer.id != photo.owner_id:
         raise NotFound("the original file is only available to the photo's owner")
-    blob = ctx.blobs.open(photo_service.original_key(photo.sha256))
+    blob = ctx.blobs.open(image_store.original_key(photo.sha256))
     response = _serve(request, blob, f'"{photo.sha256[:32]}"', MIME[photo.image.format], False)
     response.headers["Content-Disposition"] = "attachment"
     return response

@@ -1,0 +1,155 @@
+"""Nothing lost, nothing orphaned: deletes that race a tagging job or another owner's upload of
+the same bytes, and blobs that no row names."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from eyes.config import Settings
+from eyes.context import Context, build_context
+from eyes.db.models import Embedding, Image, Photo, PhotoTag, TaggingState, User
+from eyes.db.session import transaction
+from eyes.services import image_store, tagging
+from eyes.services.accounts import create_user
+from eyes.services.photos import PhotoDraft, delete_photo, upload_photo
+from tests.conftest import CALTECH, counts
+from tests.test_cli import eyes
+
+LEOPARD = sorted((CALTECH / "Leopards").iterdir())[0]
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    context = build_context(settings)
+    yield context
+    context.close()
+
+
+def users(ctx: Context, *names: str) -> list[User]:
+    with transaction(ctx.sessions) as session:
+        return [create_user(session, name, "a long password") for name in names]
+
+
+def key_of(ctx: Context, photo_id: int) -> str:
+    with ctx.sessions() as session:
+        return session.get_one(Photo, photo_id).public_id
+
+
+def test_deleting_a_photo_while_its_tagging_job_runs_leaves_no_error(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe: delete a photo while its tagging job runs, and the log had FOREIGN KEY
+    failures. Here the owner deletes it after the network read it, before the job writes."""
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    real = tagging.embeddings_for
+
+    def embed_then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        delete_photo(ctx, key_of(ctx, photo_id), owner)
+        return found
+
+    monkeypatch.setattr(tagging, "embeddings_for", embed_then_delete)
+    with caplog.at_level(logging.WARNING):
+        tagging.tag_photos(ctx, [photo_id])  # raises nothing
+    assert not any(
+        "FOREIGN KEY" in r.getMessage() or "IntegrityError" in r.getMessage() for r in caplog.records
+    )
+    with ctx.sessions() as session:
+        assert session.scalar(select(PhotoTag).where(PhotoTag.photo_id == photo_id)) is None
+    assert counts(ctx) == {"photos": 0, "images": 0, "blobs": 0, "tmp": 0}, "and nothing left behind"
+
+
+def test_deleting_the_last_photo_while_its_image_is_embedded_stores_no_embedding(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    real = ctx.tagger.embed_with_activations
+
+    def embed_then_delete(batch):  # type: ignore[no-untyped-def]
+        out = real(batch)
+        delete_photo(ctx, key_of(ctx, photo_id), owner)  # the image goes with its last photo
+        return out
+
+    monkeypatch.setattr(ctx.tagger, "embed_with_activations", embed_then_delete)
+    tagging.tag_photos(ctx, [photo_id])
+    with ctx.sessions() as session:
+        assert session.scalar(select(Embedding)) is None and session.scalar(select(Image)) is None
+
+
+def test_a_delete_racing_another_owners_upload_of_the_same_bytes_loses_nothing(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob uploads the bytes Ann has; his upload finds the blobs there and writes none. Before his
+    rows commit, Ann deletes her photo, the last one of those bytes, and the blobs go. Bob's
+    transaction holds the image row while it checks the blobs, finds them gone, writes them."""
+    ann, bob = users(ctx, "ann", "bob")
+    first = upload_photo(ctx, ann.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    real = image_store.claim
+    raced = []
+
+    def delete_first(session, context, prepared):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            delete_photo(ctx, key_of(ctx, first), ann)
+            assert not ctx.blobs.exists(image_store.original_key(prepared.sha256)), "the race happened"
+        return real(session, context, prepared)
+
+    monkeypatch.setattr(image_store, "claim", delete_first)
+    second = upload_photo(ctx, bob.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    with ctx.sessions() as session:
+        sha = session.get_one(Photo, second).sha256
+    for key in image_store.blob_keys(sha):
+        assert ctx.blobs.exists(key), f"{key} is there for Bob's photo"
+    with ctx.blobs.open(image_store.original_key(sha)) as blob:
+        assert blob.read() == LEOPARD.read_bytes()
+    assert counts(ctx) == {"photos": 1, "images": 1, "blobs": 3, "tmp": 0}
+
+
+def test_a_failed_cleanup_is_finished_by_the_sweep(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+
+    def store_down(key: str) -> None:
+        raise OSError("the store is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ctx.blobs, "delete", store_down)
+        with pytest.raises(OSError):
+            delete_photo(ctx, key_of(ctx, photo_id), owner)
+    assert counts(ctx) == {"photos": 0, "images": 1, "blobs": 3, "tmp": 0}, "photo gone, image kept whole"
+    assert image_store.collect_unreferenced(ctx) == 1
+    assert counts(ctx) == {"photos": 0, "images": 0, "blobs": 0, "tmp": 0}
+
+
+def test_storage_sweep_removes_old_orphan_blobs_and_keeps_everything_else(
+    ctx: Context, settings: Settings, tmp_path: Path
+) -> None:
+    (owner,) = users(ctx, "owner")
+    upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg"))
+    old, young = "ab" * 32, "cd" * 32  # blobs a crash left without rows
+    for sha in (old, young):
+        ctx.blobs.put_bytes(image_store.original_key(sha), b"left over")
+    hours_ago = time.time() - 2 * 3600
+    path = settings.home / "blobs" / image_store.original_key(old)
+    os.utime(path, (hours_ago, hours_ago))
+
+    res = eyes(settings, "storage", "sweep", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"images": 0, "blobs": [image_store.original_key(old)]}
+    assert not ctx.blobs.exists(image_store.original_key(old))
+    assert ctx.blobs.exists(image_store.original_key(young)), "it may be an upload in flight"
+    with ctx.sessions() as session:
+        photo = session.scalars(select(Photo)).one()
+        assert photo.tagging in (TaggingState.PENDING, TaggingState.DONE)
+    for key in image_store.blob_keys(photo.sha256):
+        assert ctx.blobs.exists(key), "a photo's blobs stay"
