@@ -26,6 +26,7 @@ THUMB_MIME = "image/jpeg"
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 _DATETIME_ORIGINAL = 36867
+_OFFSET_TIME_ORIGINAL = 0x9011
 _MAKE, _MODEL = 0x010F, 0x0110
 
 
@@ -151,11 +152,19 @@ def safe_filename(name: str | None, limit: int = 255) -> str:
 
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
-    raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+    """When the camera took it, in UTC. DateTimeOriginal is the camera's local time; its zone is
+    OffsetTimeOriginal ("+02:00") when the camera wrote one, else unknown, and the local time is
+    kept as if it were UTC (off by the zone, but the right day and hour on the camera's clock)."""
+    ifd = exif.get_ifd(_EXIF_IFD)
     try:
-        return datetime.strptime(str(raw).strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
+        local = datetime.strptime(str(ifd.get(_DATETIME_ORIGINAL)).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
     except (TypeError, ValueError):
         return None
+    offset = str(ifd.get(_OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
+    try:
+        return local.replace(tzinfo=datetime.strptime(offset, "%z").tzinfo).astimezone(UTC)
+    except ValueError:
+        return local.replace(tzinfo=UTC)
 
 
 def _camera(exif: Image.Exif) -> str:

@@ -256,3 +256,19 @@ def test_pages_render(client: TestClient) -> None:
     assert "Spots" in client.get(f"/photos/{photo['id']}").text
     missing = client.get("/photos/999999", headers={"Accept": "text/html"})
     assert missing.status_code == 404 and "Not found" in missing.text
+
+
+def test_taken_at_uses_the_cameras_zone_when_it_wrote_one(client: TestClient) -> None:
+    """EXIF's DateTimeOriginal is local time; OffsetTimeOriginal says which zone."""
+    sign_up(client, "tia")
+    img = Image.new("RGB", (40, 30), (10, 90, 200))
+    taken = []
+    for shade, offset in ((10, "+02:00"), (20, None)):
+        exif = Image.Exif()
+        fields = {36867: "2024:05:01 14:03:00"} | ({0x9011: offset} if offset else {})
+        exif[0x8769] = fields
+        data = encode(img.point(lambda v, s=shade: (v + s) % 256), "JPEG", exif=exif)
+        res = client.post("/api/v1/photos", files={"file": ("t.jpg", data, "image/jpeg")})
+        taken.append(res.json()["taken_at"])
+    assert taken[0].startswith("2024-05-01T12:03:00"), "14:03 at +02:00 is 12:03 UTC"
+    assert taken[1].startswith("2024-05-01T14:03:00"), "no zone: the camera's clock as it was"
