@@ -48,6 +48,7 @@ fuzz: install
 lint: install
 	$(BIN)/ruff check eyes tests benchmarks
 	$(BIN)/ruff format --check eyes tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy eyes

@@ -27,8 +27,9 @@ from sqlalchemy import delete, select
 from benchmarks.report import write_section
 from eyes.config import get_settings
 from eyes.context import Context, build_context
-from eyes.db.models import Photo, PhotoTag, TagStatus, TrainingDepth, User
+from eyes.db.models import Photo, PhotoTag, User
 from eyes.db.session import transaction
+from eyes.domain import TagStatus, TrainingDepth
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.baseline import logistic_regression_top1

@@ -46,12 +46,10 @@ def make_token(home: Path, database_url: str = "") -> str:
     """An API token for the bench user (made with `eyes users create bench`)."""
     from eyes.config import get_settings
     from eyes.context import build_context
-    from eyes.db.session import transaction
     from eyes.services.accounts import create_token, get_user_by_name
 
     ctx = build_context(get_settings(home=home, database_url=database_url))
-    with transaction(ctx.sessions) as session:
-        _, secret = create_token(session, get_user_by_name(session, BENCH_USER), "bench")
+    _, secret = create_token(ctx, get_user_by_name(ctx, BENCH_USER), "bench")
     ctx.close()
     return secret
 

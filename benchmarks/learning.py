@@ -23,18 +23,8 @@ from benchmarks.harness import bench_learn, eyes_cmd
 from benchmarks.report import write_section
 from eyes.config import get_settings
 from eyes.context import Context, build_context
-from eyes.db.models import (
-    Activation,
-    Embedding,
-    Image,
-    Photo,
-    PhotoTag,
-    Tag,
-    TaggingState,
-    TagSource,
-    TagStatus,
-    User,
-)
+from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag, Tag, User
+from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 
@@ -188,7 +178,7 @@ def timed_retag(n: int) -> dict[str, float]:
 def timed_deep(n_train: int, n_retag: int) -> dict[str, float]:
     """A deep run on `n_train` labelled photos (both fits, in the child process), then re-tagging
     `n_retag` photos with the deep version from their stored activations."""
-    from eyes.db.models import TrainingDepth
+    from eyes.domain import TrainingDepth
     from eyes.services import registry, training
     from eyes.services.tagging import retag_all
 

@@ -370,14 +370,13 @@ def train(wait: bool, deep: bool, as_json: bool) -> None:
     """Train a new version on every training-grade label; promote it if it wins.
 
     Without --wait the run is queued for the workers (the ones inside `eyes serve`, or Celery's)."""
-    from eyes.db.models import TrainingDepth
+    from eyes.domain import TrainingDepth
     from eyes.services import registry, training
 
     with _context(run_jobs_here=wait) as ctx:
         depth = TrainingDepth.DEEP if deep else TrainingDepth.HEAD
         version_id = training.start_run(ctx, None, depth=depth)
-        with ctx.sessions() as session:
-            info = registry.describe(registry.get_version(session, version_id), registry.champion_id(session))
+        info = registry.describe_version(ctx, version_id)
     if as_json:
         info.pop("history", None)
         _print_json(info)
@@ -456,14 +455,13 @@ def models_list(as_json: bool) -> None:
     from eyes.services import registry
 
     with _context() as ctx:
-        with ctx.sessions() as session:
-            champion = registry.champion_id(session)
-            items = [registry.describe(v, champion) for v in registry.list_versions_in(session)]
+        items = registry.describe_versions(ctx)
+        champion = next((item["version"] for item in items if item["champion"]), None)
         day_one = ctx.tagger.day_one_version if champion is None else None
     for item in items:
         item.pop("history", None)
     if as_json:
-        _print_json({"champion": f"v{champion}" if champion else day_one, "items": items})
+        _print_json({"champion": champion or day_one, "items": items})
         return
     if champion is None:
         click.echo(f"* {day_one} (day-one model, in service)")
@@ -484,10 +482,8 @@ def models_show(version: str, as_json: bool) -> None:
     """One version: stage, metrics, tags, and why it was promoted or rejected."""
     from eyes.services import registry
 
-    with _context() as ctx, ctx.sessions() as session:
-        info = registry.describe(
-            registry.get_version(session, registry.parse_version(version)), registry.champion_id(session)
-        )
+    with _context() as ctx:
+        info = registry.describe_version(ctx, version)
     if as_json:
         _print_json(info)
     else:

@@ -25,8 +25,9 @@ import numpy as np
 
 from eyes.config import get_settings
 from eyes.context import Context, build_context
-from eyes.db.models import Photo, TrainingDepth, User, Visibility
+from eyes.db.models import Photo, User
 from eyes.db.session import transaction
+from eyes.domain import TrainingDepth, Visibility
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.baseline import logistic_regression_top1

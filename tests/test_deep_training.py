@@ -12,8 +12,9 @@ from sqlalchemy import func, select, update
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import Activation, Image, ModelStage, ModelVersion, PhotoTag, Tag, TrainingDepth
+from eyes.db.models import Activation, Image, ModelVersion, PhotoTag, Tag
 from eyes.db.session import transaction
+from eyes.domain import ModelStage, TrainingDepth
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.services import registry, training

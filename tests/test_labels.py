@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import Photo, PhotoTag, TagSource, TagStatus, User, Visibility
+from eyes.db.models import Photo, PhotoTag, User
 from eyes.db.session import transaction
+from eyes.domain import TagSource, TagStatus, Visibility
 from eyes.errors import BadRequest, TooManyRequests
 from eyes.services import labels, vocabulary
 from eyes.services.accounts import create_user

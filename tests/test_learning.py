@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import ModelStage, ModelVersion, Photo, PhotoTag, Tag, TagStatus, User
+from eyes.db.models import ModelVersion, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
+from eyes.domain import ModelStage, TagStatus
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.errors import ModelFileError

@@ -138,7 +138,7 @@ def test_wrong_api_tokens_from_one_address_are_429(make_client) -> None:  # type
     ctx = context_of(guesser)
     with transaction(ctx.sessions) as session:
         user = create_user(session, "holder", PASSWORD)
-        _, secret = create_token(session, user, "cli")
+    _, secret = create_token(ctx, user, "cli")
     other = make_client("198.51.100.5")
     assert other.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
 
@@ -327,7 +327,7 @@ def server(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], str, s
     ctx = build_context(settings)
     with transaction(ctx.sessions) as session:
         user = create_user(session, "heavy", PASSWORD)
-        _, secret = create_token(session, user, "test")
+    _, secret = create_token(ctx, user, "test")
     ctx.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}

@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import Embedding, Image, Photo, PhotoTag, TaggingState, User
+from eyes.db.models import Embedding, Image, Photo, PhotoTag, User
 from eyes.db.session import transaction
+from eyes.domain import TaggingState
 from eyes.services import image_store, tagging
 from eyes.services.accounts import create_user
 from eyes.services.photos import PhotoDraft, delete_photo, upload_photo

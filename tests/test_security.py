@@ -310,7 +310,7 @@ def api_schema(settings: Settings) -> Iterator[OpenApiSchema]:
         with transaction(ctx.sessions) as session:
             accounts.create_user(session, "admin", "correct horse", admin=True)
             user = accounts.create_user(session, "member", "correct horse")
-            _, secret = accounts.create_token(session, user, "schemathesis")
+        _, secret = accounts.create_token(ctx, user, "schemathesis")
         client = TestClient(app, headers={"Authorization": f"Bearer {secret}"})  # no second start
         upload(client, PHOTO, tags="leopard")
         schema.app_token = secret  # type: ignore[attr-defined]

@@ -16,8 +16,9 @@ from sqlalchemy import func, select, update
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import ModelVersion, Photo, PhotoTag, Tag, TagSource, User
+from eyes.db.models import ModelVersion, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
+from eyes.domain import TagSource
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task, sweep
 from eyes.services import labels, training

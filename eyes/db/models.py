@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -23,17 +22,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# The enums live with the rest of the vocabulary (eyes/domain.py); the columns store their values.
+from eyes.domain import (
+    KEY_LENGTH,
+    ModelStage,
+    TaggingState,
+    TagSource,
+    TagStatus,
+    TrainingDepth,
+    Visibility,
+    new_key,
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_key() -> str:
-    """An unguessable name for something people may link to: 128 random bits, URL-safe."""
-    return secrets.token_urlsafe(16)
-
-
-KEY_LENGTH = 22  # len(new_key())
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -51,29 +54,6 @@ def _enum(cls: type[enum.Enum]) -> Enum:
     # Store the values (lower-case words), not the names, and as plain strings: no DB enum types
     # to migrate when a member is added.
     return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-
-
-class Visibility(enum.StrEnum):
-    PUBLIC = "public"  # in the feed
-    UNLISTED = "unlisted"  # whoever has the link
-    PRIVATE = "private"  # the owner alone
-
-
-class TaggingState(enum.StrEnum):
-    PENDING = "pending"  # the database, not the queue, says this photo still needs its tags
-    DONE = "done"
-    UNTAGGABLE = "untaggable"  # stored and shown, but the network cannot read it (reason kept)
-
-
-class TagSource(enum.StrEnum):
-    USER = "user"
-    MODEL = "model"
-
-
-class TagStatus(enum.StrEnum):
-    SUGGESTED = "suggested"  # a model's proposal nobody has decided on
-    CONFIRMED = "confirmed"  # set or confirmed by the owner
-    REJECTED = "rejected"  # rejected by the owner: never suggested again
 
 
 class User(Base):
@@ -268,20 +248,6 @@ class Activation(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True)
     backbone: Mapped[str] = mapped_column(String(80))
     data: Mapped[bytes] = mapped_column(LargeBinary)  # float16, little-endian, the backbone card's shape
-
-
-class TrainingDepth(enum.StrEnum):
-    HEAD = "head"  # a head on the stored embeddings: seconds
-    DEEP = "deep"  # the top of the backbone fine-tuned with the head, from stored activations: minutes
-
-
-class ModelStage(enum.StrEnum):
-    TRAINING = "training"  # a run is under way (one at a time)
-    CANDIDATE = "candidate"  # trained and stored, not yet judged
-    CHAMPION = "champion"  # the one in service (the `serving` row points at it)
-    RETIRED = "retired"  # was champion, replaced by a better one (rollback can bring it back)
-    REJECTED = "rejected"  # lost to the champion at the promotion gate; the reason is kept
-    FAILED = "failed"  # the run broke or was killed; never usable
 
 
 class ModelVersion(Base):

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from eyes.context import Context
 
 log = logging.getLogger(__name__)
@@ -45,20 +43,15 @@ def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
 
 def sweep(ctx: Context) -> None:
     """Queue every piece of work the database says is still pending."""
-    from eyes.db.models import ModelStage, ModelVersion
     from eyes.services.tagging import pending_photo_ids
-    from eyes.services.training import fail_stale_runs, maybe_start_automatic_run
+    from eyes.services.training import fail_stale_runs, maybe_start_automatic_run, runs_under_way
 
     if ctx.jobs is None:
         return
     for photo_id in pending_photo_ids(ctx):
         ctx.jobs.enqueue("tag_photo", photo_id)
     fail_stale_runs(ctx)
-    with ctx.sessions() as session:
-        training = list(
-            session.scalars(select(ModelVersion.id).where(ModelVersion.stage == ModelStage.TRAINING))
-        )
-    for version_id in training:
+    for version_id in runs_under_way(ctx):
         ctx.jobs.enqueue("train", version_id)
     maybe_start_automatic_run(ctx)
     if time.monotonic() - ctx.storage_swept_at > ctx.settings.orphan_sweep_h * 3600:

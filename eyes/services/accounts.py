@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from eyes.context import Context
 from eyes.db.models import ApiToken, User, as_utc
 from eyes.db.session import transaction
+from eyes.domain import Account
 from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from eyes.services import invitations, sessions
 from eyes.services.limits import Slots
@@ -137,7 +138,7 @@ def sign_up(ctx: Context, username: str, password: str, client: str, invite: str
         return user
 
 
-def change_password(ctx: Context, user: User, current: str, new: str, keep_session: str | None) -> None:
+def change_password(ctx: Context, user: Account, current: str, new: str, keep_session: str | None) -> None:
     """A new password, if `current` is right; every other signed-in browser is signed out (the one
     holding `keep_session` stays). Wrong guesses count like failed sign-ins for the name."""
     s, limits = ctx.settings, ctx.limits
@@ -171,8 +172,9 @@ def _slot(slots: Slots | None) -> AbstractContextManager[None]:
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
-def get_user_by_name(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+def get_user_by_name(ctx: Context, username: str) -> User:
+    with ctx.sessions() as session:
+        user = session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
         raise NotFound(f"no user called {username!r}")
     return user
@@ -182,7 +184,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, name: str, days: float | None = None) -> tuple[ApiToken, str]:
+def create_token(ctx: Context, user: Account, name: str, days: float | None = None) -> tuple[ApiToken, str]:
     """A new API token, valid for `days` (None or 0: until revoked); the secret is returned once
     and only its hash is kept."""
     name = name.strip()[:100] or "token"
@@ -191,47 +193,50 @@ def create_token(session: Session, user: User, name: str, days: float | None = N
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
     token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), expires_at=expires)
-    session.add(token)
-    session.flush()
+    with transaction(ctx.sessions) as session:
+        session.add(token)
     return token, secret
 
 
-def list_tokens(session: Session, user: User) -> list[ApiToken]:
-    return list(
-        session.scalars(
-            select(ApiToken)
-            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .order_by(ApiToken.id)
+def list_tokens(ctx: Context, user: Account) -> list[ApiToken]:
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(ApiToken)
+                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                .order_by(ApiToken.id)
+            )
         )
-    )
 
 
-def revoke_token(session: Session, user: User, token_id: int) -> None:
-    token = session.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id or token.revoked_at is not None:
-        raise NotFound("no such token")
-    token.revoked_at = datetime.now(UTC)
+def revoke_token(ctx: Context, user: Account, token_id: int) -> None:
+    with transaction(ctx.sessions) as session:
+        token = session.get(ApiToken, token_id)
+        if token is None or token.user_id != user.id or token.revoked_at is not None:
+            raise NotFound("no such token")
+        token.revoked_at = datetime.now(UTC)
 
 
-def user_for_token(session: Session, secret: str) -> User:
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(secret), ApiToken.revoked_at.is_(None))
-    )
-    if token is None:
-        raise NotAuthenticated("the API token is unknown or revoked; create one on /settings")
-    now = datetime.now(UTC)
-    if token.expires_at is not None and as_utc(token.expires_at) <= now:  # type: ignore[operator]
-        raise NotAuthenticated(
-            f"the API token expired on {token.expires_at:%Y-%m-%d}; create a new one on /settings"
+def user_for_token(ctx: Context, secret: str) -> User:
+    with transaction(ctx.sessions) as session:
+        token = session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == _token_hash(secret), ApiToken.revoked_at.is_(None))
         )
-    last = token.last_used_at
-    # A write per request would serialise the API on the database: once a minute is enough.
-    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > timedelta(minutes=1):
-        token.last_used_at = now
-    return token.user
+        if token is None:
+            raise NotAuthenticated("the API token is unknown or revoked; create one on /settings")
+        now = datetime.now(UTC)
+        if token.expires_at is not None and as_utc(token.expires_at) <= now:  # type: ignore[operator]
+            raise NotAuthenticated(
+                f"the API token expired on {token.expires_at:%Y-%m-%d}; create a new one on /settings"
+            )
+        last = token.last_used_at
+        # A write per request would serialise the API on the database: once a minute is enough.
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > timedelta(minutes=1):
+            token.last_used_at = now
+        return token.user
 
 
-def set_private_photos_teach(ctx: Context, user: User, allowed: bool) -> User:
+def set_private_photos_teach(ctx: Context, user: Account, allowed: bool) -> User:
     """Whether `user`'s private photos may train the shared model (off unless they say so)."""
     with transaction(ctx.sessions) as session:
         row = session.get_one(User, user.id)

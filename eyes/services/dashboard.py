@@ -16,11 +16,8 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
     consent); tags waiting for approval, the tag list and worker names are for administrators
     (and the command line) only."""
     champion = ctx.tagger.champion()
+    versions = registry.describe_versions(ctx, admin=admin)
     with ctx.sessions() as session:
-        champion_id = registry.champion_id(session)
-        versions = [
-            registry.describe(v, champion_id, admin=admin) for v in registry.list_versions_in(session)
-        ]
         labels = training_labels(session, ctx.settings)
         vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
         tags = list_tags(session) if admin else []

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from tqdm import tqdm
 
 from eyes.context import Context
-from eyes.db.models import User, Visibility
+from eyes.db.models import User
+from eyes.domain import Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
@@ -55,9 +56,9 @@ def find_images(root: Path) -> list[Path]:
 
 
 def resolve_owner(ctx: Context, name: str | None) -> User:
+    if name is not None:
+        return get_user_by_name(ctx, name)
     with ctx.sessions() as session:
-        if name is not None:
-            return get_user_by_name(session, name)
         users = list(session.scalars(select(User).limit(2)))
         count = session.scalar(select(func.count(User.id)))
     if count == 1:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from eyes.context import Context
 from eyes.db.models import Invitation, User, as_utc
 from eyes.db.session import transaction
+from eyes.domain import Account
 from eyes.errors import BadRequest, NotFound
 
 INVALID = "this invitation is unknown, already used or expired: ask an administrator for a new one"
@@ -22,12 +23,12 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
-def create(ctx: Context, by: User | None, *, admin: bool = False) -> str:
+def create(ctx: Context, by: Account | None, *, admin: bool = False) -> str:
     """A new invitation; returns its code, shown once (only its hash is kept)."""
     return make(ctx, by, admin=admin)[1]
 
 
-def make(ctx: Context, by: User | None, *, admin: bool = False) -> tuple[Invitation, str]:
+def make(ctx: Context, by: Account | None, *, admin: bool = False) -> tuple[Invitation, str]:
     """A new invitation and its code (shown once: only its hash is kept)."""
     code = secrets.token_urlsafe(16)
     invitation = Invitation(
@@ -56,7 +57,7 @@ def setup_code(ctx: Context) -> str | None:
     return create(ctx, None, admin=True)
 
 
-def redeem(session: Session, code: str, user: User) -> Invitation:
+def redeem(session: Session, code: str, user: Account) -> Invitation:
     """Use up `code` for `user`, in the caller's transaction (with the account it makes)."""
     invitation = session.scalar(
         select(Invitation)

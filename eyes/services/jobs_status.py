@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, Photo, TaggingState, as_utc
+from eyes.db.models import ModelVersion, Photo, as_utc
+from eyes.domain import ModelStage, TaggingState
 
 
 def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:

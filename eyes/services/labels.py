@@ -19,16 +19,17 @@ from sqlalchemy.orm import Session
 
 from eyes.config import Settings
 from eyes.context import Context
-from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, TagVote, User, Visibility
+from eyes.db.models import Photo, PhotoTag, Tag, TagVote, User
 from eyes.db.session import transaction
+from eyes.domain import Account, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services.photos import get_visible_photo
-from eyes.services.tags import get_or_create_tag, reject_owner_tag, set_owner_tag
+from eyes.services.tags import get_or_create_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.trust import trusted_voters
 from eyes.services.vocabulary import Hierarchy, approved_tags, hierarchy
 
 
-def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) -> None:
+def vote(session: Session, photo: Photo, user: Account, name: str, agrees: bool) -> None:
     """`user` says the photo does (or does not) show `name`. The owner's vote is a decision."""
     if photo.owner_id == user.id:
         if agrees:
@@ -50,8 +51,9 @@ def vote(session: Session, photo: Photo, user: User, name: str, agrees: bool) ->
     session.flush()
 
 
-def cast_vote(ctx: Context, key: str, user: User, name: str, agrees: bool) -> dict[str, tuple[int, int]]:
+def cast_vote(ctx: Context, key: str, user: Account, name: str, agrees: bool) -> dict[str, tuple[int, int]]:
     """Record `user`'s vote on a photo they can see (by its public id); returns its tally afterwards."""
+    name = normalize_tag(name, ctx.settings.max_tag_length)
     photo_id = get_visible_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         check_vote_rate(ctx, user)
@@ -59,7 +61,7 @@ def cast_vote(ctx: Context, key: str, user: User, name: str, agrees: bool) -> di
         return vote_counts(session, photo_id)
 
 
-def check_vote_rate(ctx: Context, user: User) -> None:
+def check_vote_rate(ctx: Context, user: Account) -> None:
     """Count a vote of this account; 429 beyond `max_votes_per_minute` (a changed vote counts
     too), with the same limiter as every other limit (services/limits.py)."""
     rule = f"{ctx.settings.max_votes_per_minute}/minute"

@@ -6,15 +6,16 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from eyes.context import Context
-from eyes.db.models import Photo, PhotoTag, TaggingState, TagStatus, TagVote, User, Visibility
+from eyes.db.models import Photo, PhotoTag, TagVote
 from eyes.db.session import transaction
+from eyes.domain import Account, TaggingState, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services.labels import check_vote_rate, vote
 from eyes.services.photos import get_visible_photo
 from eyes.services.tags import normalize_tag, visible_tags
 
 
-def uncertain_photos(ctx: Context, viewer: User, limit: int = 12) -> list[Photo]:
+def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Photo]:
     """Visible photos the viewer has not answered yet and nobody has settled, least sure first."""
     query = (
         select(Photo)
@@ -37,7 +38,7 @@ def uncertain_photos(ctx: Context, viewer: User, limit: int = 12) -> list[Photo]
         return list(session.scalars(query))
 
 
-def answer(ctx: Context, viewer: User, key: str, choice: str, other: str = "") -> None:
+def answer(ctx: Context, viewer: Account, key: str, choice: str, other: str = "") -> None:
     """`choice` is a suggested tag's name, "other" (then `other` names the tag) or "none"."""
     photo = get_visible_photo(ctx, key, viewer)
     suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]

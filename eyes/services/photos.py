@@ -11,11 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from eyes.context import Context
-from eyes.db.models import Photo, PhotoTag, Tag, TagStatus, User, Visibility, new_key
+from eyes.db.models import Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
+from eyes.domain import Account, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store
+from eyes.services.accounts import get_user_by_name
 from eyes.services.quota import check_quota
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 
@@ -121,7 +123,7 @@ def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
         return session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
 
 
-def can_view(photo: Photo, viewer: User | None) -> bool:
+def can_view(photo: Photo, viewer: Account | None) -> bool:
     if photo.visibility != Visibility.PRIVATE:
         return True
     return viewer is not None and viewer.id == photo.owner_id
@@ -148,7 +150,7 @@ def _one(ctx: Context, where: ColumnElement[bool]) -> Photo:
     return photo
 
 
-def get_visible_photo(ctx: Context, key: str, viewer: User | None) -> Photo:
+def get_visible_photo(ctx: Context, key: str, viewer: Account | None) -> Photo:
     """The photo named by its public id, if `viewer` may see it. Someone else's private photo is
     'not found', not 'forbidden': its existence is private too."""
     photo = _one(ctx, Photo.public_id == key)
@@ -157,7 +159,7 @@ def get_visible_photo(ctx: Context, key: str, viewer: User | None) -> Photo:
     return photo
 
 
-def get_media(ctx: Context, media_key: str, viewer: User | None) -> Photo:
+def get_media(ctx: Context, media_key: str, viewer: Account | None) -> Photo:
     """The photo whose media URLs carry `media_key`, if `viewer` may see it. A key given up when
     the visibility changed names nothing."""
     photo = _one(ctx, Photo.media_key == media_key)
@@ -166,7 +168,7 @@ def get_media(ctx: Context, media_key: str, viewer: User | None) -> Photo:
     return photo
 
 
-def get_owned_photo(ctx: Context, key: str, user: User) -> Photo:
+def get_owned_photo(ctx: Context, key: str, user: Account) -> Photo:
     photo = get_visible_photo(ctx, key, user)
     if photo.owner_id != user.id:
         raise Forbidden("only the owner can change this photo")
@@ -181,9 +183,9 @@ class PhotoPage:
 
 def list_photos(
     ctx: Context,
-    viewer: User | None,
+    viewer: Account | None,
     *,
-    owner: User | None = None,
+    owner: str | None = None,
     tags: list[str] | None = None,
     before: int | None = None,
     limit: int | None = None,
@@ -191,14 +193,17 @@ def list_photos(
     """Newest first, keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
 
     Lists show public photos, plus the viewer's own when they look at their own photos or search.
+    `owner` is a username and `tags` are names as people typed them (normalised here).
     """
     if len(tags or []) > MAX_QUERY_TAGS:
         raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(tags or [])}")
+    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tags or []]
+    owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     query = _photo_query().order_by(Photo.id.desc()).limit(limit + 1)
-    if owner is not None:
-        query = query.where(Photo.owner_id == owner.id)
-        if viewer is None or viewer.id != owner.id:
+    if owner_account is not None:
+        query = query.where(Photo.owner_id == owner_account.id)
+        if viewer is None or viewer.id != owner_account.id:
             query = query.where(Photo.visibility == Visibility.PUBLIC)
     elif tags and viewer is not None:
         query = query.where((Photo.visibility == Visibility.PUBLIC) | (Photo.owner_id == viewer.id))
@@ -222,7 +227,7 @@ def list_photos(
 def update_photo(
     ctx: Context,
     key: str,
-    user: User,
+    user: Account,
     *,
     title: str | None = None,
     description: str | None = None,
@@ -244,8 +249,10 @@ def update_photo(
     return get_photo(ctx, photo_id)
 
 
-def add_owner_tags(ctx: Context, key: str, user: User, names: list[str]) -> Photo:
-    """The owner sets tags (or confirms suggestions) on their photo; returns the photo as it is now."""
+def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> Photo:
+    """The owner sets tags (or confirms suggestions) on their photo, named as they typed them;
+    returns the photo as it is now."""
+    names = [normalize_tag(n, ctx.settings.max_tag_length) for n in names]
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         photo = session.get_one(Photo, photo_id)
@@ -254,15 +261,16 @@ def add_owner_tags(ctx: Context, key: str, user: User, names: list[str]) -> Phot
     return get_photo(ctx, photo_id)
 
 
-def remove_owner_tag(ctx: Context, key: str, user: User, name: str) -> Photo:
+def remove_owner_tag(ctx: Context, key: str, user: Account, name: str) -> Photo:
     """The owner removes a tag (or rejects a suggestion); returns the photo as it is now."""
+    name = normalize_tag(name, ctx.settings.max_tag_length)
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         reject_owner_tag(session, session.get_one(Photo, photo_id), user, name)
     return get_photo(ctx, photo_id)
 
 
-def delete_photo(ctx: Context, key: str, user: User) -> None:
+def delete_photo(ctx: Context, key: str, user: Account) -> None:
     """Delete the photo; its image (row and blobs) goes too when no other photo refers to it."""
     photo = get_owned_photo(ctx, key, user)
     with transaction(ctx.sessions) as session:

@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from eyes.context import Context
-from eyes.db.models import ModelStage, ModelVersion, Serving, User, as_utc
+from eyes.db.models import ModelVersion, Serving, as_utc
 from eyes.db.session import transaction
+from eyes.domain import Account, ModelStage
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.errors import ModelFileError
 from eyes.ml.head import Head
@@ -193,11 +194,25 @@ def _version(ctx: Context, version_id: int) -> ModelVersion:
         return get_version(session, version_id)
 
 
+def describe_versions(ctx: Context, *, admin: bool = True) -> list[dict[str, Any]]:
+    """Every version, newest first, as /models and `eyes models list` show them."""
+    with ctx.sessions() as session:
+        champion = champion_id(session)
+        return [describe(v, champion, admin=admin) for v in list_versions_in(session)]
+
+
+def describe_version(ctx: Context, name: str | int, *, admin: bool = True) -> dict[str, Any]:
+    """One version (`v3`, `3` or its id), as its page and `eyes models show` show it."""
+    version_id = name if isinstance(name, int) else parse_version(name)
+    with ctx.sessions() as session:
+        return describe(get_version(session, version_id), champion_id(session), admin=admin)
+
+
 def describe(version: ModelVersion, champion: int | None, *, admin: bool = True) -> dict[str, Any]:
     """Everything about a version. Why a run failed can name hosts, paths and internals: only
     administrators (and the command line) see it."""
     summary = json.loads(version.summary or "{}")
-    creator: User | None = version.created_by
+    creator: Account | None = version.created_by
     return {
         "version": version.name,
         "stage": version.stage.value,

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from eyes.context import Context
 from eyes.db.models import LoginSession, User, as_utc
 from eyes.db.session import transaction
+from eyes.domain import Account
 from eyes.errors import NotFound
 
 TOUCH_EVERY = timedelta(minutes=1)  # a write per request would serialise pages on the database
@@ -24,7 +25,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def start(ctx: Context, user: User, user_agent: str = "") -> str:
+def start(ctx: Context, user: Account, user_agent: str = "") -> str:
     """A new session for `user`; returns the secret for the cookie (the database keeps its hash)."""
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
@@ -64,7 +65,7 @@ def end(ctx: Context, secret: str) -> None:
         session.execute(delete(LoginSession).where(LoginSession.secret_hash == _hash(secret)))
 
 
-def end_others(ctx: Context, user: User, keep: str | None) -> int:
+def end_others(ctx: Context, user: Account, keep: str | None) -> int:
     """End every session of `user` but the one holding `keep` (None: all); returns how many."""
     query = delete(LoginSession).where(LoginSession.user_id == user.id)
     if keep is not None:
@@ -73,7 +74,7 @@ def end_others(ctx: Context, user: User, keep: str | None) -> int:
         return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
 
 
-def end_one(ctx: Context, user: User, session_id: int) -> None:
+def end_one(ctx: Context, user: Account, session_id: int) -> None:
     with transaction(ctx.sessions) as session:
         row = session.get(LoginSession, session_id)
         if row is None or row.user_id != user.id:
@@ -81,7 +82,7 @@ def end_one(ctx: Context, user: User, session_id: int) -> None:
         session.delete(row)
 
 
-def listing(ctx: Context, user: User, current: str | None) -> list[dict[str, object]]:
+def listing(ctx: Context, user: Account, current: str | None) -> list[dict[str, object]]:
     """The user's live sessions, newest first, marking the one asking."""
     now = datetime.now(UTC)
     mine = _hash(current) if current else None

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 
-from eyes.db.models import ModelVersion, TrainingDepth
+from eyes.db.models import ModelVersion
+from eyes.domain import TrainingDepth
 from eyes.ml.errors import EXPORT_COMMAND, ModelFileError
 from eyes.ml.files import HEAD_FILE, ONNX_FILE
 

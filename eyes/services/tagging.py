@@ -14,8 +14,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag, TaggingState, TagSource, TagStatus
+from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag
 from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
+from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.images import pixel_count
 from eyes.services.image_store import original_key
 from eyes.services.tagger import Suggestion

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from eyes.db.models import Photo, PhotoTag, Tag, TagSource, TagStatus, User
+from eyes.config import Settings
+from eyes.db.models import Photo, PhotoTag, Tag
 from eyes.db.session import insert_ignoring_duplicates
+from eyes.domain import Account, TagSource, TagStatus
 from eyes.errors import BadRequest, Forbidden, NotFound
 
 _SPACES = re.compile(r"\s+")
@@ -57,7 +59,7 @@ def get_or_create_tag(session: Session, name: str) -> Tag:
     return session.get_one(Tag, tag_ids(session, {name})[name])
 
 
-def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> PhotoTag:
+def set_owner_tag(session: Session, photo: Photo, user: Account, name: str) -> PhotoTag:
     """The owner sets a tag, or confirms a suggestion: either way it is now confirmed."""
     if photo.owner_id != user.id:
         raise Forbidden("only the owner can tag this photo; you can vote on its tags instead")
@@ -77,7 +79,7 @@ def set_owner_tag(session: Session, photo: Photo, user: User, name: str) -> Phot
     return photo_tag
 
 
-def reject_owner_tag(session: Session, photo: Photo, user: User, name: str) -> None:
+def reject_owner_tag(session: Session, photo: Photo, user: Account, name: str) -> None:
     """The owner removes a tag. A model's suggestion is kept as rejected, so it is never offered
     again and a later model learns from the 'no'; a tag only a person had set is simply deleted."""
     if photo.owner_id != user.id:
@@ -102,3 +104,10 @@ def visible_tags(photo: Photo) -> list[PhotoTag]:
         shown,
         key=lambda t: (t.status != TagStatus.CONFIRMED, -(t.confidence or 0.0), t.tag.name),
     )
+
+
+TAG_RULES = (
+    "A tag is trimmed, its spaces collapsed and lower-cased; then it has 1 to EYES_MAX_TAG_LENGTH "
+    f"characters ({Settings.model_fields['max_tag_length'].default} by default) and none of "
+    f"{' '.join(sorted(_FORBIDDEN))} or control characters."
+)

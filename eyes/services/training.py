@@ -28,8 +28,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
-from eyes.db.models import Embedding, ModelStage, ModelVersion, Photo, TrainingDepth, User, as_utc
+from eyes.db.models import Embedding, ModelVersion, Photo, User, as_utc
 from eyes.db.session import transaction
+from eyes.domain import Account, ModelStage, TrainingDepth
 from eyes.errors import BadRequest, Conflict, EyesError
 from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.head import Head
@@ -133,7 +134,7 @@ class Trained:
 
 
 def start_run(
-    ctx: Context, user: User | None, trigger: str = "manual", depth: TrainingDepth = TrainingDepth.HEAD
+    ctx: Context, user: Account | None, trigger: str = "manual", depth: TrainingDepth = TrainingDepth.HEAD
 ) -> int:
     """Record a new run (one at a time) and queue it; returns the version id."""
     with transaction(ctx.sessions) as session:
@@ -160,6 +161,12 @@ def start_run(
     if ctx.jobs is not None:
         ctx.jobs.enqueue("train", version_id)
     return version_id
+
+
+def runs_under_way(ctx: Context) -> list[int]:
+    """The versions whose run is under way (the sweep hands them to a worker again)."""
+    with ctx.sessions() as session:
+        return list(session.scalars(select(ModelVersion.id).where(ModelVersion.stage == ModelStage.TRAINING)))
 
 
 def fail_stale_runs(ctx: Context) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from eyes.config import Settings
-from eyes.db.models import Photo, PhotoTag, TagStatus, TagVote, User, as_utc
+from eyes.db.models import Photo, PhotoTag, TagVote, User, as_utc
+from eyes.domain import TagStatus
 
 
 def _established_before(settings: Settings) -> datetime:

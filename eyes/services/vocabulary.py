@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
 from eyes.context import Context
-from eyes.db.models import Tag, User
+from eyes.db.models import Tag
 from eyes.db.session import transaction
+from eyes.domain import Account
 from eyes.errors import BadRequest, Forbidden
 from eyes.services.tags import normalize_tag, tag_ids
 
@@ -63,13 +64,13 @@ def approved_tags(session: Session) -> set[str]:
     return set(session.scalars(select(Tag.name).where(Tag.approved_at.is_not(None))))
 
 
-def _require_admin(user: User | None) -> None:
+def _require_admin(user: Account | None) -> None:
     """`None` is the operator at the command line, who holds the server's keys anyway."""
     if user is not None and not user.is_admin:
         raise Forbidden("only an administrator can change which tags the network learns")
 
 
-def approve(ctx: Context, admin: User | None, names: list[str], approved: bool = True) -> list[str]:
+def approve(ctx: Context, admin: Account | None, names: list[str], approved: bool = True) -> list[str]:
     """Approve (or withdraw approval of) tags as classes; returns the normalised names."""
     _require_admin(admin)
     clean = sorted({normalize_tag(n, ctx.settings.max_tag_length) for n in names})
@@ -88,7 +89,7 @@ def approve(ctx: Context, admin: User | None, names: list[str], approved: bool =
     return clean
 
 
-def set_parent(ctx: Context, admin: User | None, child: str, parent: str | None) -> None:
+def set_parent(ctx: Context, admin: Account | None, child: str, parent: str | None) -> None:
     """Put `child` under `parent` (None: at the top). Refuses a cycle."""
     _require_admin(admin)
     limit = ctx.settings.max_tag_length
@@ -97,7 +98,7 @@ def set_parent(ctx: Context, admin: User | None, child: str, parent: str | None)
         _set_parents(session, {child: normalize_tag(parent, limit) if parent else None})
 
 
-def import_hierarchy(ctx: Context, admin: User | None, text: str) -> int:
+def import_hierarchy(ctx: Context, admin: Account | None, text: str) -> int:
     """Parents from a CSV whose first column is the tag and the second its parent (a header row
     is skipped; further columns are further ancestors, as in grocery's classes.csv:
     `class,coarse_class,category`). Returns the number of tags given a parent."""

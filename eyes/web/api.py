@@ -7,15 +7,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from eyes.db.models import Visibility
+from eyes.domain import Visibility
 from eyes.errors import BadRequest
 from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
-from eyes.services.accounts import get_user_by_name
 from eyes.services.classify import classify_file
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
-from eyes.services.tags import normalize_tag, parse_tag_list
+from eyes.services.tags import TAG_RULES, parse_tag_list
+from eyes.services.views import (
+    ClassifyResult,
+    InvitationMade,
+    InvitationPublic,
+    Me,
+    PhotoList,
+    PhotoPublic,
+    TagPublic,
+    TagScore,
+)
 from eyes.web.deps import (
     MAX_ID,
     AdminDep,
@@ -26,22 +35,7 @@ from eyes.web.deps import (
     check_csrf,
     client_address,
 )
-from eyes.web.schemas import (
-    TAG_RULES,
-    ClassifyResult,
-    ErrorResponse,
-    InvitationCreate,
-    InvitationMade,
-    InvitationPublic,
-    Me,
-    MeUpdate,
-    PhotoList,
-    PhotoPublic,
-    PhotoUpdate,
-    TagCreate,
-    TagPublic,
-    TagScore,
-)
+from eyes.web.schemas import ErrorResponse, InvitationCreate, MeUpdate, PhotoUpdate, TagCreate
 from eyes.web.uploads import received_file
 
 _errors: dict[int | str, dict[str, Any]] = {
@@ -135,12 +129,7 @@ def list_photos(
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Cursor from `next`")] = None,
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
 ) -> PhotoList:
-    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tag]
-    owner_user = None
-    if owner is not None:
-        with ctx.sessions() as session:
-            owner_user = get_user_by_name(session, owner)
-    page = photo_service.list_photos(ctx, viewer, owner=owner_user, tags=tags, before=before, limit=limit)
+    page = photo_service.list_photos(ctx, viewer, owner=owner, tags=tag, before=before, limit=limit)
     next_url = None
     if page.next_before is not None:
         next_url = str(request.url.include_query_params(before=page.next_before))
@@ -178,8 +167,7 @@ def photo_tags(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> list[Ta
     summary="Add a tag, or confirm a suggestion (owner)",
 )
 def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
-    name = normalize_tag(body.name, ctx.settings.max_tag_length)
-    return PhotoPublic.of(photo_service.add_owner_tags(ctx, photo_id, user, [name]), user).tags
+    return PhotoPublic.of(photo_service.add_owner_tags(ctx, photo_id, user, [body.name]), user).tags
 
 
 @router.delete(
@@ -190,7 +178,6 @@ def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) 
 def remove_tag(
     photo_id: PhotoId, name: Annotated[str, Path(description=TAG_RULES)], ctx: ContextDep, user: UserDep
 ) -> list[TagPublic]:
-    name = normalize_tag(name, ctx.settings.max_tag_length)
     return PhotoPublic.of(photo_service.remove_owner_tag(ctx, photo_id, user, name), user).tags
 
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from eyes.services import dashboard, labels, learn, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
-from eyes.services.tags import normalize_tag
+from eyes.services.views import PhotoPublic
 from eyes.web.deps import AdminDep, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
-from eyes.web.schemas import ErrorResponse, PhotoPublic
+from eyes.web.schemas import ErrorResponse
 
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 429)
@@ -33,18 +33,14 @@ class VoteTally(BaseModel):
 @router.post("/photos/{photo_id}/votes", response_model=list[VoteTally], summary="Confirm or reject a tag")
 def vote(photo_id: PhotoId, body: VoteCreate, ctx: ContextDep, user: UserDep) -> list[VoteTally]:
     """One vote per user, photo and tag (a new vote replaces the old). The owner's vote is final."""
-    tally = labels.cast_vote(
-        ctx, photo_id, user, normalize_tag(body.tag, ctx.settings.max_tag_length), body.agrees
-    )
+    tally = labels.cast_vote(ctx, photo_id, user, body.tag, body.agrees)
     return [VoteTally(tag=t, agree=a, disagree=d) for t, (a, d) in sorted(tally.items())]
 
 
 @router.get("/models", summary="Every model version, newest first")
 def list_models(ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
     admin = viewer is not None and viewer.is_admin
-    with ctx.sessions() as session:
-        champion = registry.champion_id(session)
-        versions = [registry.describe(v, champion, admin=admin) for v in registry.list_versions_in(session)]
+    versions = registry.describe_versions(ctx, admin=admin)
     for v in versions:
         v.pop("history", None)
     return {"champion": ctx.tagger.version, "items": versions}
@@ -52,11 +48,7 @@ def list_models(ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
 
 @router.get("/models/{version}", summary="One model version, with its metrics and training curves")
 def show_model(version: str, ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
-    with ctx.sessions() as session:
-        v = registry.get_version(session, registry.parse_version(version))
-        return registry.describe(
-            v, registry.champion_id(session), admin=viewer is not None and viewer.is_admin
-        )
+    return registry.describe_version(ctx, version, admin=viewer is not None and viewer.is_admin)
 
 
 class TrainRequest(BaseModel):

@@ -7,10 +7,9 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import KEY_LENGTH, User
+from eyes.domain import KEY_LENGTH, Account
 from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services import sessions
 from eyes.services.accounts import user_for_token
@@ -36,15 +35,14 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> User | None:
+def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Account | None:
     """The signed-in user (API token or session cookie), or None for a visitor."""
     if hasattr(request.state, "viewer"):
         return request.state.viewer  # type: ignore[no-any-return]
-    viewer: User | None = None
+    viewer: Account | None = None
     token = _bearer(request)
     if token is not None:
-        with ctx.sessions.begin() as session:
-            viewer = _user_for_token(ctx, session, token, client_address(request))
+        viewer = _user_for_token(ctx, token, client_address(request))
     elif (secret := request.session.get(SESSION_KEY)) is not None:
         viewer = sessions.user_for(ctx, str(secret))
         if viewer is None:  # logged out, signed out elsewhere, expired, or the account is gone
@@ -60,24 +58,24 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _user_for_token(ctx: Context, session: Session, token: str, client: str) -> User:
+def _user_for_token(ctx: Context, token: str, client: str) -> Account:
     # Unknown tokens from one address are limited (EYES_TOKEN_FAILURES_PER_IP): no guessing.
     rule, what = ctx.settings.token_failures_per_ip, "requests with a wrong API token from your address"
     ctx.limits.check(rule, "token-ip", client, what=what)
     try:
-        return user_for_token(session, token)
+        return user_for_token(ctx, token)
     except NotAuthenticated:
         ctx.limits.count(rule, "token-ip", client)
         raise
 
 
-def require_user(viewer: Annotated[User | None, Depends(get_viewer)]) -> User:
+def require_user(viewer: Annotated[Account | None, Depends(get_viewer)]) -> Account:
     if viewer is None:
         raise NotAuthenticated("sign in first (or send an API token as 'Authorization: Bearer ...')")
     return viewer
 
 
-def require_admin(user: Annotated[User, Depends(require_user)]) -> User:
+def require_admin(user: Annotated[Account, Depends(require_user)]) -> Account:
     if not user.is_admin:
         raise Forbidden("only administrators can do this")
     return user
@@ -130,9 +128,9 @@ def ids_in_range(request: Request) -> None:
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
-ViewerDep = Annotated[User | None, Depends(get_viewer)]
-UserDep = Annotated[User, Depends(require_user)]
-AdminDep = Annotated[User, Depends(require_admin)]
+ViewerDep = Annotated[Account | None, Depends(get_viewer)]
+UserDep = Annotated[Account, Depends(require_user)]
+AdminDep = Annotated[Account, Depends(require_admin)]
 
 PhotoId = Annotated[
     str, Path(pattern=KEY_PATTERN, description="A photo's id: 22 random URL-safe characters, as in its URL")

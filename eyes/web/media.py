@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 
-from eyes.db.models import Visibility
+from eyes.domain import Visibility
 from eyes.errors import NotFound
 from eyes.services import image_store
 from eyes.services import photos as photo_service

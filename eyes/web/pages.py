@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
-from eyes.db.models import User, Visibility
-from eyes.db.session import transaction
+from eyes.domain import Account, Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.services import accounts, invitations, sessions
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
+from eyes.services.views import PhotoPublic, UserPublic
 from eyes.web.deps import (
     SESSION_KEY,
     AdminDep,
@@ -29,7 +29,6 @@ from eyes.web.deps import (
     csrf_token,
 )
 from eyes.web.errors import with_retry_after
-from eyes.web.schemas import PhotoPublic
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -54,7 +53,7 @@ def _safe_next(url: str | None) -> str:
     return url if url and url.startswith("/") and not url.startswith("//") else "/"
 
 
-def _grid(request: Request, viewer: User | None, page: photo_service.PhotoPage) -> dict[str, Any]:
+def _grid(request: Request, viewer: Account | None, page: photo_service.PhotoPage) -> dict[str, Any]:
     next_url = None
     if page.next_before is not None:
         next_url = str(request.url.include_query_params(before=page.next_before))
@@ -71,9 +70,8 @@ def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | Non
 def profile(
     username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
 ) -> Response:
-    with ctx.sessions() as session:
-        owner = accounts.get_user_by_name(session, username)
-    page = photo_service.list_photos(ctx, viewer, owner=owner, before=before)
+    owner = UserPublic.of(accounts.get_user_by_name(ctx, username))
+    page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before)
     return render(request, "profile.html", owner=owner, **_grid(request, viewer, page))
 
 
@@ -141,7 +139,7 @@ def add_tags(photo_id: str, ctx: ContextDep, user: UserDep, tags: Annotated[str,
 
 @router.post("/photos/{photo_id}/tags/remove")
 def remove_tag(photo_id: str, ctx: ContextDep, user: UserDep, name: Annotated[str, Form()]) -> Response:
-    photo_service.remove_owner_tag(ctx, photo_id, user, normalize_tag(name, ctx.settings.max_tag_length))
+    photo_service.remove_owner_tag(ctx, photo_id, user, name)
     return redirect(f"/photos/{photo_id}")
 
 
@@ -216,7 +214,7 @@ def login(
     return redirect(_safe_next(next))
 
 
-def _sign_in(request: Request, ctx: Context, user: User) -> None:
+def _sign_in(request: Request, ctx: Context, user: Account) -> None:
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
     request.session[SESSION_KEY] = sessions.start(ctx, user, request.headers.get("user-agent", ""))
     csrf_token(request)
@@ -238,15 +236,14 @@ def settings_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
 def _settings(
     request: Request,
     ctx: Context,
-    user: User,
+    user: Account,
     *,
     new_secret: str | None = None,
     new_invite: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    with ctx.sessions() as session:
-        tokens = accounts.list_tokens(session, user)
+    tokens = accounts.list_tokens(ctx, user)
     # A new token's secret (or invitation's code) is in this one response, never stored (the
     # session cookie is signed, not encrypted): no-store keeps it out of caches and the back button.
     response = render(
@@ -328,17 +325,13 @@ def create_token(
     name: Annotated[str, Form()] = "",
     days: Annotated[float | None, Form(description="Lifetime; 0 for until revoked")] = None,
 ) -> Response:
-    with transaction(ctx.sessions) as session:
-        _, secret = accounts.create_token(
-            session, user, name, ctx.settings.api_token_days if days is None else days
-        )
+    _, secret = accounts.create_token(ctx, user, name, ctx.settings.api_token_days if days is None else days)
     return _settings(request, ctx, user, new_secret=secret)  # shown once, in this answer
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke_token(token_id: int, ctx: ContextDep, user: UserDep) -> Response:
-    with transaction(ctx.sessions) as session:
-        accounts.revoke_token(session, user, token_id)
+    accounts.revoke_token(ctx, user, token_id)
     return redirect("/settings")
 
 

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from eyes.errors import BadRequest
 from eyes.services import dashboard as dashboard_service
 from eyes.services import learn, registry, training, vocabulary
+from eyes.services.views import PhotoPublic
 from eyes.web import charts
 from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.pages import redirect, render
-from eyes.web.schemas import PhotoPublic
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 MAX_HIERARCHY_BYTES = 1024 * 1024
@@ -68,11 +68,7 @@ async def import_hierarchy(ctx: ContextDep, admin: AdminDep, file: Annotated[Upl
 
 @router.get("/models/{version}", response_class=HTMLResponse)
 def model_page(version: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
-    with ctx.sessions() as session:
-        v = registry.get_version(session, registry.parse_version(version))
-        info = registry.describe(
-            v, registry.champion_id(session), admin=viewer is not None and viewer.is_admin
-        )
+    info = registry.describe_version(ctx, version, admin=viewer is not None and viewer.is_admin)
     history = info.get("history") or []
     metrics: dict[str, Any] = info.get("metrics") or {}
     per_tag = metrics.get("per_tag") or {}

@@ -70,7 +70,7 @@ def test_two_servers_one_worker_on_real_engines(
         ctx = build_context(get_settings(home=homes[0], database_url=postgres_url, storage_url=s3_server))
         with transaction(ctx.sessions) as session:
             user = create_user(session, "admin", "a long password", admin=True)
-            _, token = create_token(session, user, "e2e")
+        _, token = create_token(ctx, user, "e2e")
         ctx.close()
         auth = {"Authorization": f"Bearer {token}"}
         one = stack.enter_context(httpx.Client(base_url=url1, headers=auth, timeout=60))

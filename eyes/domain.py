@@ -1,0 +1,75 @@
+"""The platform's vocabulary, shared by every layer: the states things can be in, and who is
+asking. No layer below the services needs the database to speak of them.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime
+from typing import Protocol
+
+
+def new_key() -> str:
+    """An unguessable name for something people may link to: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+KEY_LENGTH = 22  # len(new_key())
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"  # in the feed
+    UNLISTED = "unlisted"  # whoever has the link
+    PRIVATE = "private"  # the owner alone
+
+
+class TaggingState(enum.StrEnum):
+    PENDING = "pending"  # the database, not the queue, says this photo still needs its tags
+    DONE = "done"
+    UNTAGGABLE = "untaggable"  # stored and shown, but the network cannot read it (reason kept)
+
+
+class TagSource(enum.StrEnum):
+    USER = "user"
+    MODEL = "model"
+
+
+class TagStatus(enum.StrEnum):
+    SUGGESTED = "suggested"  # a model's proposal nobody has decided on
+    CONFIRMED = "confirmed"  # set or confirmed by the owner
+    REJECTED = "rejected"  # rejected by the owner: never suggested again
+
+
+class TrainingDepth(enum.StrEnum):
+    HEAD = "head"  # a head on the stored embeddings: seconds
+    DEEP = "deep"  # the top of the backbone fine-tuned with the head, from stored activations: minutes
+
+
+class ModelStage(enum.StrEnum):
+    TRAINING = "training"  # a run is under way (one at a time)
+    CANDIDATE = "candidate"  # trained and stored, not yet judged
+    CHAMPION = "champion"  # the one in service (the `serving` row points at it)
+    RETIRED = "retired"  # was champion, replaced by a better one (rollback can bring it back)
+    REJECTED = "rejected"  # lost to the champion at the promotion gate; the reason is kept
+    FAILED = "failed"  # the run broke or was killed; never usable
+
+
+class Account(Protocol):
+    """Who is asking: what the web layer and the services read of an account (an `accounts` row
+    satisfies it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+    @property
+    def private_photos_teach(self) -> bool: ...
+
+    @property
+    def created_at(self) -> datetime: ...

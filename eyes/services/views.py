@@ -1,0 +1,164 @@
+"""What the services show of the platform's things: the API's JSON answers and the pages' view
+models, built from rows here, so that the web layer never holds a query or imports the database
+(the `...Public` family is what others may see)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from eyes.db.models import Invitation, Photo, PhotoTag
+from eyes.domain import Account, TaggingState, TagSource, TagStatus, Visibility
+from eyes.services.quota import StorageUse
+from eyes.services.tags import visible_tags
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Every time is stored in UTC; SQLite hands it back without its zone, so put it back."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class UserPublic(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, user: Account) -> UserPublic:
+        return cls(username=user.username, is_admin=user.is_admin, created_at=user.created_at)
+
+
+class Me(UserPublic):
+    """The signed-in user, with their own preferences."""
+
+    private_photos_teach: bool = Field(
+        description="Whether this user's private photos may train the shared model"
+    )
+    storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
+    storage_quota_bytes: int | None = Field(
+        description="How many bytes of originals this user may store; null: no quota"
+    )
+
+    @classmethod
+    def of_account(cls, user: Account, storage: StorageUse) -> Me:
+        return cls(
+            username=user.username,
+            is_admin=user.is_admin,
+            created_at=user.created_at,
+            private_photos_teach=user.private_photos_teach,
+            storage_used_bytes=storage.used_bytes,
+            storage_quota_bytes=storage.quota_bytes,
+        )
+
+
+class InvitationPublic(BaseModel):
+    id: int
+    admin: bool
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+
+    @classmethod
+    def of(cls, invitation: Invitation) -> InvitationPublic:
+        return cls(
+            id=invitation.id,
+            admin=invitation.admin,
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+        )
+
+
+class InvitationMade(InvitationPublic):
+    """A new invitation: its code is in this answer only."""
+
+    code: str
+    url: str = Field(description="The sign-up link to send: it works once")
+
+
+class TagPublic(BaseModel):
+    name: str
+    source: TagSource
+    status: TagStatus
+    confidence: float | None = Field(None, description="The model's confidence, for suggestions")
+    model_version: str | None = Field(None, description="The model version that suggested it")
+
+    @classmethod
+    def of(cls, pt: PhotoTag) -> TagPublic:
+        return cls(
+            name=pt.tag.name,
+            source=pt.source,
+            status=pt.status,
+            confidence=pt.confidence,
+            model_version=pt.model_version,
+        )
+
+
+class Location(BaseModel):
+    latitude: float
+    longitude: float
+
+
+class PhotoPublic(BaseModel):
+    id: str = Field(description="The photo's id: 22 random URL-safe characters (unguessable)")
+    owner: str
+    title: str
+    description: str
+    visibility: Visibility
+    width: int
+    height: int
+    taken_at: UtcDatetime | None = Field(description="When the camera says it was taken (EXIF)")
+    camera: str
+    created_at: UtcDatetime
+    tagging: TaggingState
+    tags: list[TagPublic]
+    url: str
+    thumbnail_url: str
+    image_url: str
+    location: Location | None = Field(None, description="Only ever shown to the owner")
+    original_filename: str | None = Field(None, description="Only ever shown to the owner")
+
+    @classmethod
+    def of(cls, photo: Photo, viewer: Account | None) -> PhotoPublic:
+        own = viewer is not None and viewer.id == photo.owner_id
+        location = None
+        if own and photo.gps_latitude is not None and photo.gps_longitude is not None:
+            location = Location(latitude=photo.gps_latitude, longitude=photo.gps_longitude)
+        return cls(
+            id=photo.public_id,
+            owner=photo.owner.username,
+            title=photo.title,
+            description=photo.description,
+            visibility=photo.visibility,
+            width=photo.image.width,
+            height=photo.image.height,
+            taken_at=photo.taken_at,
+            camera=photo.camera,
+            created_at=photo.created_at,
+            tagging=photo.tagging,
+            tags=[TagPublic.of(t) for t in visible_tags(photo)],
+            url=f"/photos/{photo.public_id}",
+            thumbnail_url=f"/media/{photo.media_key}/small.jpg",
+            image_url=f"/media/{photo.media_key}/large.jpg",
+            location=location,
+            original_filename=photo.original_filename if own else None,
+        )
+
+
+class PhotoList(BaseModel):
+    items: list[PhotoPublic]
+    next: str | None = Field(None, description="URL of the next page, newest first")
+
+
+class TagScore(BaseModel):
+    name: str
+    confidence: float
+
+
+class ClassifyResult(BaseModel):
+    tags: list[TagScore] = Field(description="Best first, only those above the threshold")
+    model_version: str
+    ms: float = Field(description="Server time to decode, embed and tag, in milliseconds")
