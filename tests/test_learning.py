@@ -20,6 +20,7 @@ from eyes.context import Context, build_context
 from eyes.db.models import ModelVersion, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
 from eyes.domain import ModelStage, TagStatus
+from eyes.errors import Conflict
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.errors import ModelFileError
@@ -263,6 +264,26 @@ def test_two_promotions_at_once_leave_exactly_one_champion(ctx: Context, tmp_pat
             serving = registry.champion_id(session)
         assert champions == 1 and serving in ids[:2] and stages(ctx)[serving] == "champion"
         ids[:2] = ids[1::-1]
+
+
+def test_each_rollback_goes_one_version_further_back(ctx: Context, tmp_path: Path) -> None:
+    """The probe of issue 10: a second rollback re-promoted the version just rolled back."""
+    import_tree(ctx, labelled_tree(tmp_path, 10), owner="owner", tags_from_folders=True, progress=False)
+    ctx.settings = ctx.settings.model_copy(update={"promotion_margin": -1.0})
+    ids = [training.start_run(ctx, None) for _ in range(3)]
+    ctx.jobs = None
+    for version_id in ids:
+        registry.promote(ctx, version_id)
+    serving = []
+    for _ in range(3):
+        registry.rollback(ctx)
+        with ctx.sessions() as session:
+            serving.append(registry.champion_id(session))
+    assert serving == [ids[1], ids[0], None], "v3 -> v2 -> v1 -> the day-one model"
+    with pytest.raises(Conflict):
+        registry.rollback(ctx)
+    registry.promote(ctx, ids[2])  # promoting again starts a new history
+    assert registry.rollback(ctx) is None
 
 
 def test_deleting_a_photo_during_training_does_not_break_the_run(

@@ -154,3 +154,40 @@ def test_storage_sweep_removes_old_orphan_blobs_and_keeps_everything_else(
         assert photo.tagging in (TaggingState.PENDING, TaggingState.DONE)
     for key in image_store.blob_keys(photo.sha256):
         assert ctx.blobs.exists(key), "a photo's blobs stay"
+
+
+def test_a_store_outage_during_tagging_is_retried_not_marked_untaggable(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: tagging caught every exception, so a moment of S3 or database trouble marked a
+    photo untaggable for good. Now only the image itself can; a fault of the platform is retried."""
+    from eyes.errors import ServiceUnavailable
+
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+
+    def down(key: str) -> None:
+        raise ServiceUnavailable("the photo store cannot be reached")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ctx.blobs, "open", down)
+        with pytest.raises(ServiceUnavailable):
+            tagging.tag_photos(ctx, [photo_id])
+    with ctx.sessions() as session:
+        assert session.get_one(Photo, photo_id).tagging == TaggingState.PENDING, "still to do"
+    assert tagging.pending_photo_ids(ctx) == [photo_id], "the sweep will queue it again"
+    tagging.tag_photos(ctx, [photo_id])  # the store is back
+    with ctx.sessions() as session:
+        assert session.get_one(Photo, photo_id).tagging == TaggingState.DONE
+
+
+def test_an_image_the_network_cannot_read_is_marked_with_its_reason(ctx: Context) -> None:
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    with ctx.sessions() as session:
+        sha = session.get_one(Photo, photo_id).sha256
+    ctx.blobs.put_bytes(image_store.original_key(sha), LEOPARD.read_bytes()[:200])  # truncated
+    tagging.tag_photos(ctx, [photo_id])
+    with ctx.sessions() as session:
+        photo = session.get_one(Photo, photo_id)
+        assert photo.tagging == TaggingState.UNTAGGABLE and "cannot read" in photo.tagging_error

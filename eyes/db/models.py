@@ -290,6 +290,19 @@ class ModelVersion(Base):
         return f"v{self.id}"
 
 
+class Promotion(Base):
+    """Each time a version (None: the day-one model) was put in service, newest last. Rollback
+    walks it back, skipping what was rolled back, so two rollbacks go two versions back."""
+
+    __tablename__ = "promotions"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    promoted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Serving(Base):
     """One row: which version is the champion. Promotion is one atomic update of this row."""
 

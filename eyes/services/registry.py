@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from eyes.context import Context
-from eyes.db.models import ModelVersion, Serving, as_utc
+from eyes.db.models import ModelVersion, Promotion, Serving, as_utc
 from eyes.db.session import transaction
 from eyes.domain import Account, ModelStage
 from eyes.errors import BadRequest, Conflict, NotFound
@@ -164,6 +164,7 @@ def promote(ctx: Context, version_id: int | None, reason: str = "") -> None:
         ).rowcount  # type: ignore[attr-defined]
         if not changed:
             return
+        session.add(Promotion(version_id=version_id))
         session.execute(
             update(ModelVersion)
             .where(ModelVersion.stage == ModelStage.CHAMPION, ModelVersion.id.is_distinct_from(version_id))
@@ -179,12 +180,24 @@ def promote(ctx: Context, version_id: int | None, reason: str = "") -> None:
 
 
 def rollback(ctx: Context) -> int | None:
-    """Put the previous champion back in service (the day-one model if there was none)."""
-    with ctx.sessions() as session:
+    """Put back the champion before this one (the day-one model if there was none), walking the
+    promotion history: what was rolled back is skipped, so each rollback goes one further back."""
+    with transaction(ctx.sessions) as session:
         row = session.get(Serving, 1)
         if row is None or row.version_id is None:
             raise Conflict("there is nothing to roll back: the day-one model is in service")
-        previous = row.previous_id
+        current = row.version_id
+        session.execute(  # every promotion of the current version is rolled back
+            update(Promotion)
+            .where(Promotion.version_id == current, Promotion.rolled_back_at.is_(None))
+            .values(rolled_back_at=datetime.now(UTC))
+        )
+        previous = session.scalar(
+            select(Promotion.version_id)
+            .where(Promotion.rolled_back_at.is_(None))
+            .order_by(Promotion.id.desc())
+            .limit(1)
+        )
     promote(ctx, previous, reason="rolled back")
     return previous
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from PIL.Image import DecompressionBombError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag
 from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
+from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
 from eyes.services.image_store import original_key
 from eyes.services.tagger import Suggestion
@@ -134,17 +136,26 @@ def _compute(
         inputs: list[np.ndarray] = []
         loaded: list[str] = []
         for sha in missing[start : start + BATCH]:
+            # A store that cannot be reached (or any other fault of the platform) raises: the job
+            # fails, the photo stays pending and the sweep tries again. Only the image itself
+            # can make a photo untaggable: bytes the network cannot read, or an original gone.
             try:
                 with ctx.blobs.open(original_key(sha)) as blob:
                     data = blob.read()
+            except NotFound as exc:
+                log.warning("the original of %s is missing: %s", sha, exc)
+                failures[sha] = "the original file is missing from the store"
+                continue
+            try:
                 # Background work waits its turn for decoding memory as long as it takes.
                 with ctx.limits.decoding.hold(pixel_count(data), patient=True):
                     inputs.append(tagger.prepare(io.BytesIO(data)))
-                del data
                 loaded.append(sha)
-            except Exception as exc:  # an unreadable image is marked, never lost or retried forever
+            except (OSError, ValueError, DecompressionBombError, EyesError) as exc:
                 log.warning("cannot prepare %s for the network: %s", sha, exc)
                 failures[sha] = f"the network cannot read this image ({exc})"
+            finally:
+                del data
         if not loaded:
             continue
         computed, activations = tagger.embed_with_activations(np.stack(inputs))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from eyes.domain import Visibility
+from eyes.context import Context
+from eyes.domain import Account, Visibility
 from eyes.errors import BadRequest
 from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
@@ -95,8 +97,11 @@ def parse_visibility(raw: str | None) -> Visibility:
 )
 async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     s = ctx.settings
-    # Counted before the body is read: a refused upload costs nothing.
-    ctx.limits.hit(s.upload_limit_per_account, "upload", str(user.id), what="uploads from your account")
+    # Counted before the body is read: a refused upload costs nothing. (Everything that may block,
+    # the limiter's Redis included, runs on the thread pool: never on the event loop.)
+    await run_in_threadpool(
+        ctx.limits.hit, s.upload_limit_per_account, "upload", str(user.id), what="uploads from your account"
+    )
     async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (form, file):
         draft = photo_service.PhotoDraft(
             filename=file.filename,
@@ -105,12 +110,26 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             visibility=parse_visibility(str(form.get("visibility") or "") or None),
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
-        result = await run_in_threadpool(photo_service.upload_photo, ctx, user.id, file.path, draft)
-    if not result.created:
+        created, photo = await run_in_threadpool(_store_upload, ctx, user, file.path, draft)
+    if not created:
         response.status_code = 200
-    photo = PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
     response.headers["Location"] = f"/api/v1/photos/{photo.id}"
     return photo
+
+
+def _store_upload(
+    ctx: Context, user: Account, path: pathlib.Path, draft: photo_service.PhotoDraft
+) -> tuple[bool, PhotoPublic]:
+    result = photo_service.upload_photo(ctx, user.id, path, draft)
+    return result.created, PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
+
+
+def _count_classify(ctx: Context, user: Account, client: str) -> None:
+    s = ctx.settings
+    ctx.limits.hit(
+        s.classify_limit_per_account, "classify", str(user.id), what="classify calls from your account"
+    )
+    ctx.limits.hit(s.classify_limit_per_ip, "classify-ip", client, what="classify calls from your address")
 
 
 @router.get("/photos", response_model=PhotoList, summary="List photos, newest first")
@@ -191,16 +210,8 @@ _CLASSIFY_BODY = multipart_body({})
     summary="Tag an image without storing it",
 )
 async def classify(request: Request, ctx: ContextDep, user: UserDep) -> ClassifyResult:
+    await run_in_threadpool(_count_classify, ctx, user, client_address(request))
     s = ctx.settings
-    ctx.limits.hit(
-        s.classify_limit_per_account, "classify", str(user.id), what="classify calls from your account"
-    )
-    ctx.limits.hit(
-        s.classify_limit_per_ip,
-        "classify-ip",
-        client_address(request),
-        what="classify calls from your address",
-    )
     async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (_, file):
         result = await run_in_threadpool(classify_file, ctx, file.path)
     return ClassifyResult(
