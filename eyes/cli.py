@@ -504,11 +504,12 @@ def models_promote(version: str) -> None:
 @models.command("rollback")
 def models_rollback() -> None:
     """Put the previous champion back in service."""
+    from eyes.domain import version_name
     from eyes.services import registry
 
     with _context(run_jobs_here=True) as ctx:
         previous = registry.rollback(ctx)
-        name = f"v{previous}" if previous else ctx.tagger.day_one_version
+        name = version_name(previous) if previous else ctx.tagger.day_one_version
     click.echo(f"{name} is in service again")
 
 

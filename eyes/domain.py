@@ -9,6 +9,8 @@ import secrets
 from datetime import datetime
 from typing import Protocol
 
+from eyes.errors import BadRequest
+
 
 def new_key() -> str:
     """An unguessable name for something people may link to: 128 random bits, URL-safe."""
@@ -22,6 +24,14 @@ class Visibility(enum.StrEnum):
     PUBLIC = "public"  # in the feed
     UNLISTED = "unlisted"  # whoever has the link
     PRIVATE = "private"  # the owner alone
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Visibility:
+        """What a person or client said (empty: public), or a clear 400."""
+        try:
+            return cls(raw or cls.PUBLIC)
+        except ValueError:
+            raise BadRequest("visibility is one of: public, unlisted, private") from None
 
 
 class TaggingState(enum.StrEnum):
@@ -53,6 +63,11 @@ class ModelStage(enum.StrEnum):
     RETIRED = "retired"  # was champion, replaced by a better one (rollback can bring it back)
     REJECTED = "rejected"  # lost to the champion at the promotion gate; the reason is kept
     FAILED = "failed"  # the run broke or was killed; never usable
+
+
+def version_name(version_id: int) -> str:
+    """How people and files name a model version: `v7`."""
+    return f"v{version_id}"
 
 
 class Account(Protocol):

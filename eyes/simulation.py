@@ -27,7 +27,7 @@ from eyes.config import get_settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo, User
 from eyes.db.session import transaction
-from eyes.domain import TrainingDepth, Visibility
+from eyes.domain import TrainingDepth, Visibility, version_name
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.baseline import logistic_regression_top1
@@ -174,7 +174,7 @@ def simulate(
                 Round(
                     per_class,
                     labels,
-                    f"v{version_id}",
+                    version_name(version_id),
                     stage,
                     accuracy,
                     macro_f1,

@@ -32,6 +32,7 @@ from eyes.domain import (
     TrainingDepth,
     Visibility,
     new_key,
+    version_name,
 )
 
 
@@ -287,7 +288,7 @@ class ModelVersion(Base):
 
     @property
     def name(self) -> str:
-        return f"v{self.id}"
+        return version_name(self.id)
 
 
 class Promotion(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,26 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return matrix
 
 
+def f1_score(precision: Any, recall: Any) -> Any:
+    """The harmonic mean of precision and recall (0 where both are 0), for numbers or arrays."""
+    p, r = np.asarray(precision, dtype=float), np.asarray(recall, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    return float(f1) if f1.ndim == 0 else f1
+
+
+def top1_hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """For each photo, whether its best-scored tag is one of its tags (`truth`: 0/1 per tag)."""
+    best = scores.argmax(axis=1)
+    return np.asarray(truth[np.arange(len(best)), best] > 0)
+
+
+def top1(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Top-1 accuracy: the share of photos with a tag whose best-scored tag is one of theirs."""
+    labelled = truth.sum(axis=1) > 0
+    return float(top1_hits(scores[labelled], truth[labelled]).mean()) if labelled.any() else 0.0
+
+
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     """Top-1 metrics. Classes are indices into `labels`; -1 in `y_pred` means "no prediction"."""
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -54,7 +75,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, true_pos / predicted, 0.0)
         recall = np.where(support > 0, true_pos / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    f1 = f1_score(precision, recall)
     present = support > 0  # macro averages over the classes that occur
     per_class = {
         label: ClassReport(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))

@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from eyes.ml.head import Head, power_normalise, sigmoid
-from eyes.ml.metrics import classification_report
+from eyes.ml.metrics import classification_report, f1_score, top1
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,9 @@ def _train_head(
                 Epoch(
                     epoch=epoch,
                     train_loss=loss(xt, y, w, weight, bias),
-                    train_accuracy=top1_accuracy(xt @ weight + bias, y),
+                    train_accuracy=top1(xt @ weight + bias, y),
                     val_loss=loss(xv, y_val, np.ones_like(y_val), weight, bias) if len(xv) else None,
-                    val_accuracy=top1_accuracy(xv @ weight + bias, y_val) if len(xv) else None,
+                    val_accuracy=top1(xv @ weight + bias, y_val) if len(xv) else None,
                 )
             )
 
@@ -195,15 +195,6 @@ def loss(x: np.ndarray, y: np.ndarray, w: np.ndarray, weight: np.ndarray, bias: 
     return float(per_item.sum(axis=1).mean())
 
 
-def top1_accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    """Share of photos whose best-scored tag is one of their true tags (photos with a tag only)."""
-    labelled = y.sum(axis=1) > 0
-    if not labelled.any():
-        return 0.0
-    best = scores[labelled].argmax(axis=1)
-    return float(y[labelled][np.arange(len(best)), best].mean())
-
-
 class Adam:
     def __init__(self, params: list[np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999)):
         self.params, self.lr, self.betas = params, lr, betas
@@ -249,9 +240,7 @@ def calibrate_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: flo
             just_above = np.nextafter(below, np.float32(1.0))  # in float32, as thresholds are kept
             thresholds[j] = min(p_sorted[last], max(just_above, np.float32(0.5)))
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-            thresholds[j] = p_sorted[int(f1.argmax())]
+            thresholds[j] = p_sorted[int(f1_score(precision, recall).argmax())]
     return thresholds
 
 
@@ -294,7 +283,7 @@ def evaluate_scores(
         tp = float((shown[:, j] & (y[:, j] == 1)).sum())
         precision = tp / shown[:, j].sum() if shown[:, j].any() else 0.0
         recall = tp / y[:, j].sum() if y[:, j].any() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1 = f1_score(precision, recall)
         per_tag[name] = {
             "precision": precision,
             "recall": recall,

@@ -11,7 +11,7 @@ import numpy as np
 from eyes.context import Context
 from eyes.errors import EyesError, InvalidImage
 from eyes.images import check_header, pixel_count
-from eyes.ml.metrics import Report, classification_report
+from eyes.ml.metrics import Report, classification_report, f1_score
 from eyes.services.importer import find_images
 from eyes.services.tags import normalize_tag
 from eyes.services.vocabulary import hierarchy
@@ -87,7 +87,7 @@ def _per_tag(truths: list[set[str]], shown: list[set[str]]) -> dict[str, dict[st
         support = sum(1 for t in truths if name in t)
         precision = tp / n_shown if n_shown else 0.0
         recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1 = f1_score(precision, recall)
         out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
     return out
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from eyes.context import Context
 from eyes.ml.head import Head
+from eyes.ml.metrics import top1_hits
 from eyes.services.tagger import Champion
 from eyes.services.tagging import activations_for
 
@@ -47,8 +48,8 @@ def compare_with_champion(
     if not rows.any():
         return {**base, "promote": True, "reason": "no held-out photo carries a shared tag"}
     champion_scores = _champion_scores(ctx, champion, data, rows, [data.vocabulary[c] for c in leaf_cols])
-    candidate_right = hits(evidence.scores[rows][:, leaf_cols], truth[rows])
-    champion_right = hits(champion_scores, truth[rows])
+    candidate_right = top1_hits(evidence.scores[rows][:, leaf_cols], truth[rows])
+    champion_right = top1_hits(champion_scores, truth[rows])
     candidate_acc, champion_acc = float(candidate_right.mean()), float(champion_right.mean())
     # Photos where exactly one of the two is right decide; a champion better on a handful of them
     # is within the noise, and the candidate has the newer labels: it is kept out only when the
@@ -85,13 +86,3 @@ def _champion_scores(
         activations = np.stack([stored[data.shas[i]] for i in np.flatnonzero(rows)])
     probs = ctx.tagger.scores(champion, data.x[rows], activations)
     return probs[:, [champion.vocabulary.index(t) for t in tags]]
-
-
-def hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """For each photo, whether its best-scored tag is one of its tags."""
-    best = scores.argmax(axis=1)
-    return np.asarray(truth[np.arange(len(best)), best] > 0)
-
-
-def top1(scores: np.ndarray, truth: np.ndarray) -> float:
-    return float(hits(scores, truth).mean())

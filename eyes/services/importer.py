@@ -90,7 +90,7 @@ def import_tree(
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
-            draft = PhotoDraft(filename=path.name, visibility=Visibility(visibility), tags=tags)
+            draft = PhotoDraft(filename=path.name, visibility=Visibility.parse(visibility), tags=tags)
             return shown, upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:
             return shown, exc.message

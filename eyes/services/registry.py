@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from eyes.context import Context
 from eyes.db.models import ModelVersion, Promotion, Serving, as_utc
 from eyes.db.session import transaction
-from eyes.domain import Account, ModelStage
+from eyes.domain import Account, ModelStage, version_name
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.errors import ModelFileError
 from eyes.ml.head import Head
@@ -75,7 +75,7 @@ def store_version_files(
         ctx.blobs.put_bytes(file_key(version_id, name), content)
     card = {
         **card,
-        "version": f"v{version_id}",
+        "version": version_name(version_id),
         "head_sha256": sha256,
         "files": {name: hashlib.sha256(content).hexdigest() for name, content in files.items()},
     }

@@ -34,6 +34,7 @@ from eyes.domain import Account, ModelStage, TrainingDepth
 from eyes.errors import BadRequest, Conflict, EyesError
 from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.head import Head
+from eyes.ml.metrics import top1
 from eyes.ml.train import (
     TrainConfig,
     calibrate_thresholds,
@@ -45,7 +46,7 @@ from eyes.ml.train import (
     train_head,
 )
 from eyes.services import registry
-from eyes.services.gate import compare_with_champion, top1
+from eyes.services.gate import compare_with_champion
 from eyes.services.labels import (
     Labels,
     class_vocabulary,

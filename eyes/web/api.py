@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import Account, Visibility
-from eyes.errors import BadRequest
 from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
@@ -36,6 +35,7 @@ from eyes.web.deps import (
     ViewerDep,
     check_csrf,
     client_address,
+    next_page,
 )
 from eyes.web.schemas import ErrorResponse, InvitationCreate, MeUpdate, PhotoUpdate, TagCreate
 from eyes.web.uploads import received_file
@@ -75,13 +75,6 @@ _UPLOAD_BODY = multipart_body(
 )
 
 
-def parse_visibility(raw: str | None) -> Visibility:
-    try:
-        return Visibility(raw or Visibility.PUBLIC)
-    except ValueError:
-        raise BadRequest("visibility is one of: public, unlisted, private") from None
-
-
 @router.post(
     "/photos",
     status_code=201,
@@ -107,7 +100,7 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             filename=file.filename,
             title=str(form.get("title") or ""),
             description=str(form.get("description") or ""),
-            visibility=parse_visibility(str(form.get("visibility") or "") or None),
+            visibility=Visibility.parse(str(form.get("visibility") or "")),
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
         created, photo = await run_in_threadpool(_store_upload, ctx, user, file.path, draft)
@@ -149,9 +142,7 @@ def list_photos(
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
 ) -> PhotoList:
     page = photo_service.list_photos(ctx, viewer, owner=owner, tags=tag, before=before, limit=limit)
-    next_url = None
-    if page.next_before is not None:
-        next_url = str(request.url.include_query_params(before=page.next_before))
+    next_url = next_page(request, page)
     return PhotoList(items=[PhotoPublic.of(p, viewer) for p in page.items], next=next_url)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from eyes.domain import version_name
 from eyes.services import dashboard, labels, learn, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
 from eyes.services.views import PhotoPublic
@@ -64,7 +65,7 @@ def train(ctx: ContextDep, admin: AdminDep, body: TrainRequest | None = None) ->
     depth = training.parse_depth(body.depth if body else "head")
     version_id = training.start_run(ctx, admin, depth=depth)
     return {
-        "version": f"v{version_id}",
+        "version": version_name(version_id),
         "stage": "training",
         "depth": depth.value,
         "url": f"/api/v1/models/v{version_id}",
@@ -114,7 +115,7 @@ def promote(version: str, ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
 @router.post("/models/rollback", summary="Put the previous champion back (administrators)")
 def rollback(ctx: ContextDep, admin: AdminDep) -> dict[str, str]:
     previous = registry.rollback(ctx)
-    return {"champion": f"v{previous}" if previous else ctx.tagger.day_one_version}
+    return {"champion": version_name(previous) if previous else ctx.tagger.day_one_version}
 
 
 @router.get(

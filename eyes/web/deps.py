@@ -13,6 +13,7 @@ from eyes.domain import KEY_LENGTH, Account
 from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services import sessions
 from eyes.services.accounts import user_for_token
+from eyes.services.photos import PhotoPage
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sessions
@@ -67,6 +68,13 @@ def _user_for_token(ctx: Context, token: str, client: str) -> Account:
     except NotAuthenticated:
         ctx.limits.count(rule, "token-ip", client)
         raise
+
+
+def next_page(request: Request, page: PhotoPage) -> str | None:
+    """The URL of the page after `page` (this one's query, with the cursor), or None at the end."""
+    if page.next_before is None:
+        return None
+    return str(request.url.include_query_params(before=page.next_before))
 
 
 def require_user(viewer: Annotated[Account | None, Depends(get_viewer)]) -> Account:

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
 from eyes.domain import Account, Visibility
-from eyes.errors import BadRequest, EyesError
+from eyes.errors import EyesError
 from eyes.services import accounts, invitations, sessions
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
@@ -27,6 +27,7 @@ from eyes.web.deps import (
     check_csrf,
     client_address,
     csrf_token,
+    next_page,
 )
 from eyes.web.errors import with_retry_after
 
@@ -54,10 +55,7 @@ def _safe_next(url: str | None) -> str:
 
 
 def _grid(request: Request, viewer: Account | None, page: photo_service.PhotoPage) -> dict[str, Any]:
-    next_url = None
-    if page.next_before is not None:
-        next_url = str(request.url.include_query_params(before=page.next_before))
-    return {"photos": [PhotoPublic.of(p, viewer) for p in page.items], "next_url": next_url}
+    return {"photos": [PhotoPublic.of(p, viewer) for p in page.items], "next_url": next_page(request, page)}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -117,10 +115,7 @@ def edit_photo(
     description: Annotated[str, Form()] = "",
     visibility: Annotated[str, Form()] = "public",
 ) -> Response:
-    try:
-        vis = Visibility(visibility)
-    except ValueError:
-        raise BadRequest("visibility is one of: public, unlisted, private") from None
+    vis = Visibility.parse(visibility)
     photo_service.update_photo(ctx, photo_id, user, title=title, description=description, visibility=vis)
     return redirect(f"/photos/{photo_id}")
 

@@ -28,7 +28,9 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     # What the serving row remembers becomes the start of the history: previous, then current.
-    serving = op.get_bind().execute(sa.text("SELECT version_id, previous_id FROM serving WHERE id = 1")).first()
+    serving = (
+        op.get_bind().execute(sa.text("SELECT version_id, previous_id FROM serving WHERE id = 1")).first()
+    )
     if serving is not None:
         now = datetime.now(UTC)
         rows = [{"version_id": v, "promoted_at": now} for v in (serving[1], serving[0]) if v is not None]
