@@ -16,7 +16,7 @@ from eyes.storage import BlobStore, open_blob_store
 
 if TYPE_CHECKING:
     from eyes.jobs.queue import JobQueue
-    from eyes.services.tagger import TaggerService
+    from eyes.services.serving import ServingModels
 
 
 @dataclass
@@ -28,15 +28,15 @@ class Context:
     limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
     storage_swept_at: float = 0.0  # monotonic time of this process's last orphan sweep
-    _tagger: TaggerService | None = field(default=None, repr=False)
+    _tagger: ServingModels | None = field(default=None, repr=False)
 
     @property
-    def tagger(self) -> TaggerService:
+    def tagger(self) -> ServingModels:
         """The serving models (backbone and champion head), loaded on first use."""
         if self._tagger is None:
-            from eyes.services.tagger import TaggerService
+            from eyes.services.serving import ServingModels
 
-            self._tagger = TaggerService(self)
+            self._tagger = ServingModels(self)
         return self._tagger
 
     def close(self) -> None:

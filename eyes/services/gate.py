@@ -13,7 +13,7 @@ import numpy as np
 from eyes.context import Context
 from eyes.ml.head import Head
 from eyes.ml.metrics import top1_hits
-from eyes.services.tagger import Champion
+from eyes.ml.predictor import Champion
 from eyes.services.tagging import activations_for
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
+from eyes.ml.predictor import Suggestion
 from eyes.services.image_store import original_key
-from eyes.services.tagger import Suggestion
 from eyes.services.tags import tag_ids
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ SERVING_MODULES = [
     "eyes.ml.errors",
     "eyes.ml.tuned",
     "eyes.ml.files",
+    "eyes.ml.predictor",
 ]
 ALL_MODULES = [*SERVING_MODULES, "eyes.ml.efficientnet_lite", "eyes.ml.export", "eyes.ml.finetune"]
 

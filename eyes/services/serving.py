@@ -1,0 +1,139 @@
+"""Which model is in service: the champion the registry names, loaded into the predictor and kept
+current. Each process checks every `model_refresh_s`, so a promotion reaches every server without
+a restart. The predicting itself is machine learning (eyes/ml/predictor.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from eyes.db.models import ModelVersion
+from eyes.domain import TrainingDepth
+from eyes.ml.errors import ModelFileError
+from eyes.ml.predictor import Champion, Predictor, Suggestion
+
+if TYPE_CHECKING:
+    from eyes.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class ServingModels:
+    """The predictor with the champion in service (`ctx.tagger`): embeds images and suggests
+    tags, a trained version for the platform's own tags and the day-one words for the rest."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self.predictor = Predictor(ctx.settings.models_dir, threads=ctx.settings.onnx_threads)
+        self._checked_at = float("-inf")
+
+    def load(self) -> None:
+        """Load the models now (at start), so a broken model file is reported before serving."""
+        self.predictor.load()
+        self.refresh()
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up a newly promoted champion (a cheap query, at most every `model_refresh_s`)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self._ctx.settings.model_refresh_s:
+            return
+        from eyes.services import registry
+
+        self._checked_at = now
+        with self._ctx.sessions() as session:
+            version_id = registry.champion_id(session)
+            version = registry.get_version(session, version_id) if version_id is not None else None
+        current = self.predictor.trained.version_id if self.predictor.trained else None
+        if version_id == current:
+            return
+        if version is None:
+            self.predictor.serve(None)
+            return
+        try:
+            self.predictor.serve(self._load_version(version))
+        except ModelFileError:  # keep serving what we have; the dashboard shows the problem
+            log.exception("cannot load the champion %s; still serving the previous model", version.name)
+
+    def _load_version(self, version: ModelVersion) -> Champion:
+        from eyes.services import registry
+
+        head = registry.load_head(self._ctx, version)
+        top = None
+        if version.depth == TrainingDepth.DEEP:
+            from eyes.ml.tuned import TunedTop
+
+            top = TunedTop(
+                registry.load_file(self._ctx, version, registry.TOP_FILE),
+                threads=self._ctx.settings.onnx_threads,
+            )
+        return Champion(
+            version.id, version.name, head.vocabulary, head, top, registry.training_set(self._ctx, version)
+        )
+
+    def champion(self, force_refresh: bool = False) -> Champion:
+        """The model in service now (the day-one words as a Champion when nothing was trained)."""
+        self.predictor.load()
+        self.refresh(force=force_refresh)
+        return self.predictor.champion
+
+    @property
+    def backbone_id(self) -> str:
+        return self.predictor.backbone_id
+
+    @property
+    def day_one_version(self) -> str:
+        return self.predictor.day_one_version
+
+    @property
+    def version(self) -> str:
+        """The champion's name: a trained version, or the day-one model."""
+        return self.champion().name
+
+    @property
+    def activation_shape(self) -> tuple[int, ...]:
+        return self.predictor.activation_shape
+
+    @property
+    def needs_activations(self) -> bool:
+        """True when the champion runs on stored activations (a deep version)."""
+        return self.champion().needs_activations
+
+    def prepare(self, source: Path | BinaryIO) -> np.ndarray:
+        return self.predictor.prepare(source)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return self.predictor.embed(batch)
+
+    def embed_with_activations(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.predictor.embed_with_activations(batch)
+
+    def features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the champion reads: embeddings, and activations too when it is a deep version."""
+        if self.needs_activations:
+            return self.embed_with_activations(batch)
+        return self.embed(batch), None
+
+    def scores(
+        self, champion: Champion, embeddings: np.ndarray, activations: np.ndarray | None
+    ) -> np.ndarray:
+        return self.predictor.scores(champion, embeddings, activations)
+
+    def suggest(
+        self, embeddings: np.ndarray, activations: np.ndarray | None = None
+    ) -> list[list[Suggestion]]:
+        """The champion's tags for each embedding, best first, each above its threshold."""
+        self.champion()  # current
+        s = self._ctx.settings
+        return self.predictor.suggestions(
+            embeddings, activations, ranked=False, top_k=s.max_suggestions, threshold=s.tag_threshold
+        )
+
+    def rank(self, embeddings: np.ndarray, activations: np.ndarray | None = None) -> list[list[Suggestion]]:
+        """Every tag the champion knows for each embedding, best first, no threshold."""
+        self.champion()
+        return self.predictor.suggestions(embeddings, activations, ranked=True, top_k=50, threshold=0.0)
