@@ -68,10 +68,14 @@ class ImageNetTagger:
         self.class_names = [words[0] for words in per_class]
         # Vocabulary in order of first appearance; a class contributes to each of its words once.
         self.words: list[str] = list(dict.fromkeys(w for words in per_class for w in words))
-        column = {word: j for j, word in enumerate(self.words)}
-        self.membership = np.zeros((len(per_class), len(self.words)), dtype=np.float32)
+        # Each word's classes, word after word: a word's score is the sum of a few columns (a
+        # class lists about three words), far cheaper than a dense (1000, n_words) product.
+        classes_of: dict[str, list[int]] = {word: [] for word in self.words}
         for i, words in enumerate(per_class):
-            self.membership[i, [column[w] for w in words]] = 1.0
+            for word in dict.fromkeys(words):
+                classes_of[word].append(i)
+        self._word_classes = np.array([i for w in self.words for i in classes_of[w]], dtype=np.intp)
+        self._word_starts = np.cumsum([0] + [len(classes_of[w]) for w in self.words[:-1]], dtype=np.intp)
         self.version = "imagenet-" + hashlib.sha256(head_bytes + words_bytes).hexdigest()[:12]
 
     def _read_head(self) -> bytes:
@@ -95,7 +99,9 @@ class ImageNetTagger:
 
     def word_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, n_words): each word's summed class probability, clipped to 1 against rounding."""
-        return np.minimum(self.probabilities(embeddings) @ self.membership, 1.0)
+        probabilities = self.probabilities(embeddings)
+        summed = np.add.reduceat(probabilities[:, self._word_classes], self._word_starts, axis=1)
+        return np.minimum(summed, 1.0)
 
     def tags(self, embeddings: np.ndarray, threshold: float, top_k: int) -> list[Tags]:
         """For each embedding, up to `top_k` (word, confidence) pairs with confidence >= threshold, best first."""
@@ -103,6 +109,8 @@ class ImageNetTagger:
         k = max(0, min(top_k, scores.shape[1]))
         if k == 0:
             return [[] for _ in range(len(scores))]
+        if threshold > 0:
+            return self._above(scores, threshold, k)
         # argpartition finds the k best words per row without sorting all of them.
         best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(scores, best, axis=1)
@@ -113,4 +121,19 @@ class ImageNetTagger:
         return [
             [(self.words[j], float(s)) for j, s in zip(row, row_scores, strict=True) if s >= threshold]
             for row, row_scores in zip(best, best_scores, strict=True)
+        ]
+
+    def _above(self, scores: np.ndarray, threshold: float, k: int) -> list[Tags]:
+        """The k best words of each row among those >= threshold (a few per row: the scores of a
+        row sum to about three), in the order of `tags`, without a partition of every row."""
+        rows, cols = np.nonzero(scores >= threshold)
+        values = scores[rows, cols]
+        order = np.lexsort((cols, -values, rows))  # by row, then best first, ties by vocabulary
+        rows, cols, values = rows[order], cols[order], values[order].tolist()
+        starts = np.searchsorted(rows, np.arange(len(scores) + 1))
+        words = self.words
+        named = [words[j] for j in cols.tolist()]
+        return [
+            list(zip(named[a : min(b, a + k)], values[a : min(b, a + k)], strict=True))
+            for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)
         ]

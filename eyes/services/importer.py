@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 from sqlalchemy import func, select
 from tqdm import tqdm
 
@@ -14,6 +18,7 @@ from eyes.context import Context
 from eyes.db.models import User
 from eyes.domain import Visibility
 from eyes.errors import BadRequest, EyesError
+from eyes.images import pixel_count
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
 from eyes.services.tagging import tag_photos
@@ -23,6 +28,9 @@ from eyes.services.tags import normalize_tag
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
 TAG_BATCH = 64
 STORE_THREADS = 2
+T = TypeVar("T")
+R = TypeVar("R")
+AHEAD = 2 * TAG_BATCH  # photos stored ahead of the network, at most
 
 
 @dataclass
@@ -84,25 +92,28 @@ def import_tree(
     report = ImportReport()
     started = time.perf_counter()
 
-    def store(path: Path) -> tuple[str, Uploaded | str]:
+    def store(path: Path) -> tuple[str, Uploaded | str, np.ndarray | None]:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
             draft = PhotoDraft(filename=path.name, visibility=Visibility.parse(visibility), tags=tags)
-            return shown, upload_photo(ctx, user.id, path, draft)
+            uploaded = upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:
-            return shown, exc.message
+            return shown, exc.message, None
+        return shown, uploaded, _model_input(ctx, path) if uploaded.created else None
 
     untagged: list[int] = []
-    # Two threads store (decoding and thumbnails release the GIL) while this one runs the network
-    # on what they have stored, a batch at a time.
+    inputs: dict[int, np.ndarray] = {}
+    # Two threads store and prepare the network's input (decoding, thumbnails and resizing
+    # release the GIL) while this one runs the network on what they have stored, a batch at a
+    # time, from those inputs: the original is not read and decoded again.
     with (
         ThreadPoolExecutor(max_workers=STORE_THREADS) as pool,
         tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
     ):
-        for shown, result in pool.map(store, files):
+        for shown, result, model_input in _bounded_map(pool, store, files, AHEAD):
             bar.update(1)
             if isinstance(result, str):
                 report.rejected.append((shown, result))
@@ -111,11 +122,34 @@ def import_tree(
             if result.created:
                 report.imported += 1
                 untagged.append(result.photo_id)
+                if model_input is not None:
+                    inputs[result.photo_id] = model_input
             else:
                 report.existing += 1
             if len(untagged) >= TAG_BATCH:
-                tag_photos(ctx, untagged)
-                untagged = []
-        tag_photos(ctx, untagged)
+                tag_photos(ctx, untagged, inputs)
+                untagged, inputs = [], {}
+        tag_photos(ctx, untagged, inputs)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _model_input(ctx: Context, path: Path) -> np.ndarray | None:
+    """The network's input for a photo just stored, made the way tagging makes it (None if the
+    network cannot read it: tagging then records why)."""
+    try:
+        with ctx.limits.decoding.hold(pixel_count(path), patient=True):
+            return ctx.tagger.prepare(path)
+    except Exception:  # tagging decodes the stored original again and marks it untaggable
+        return None
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: list[T], window: int) -> Iterator[R]:
+    """`pool.map` that keeps at most `window` results waiting (each holds a network input)."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
