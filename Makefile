@@ -36,9 +36,12 @@ test: install chromium
 	$(BIN)/python -m pytest
 	EYES_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -m "not browser" --ignore=tests/ml --ignore=tests/scaleout -p no:cacheprovider
 
-# Without the browser and the slow tests: for a quick loop while editing.
+# The fast tier, for a quick loop while editing: the web and the services on a stand-in backbone
+# (tests/standin_backbone.py), without torch (tests/conftest.py refuses it, and fails the run if it
+# loads), the browser, the real network (`slow`) or the real engines of the scale-out.
+FAST := not browser and not slow and not postgres and not redis and not rabbitmq and not s3
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not slow"
+	$(BIN)/python -m pytest -m "$(FAST)" -p no:cacheprovider
 
 # Schemathesis over the whole API with many random examples; CI runs a small repeatable set
 # (tests/test_security.py, marked slow). A failure prints the curl command that reproduces it.

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
 from eyes.app import create_app
 from eyes.config import Settings, get_settings
 from eyes.context import Context
+from eyes.db.migrate import upgrade
 from eyes.db.models import Image, Photo, User
-from eyes.services import invitations
+from eyes.db.session import make_engine
+from eyes.services import accounts, invitations
+from tests.standin_backbone import write_standin_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
 CALTECH = DATASETS / "caltech101-23"
 IMAGENETTE = DATASETS / "imagenette10-600"
+# A `torch` that refuses to load: first on the path in the fast tier (pytest_configure).
+NO_TORCH = Path(__file__).resolve().parent / "no_torch"
 
 
 def free_port() -> int:
@@ -32,14 +41,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fast_tier(config: pytest.Config) -> bool:
+    """True when the run leaves the slow tests out (`make test-fast`): then nothing may import
+    torch, here or in a child process, and every app runs on the stand-in backbone."""
+    return "not slow" in (config.option.markexpr or "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if fast_tier(config):
+        # A `torch` that refuses to load stands first on the path, here and in child processes (a
+        # command-line run, an export a test triggers): the test that reaches for it fails at once.
+        sys.path.insert(0, str(NO_TORCH))
+        path = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NO_TORCH), path) if p)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The guarantee itself: also an import made before the refusal was in place."""
+    if fast_tier(session.config) and "torch" in sys.modules:
+        session.config.get_terminal_writer().line("the fast tier imported torch", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The backbone exported once per test session, shared read-only by every app."""
+def real_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pretrained backbone exported once per test session (torch), for the slow tier."""
     from eyes.ml.export import export_backbone
 
     dest = tmp_path_factory.mktemp("models")
     export_backbone(dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def standin_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in backbone (tests/standin_backbone.py): same files and interface, no torch."""
+    dest = tmp_path_factory.mktemp("standin-models")
+    write_standin_backbone(dest)
+    return dest
+
+
+@pytest.fixture
+def models_dir(request: pytest.FixtureRequest) -> Path:
+    """The models every app of this test shares read-only: the real network for a test marked
+    slow, the stand-in backbone for every other."""
+    slow = request.node.get_closest_marker("slow") is not None
+    return Path(request.getfixturevalue("real_models_dir" if slow else "standin_models_dir"))
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at argon2-cffi's own profile for tests: the suite signs up hundreds of accounts, and
+    a real hash (about 0.1 s of CPU each) would be a third of the fast tier. Servers a test starts
+    in a child process keep the real cost (tests/test_limits.py measures it there)."""
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher.from_parameters(argon2_profiles.CHEAPEST))
 
 
 @pytest.fixture
@@ -60,9 +115,25 @@ def database_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest schema, made once: each test starts from a copy
+    (every app still runs the migrations at start, and finds nothing to do; migrating from
+    nothing costs 0.1 s a test, and tests/test_migrations.py tests that)."""
+    path = tmp_path_factory.mktemp("schema") / "eyes.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection out folds the write-ahead log into the file
+    return path
+
+
 @pytest.fixture
 def settings(
-    tmp_path: Path, models_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    models_dir: Path,
+    database_url: str,
+    migrated_sqlite: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
     home = tmp_path / "home"
     home.mkdir()
@@ -70,7 +141,10 @@ def settings(
     for key in list(os.environ):
         if key.startswith("EYES_") and key != "EYES_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
-    return get_settings(home=home, sweep_interval_s=0.5, database_url=database_url)
+    settings = get_settings(home=home, sweep_interval_s=0.5, database_url=database_url)
+    if not database_url:
+        shutil.copyfile(migrated_sqlite, settings.resolved_database_url.removeprefix("sqlite:///"))
+    return settings
 
 
 @pytest.fixture

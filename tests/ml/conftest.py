@@ -8,6 +8,11 @@ import pytest
 
 from eyes.ml.embedder import Embedder
 from eyes.ml.imagenet_words import ImageNetTagger
+from tests.conftest import fast_tier
+
+# Modules whose subject is torch itself (the architecture, the export, fine-tuning): marked slow,
+# and not even collected by the fast tier, which runs without torch (tests/conftest.py).
+TORCH_MODULES = {"test_efficientnet_lite.py", "test_export.py", "test_finetune.py", "test_tuned.py"}
 
 ROOT = Path(__file__).resolve().parents[2]
 CALTECH = (ROOT / ".." / "shared" / "datasets" / "caltech101-23").resolve()
@@ -20,6 +25,10 @@ def caltech_photos(
     if not CALTECH.is_dir():
         pytest.fail(f"the shared datasets are missing: expected {CALTECH}")
     return [p for name in classes for p in sorted((CALTECH / name).glob("*.jpg"))[:per_class]]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if fast_tier(config) and collection_path.name in TORCH_MODULES else None
 
 
 @pytest.fixture(scope="session")

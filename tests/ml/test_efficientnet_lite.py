@@ -13,6 +13,9 @@ from eyes.ml.efficientnet_lite import Conv2dSame, EfficientNetLite0, load_pretra
 from eyes.ml.imagenet_words import load_class_names
 from eyes.ml.preprocess import preprocess
 
+# Torch is the subject here: the slow tier (the fast tier does not even collect this module).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     ("size", "kernel", "stride"), [(224, 3, 2), (224, 5, 2), (225, 3, 2), (7, 5, 1), (9, 3, 2)]
@@ -45,7 +48,6 @@ def test_features_and_head_split() -> None:
         assert model.forward_head(features).shape == (2, 1000)
 
 
-@pytest.mark.slow
 def test_pretrained_network_classifies_chelsea_and_coffee() -> None:
     model = load_pretrained()
     assert not model.training

@@ -16,6 +16,7 @@ import torch
 
 from eyes.ml.efficientnet_lite import Top, activation_shape, load_pretrained
 from eyes.ml.export import TUNE_FROM, check_onnx, check_top_onnx, onnx_export, top_onnx, write_atomic
+from tests.standin_backbone import write_standin_backbone
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,27 @@ def test_export_writes_onnx_head_and_card(backbone_dir: Path) -> None:
     with np.load(backbone_dir / "imagenet-head.npz") as head:
         assert head["W"].shape == (1000, 1280) and head["W"].dtype == np.float32
         assert head["b"].shape == (1000,) and head["b"].dtype == np.float32
+
+
+def test_the_fast_tiers_stand_in_has_the_real_backbones_interface(backbone_dir: Path, tmp_path: Path) -> None:
+    """The fast tier runs the web and the services on tests/standin_backbone.py: it must keep
+    the real export's files, input, outputs and card fields, or the fast tier tests another app."""
+    write_standin_backbone(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in backbone_dir.iterdir())
+    real, standin = (json.loads((d / "backbone.json").read_text()) for d in (backbone_dir, tmp_path))
+    for key in ("file", "input", "input_size", "output", "activation", "embedding_dim"):
+        assert standin[key] == real[key], key
+    assert {k: v for k, v in standin["head"].items() if k != "sha256"} == {
+        k: v for k, v in real["head"].items() if k != "sha256"
+    }
+    sessions = [
+        ort.InferenceSession(d / "efficientnet-lite0.onnx", providers=["CPUExecutionProvider"])
+        for d in (backbone_dir, tmp_path)
+    ]
+    described = [
+        [(io.name, io.shape[1:], io.type) for io in [*s.get_inputs(), *s.get_outputs()]] for s in sessions
+    ]
+    assert described[0] == described[1]
 
 
 def test_onnx_has_named_input_outputs_and_dynamic_batch(backbone_dir: Path) -> None:

