@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export EYES_HOME ?= $(CURDIR)/eyes-data
 
-.PHONY: install run test test-fast fuzz bench lint typecheck settings-table chromium models clean
+.PHONY: install run test test-fast fuzz bench lint typecheck settings-table chromium wrk models clean
 
 install: $(INSTALLED)
 
@@ -60,9 +60,16 @@ typecheck: install
 settings-table: install
 	$(BIN)/python -m eyes.config README.md
 
+# The feed benchmark's load generator: Debian's wrk, installed here when it is missing.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk for the feed benchmark"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
 # Each writes its figures into docs/benchmarks.md (load: add --scaleout for the scale-out setup).
-bench: install
+bench: install wrk
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.feed
 	$(BIN)/python -m benchmarks.learning
 	$(BIN)/python -m benchmarks.load
 

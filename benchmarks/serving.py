@@ -41,6 +41,16 @@ def twelve_megapixel_jpeg() -> bytes:
     return out.getvalue()
 
 
+def upscaled_photo_jpeg(photo: Path) -> bytes:
+    """A dataset photo enlarged to 4000x3000 (bicubic), quality 90: a 12-megapixel JPEG with a
+    photo's smooth content and so a smaller, cheaper file than the noisy synthetic one."""
+    with Image.open(photo) as img:
+        big = img.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -102,18 +112,23 @@ def main() -> None:
             "p95_ms": percentile(lat, 95),
         }
 
-        big = twelve_megapixel_jpeg()
-        lat = []
-        for _ in range(n_big):
-            t = time.perf_counter()
-            client.post("/api/v1/classify", files={"file": ("big.jpg", big, "image/jpeg")}).raise_for_status()
-            lat.append((time.perf_counter() - t) * 1000)
-        results["classify_12mp"] = {
-            "n": len(lat),
-            "bytes": len(big),
-            "p50_ms": percentile(lat, 50),
-            "p95_ms": percentile(lat, 95),
-        }
+        for name, big in (
+            ("classify_12mp", twelve_megapixel_jpeg()),
+            ("classify_12mp_photo", upscaled_photo_jpeg(files[0])),
+        ):
+            lat = []
+            for _ in range(n_big):
+                t = time.perf_counter()
+                client.post(
+                    "/api/v1/classify", files={"file": ("big.jpg", big, "image/jpeg")}
+                ).raise_for_status()
+                lat.append((time.perf_counter() - t) * 1000)
+            results[name] = {
+                "n": len(lat),
+                "bytes": len(big),
+                "p50_ms": percentile(lat, 50),
+                "p95_ms": percentile(lat, 95),
+            }
 
         lat = []
         for data in small[:n_upload]:
@@ -144,14 +159,18 @@ def main() -> None:
     results["import"] = report | {"rejected": len(report["rejected"])}
 
     print(json.dumps(results, indent=2))
-    c224, c12, up, imp = (results[k] for k in ("classify_224", "classify_12mp", "upload_to_tags", "import"))
+    c224, c12, c12p, up, imp = (
+        results[k]
+        for k in ("classify_224", "classify_12mp", "classify_12mp_photo", "upload_to_tags", "import")
+    )
     body = f"""
 | measure | result | target |
 | --- | --- | --- |
 | classify, 224 px photos of imagenette10-600, over HTTP (n={c224["n"]}) | p50 {c224["p50_ms"]:.1f} ms, p95 {c224["p95_ms"]:.1f} ms | p50 ≤ 30 ms |
-| classify, synthetic 12-megapixel JPEG ({c12["bytes"] / 1e6:.1f} MB, n={c12["n"]}) | p50 {c12["p50_ms"]:.1f} ms, p95 {c12["p95_ms"]:.1f} ms | p50 ≤ 80 ms |
+| classify, synthetic 12-megapixel JPEG, noise ({c12["bytes"] / 1e6:.1f} MB, n={c12["n"]}) | p50 {c12["p50_ms"]:.1f} ms, p95 {c12["p95_ms"]:.1f} ms | p50 ≤ 40 ms |
+| classify, a dataset photo enlarged to 12 megapixels ({c12p["bytes"] / 1e6:.1f} MB, n={c12p["n"]}) | p50 {c12p["p50_ms"]:.1f} ms, p95 {c12p["p95_ms"]:.1f} ms | p50 ≤ 40 ms |
 | upload accepted until tags stored (n={up["n"]}) | p50 {up["p50_ms"]:.1f} ms, p95 {up["p95_ms"]:.1f} ms | |
-| bulk import of {"600 photos of " if args.quick else ""}imagenette10-600 (`eyes import`, embedding in batches) | {imp["imported"]} photos in {imp["seconds"]:.1f} s: **{imp["images_per_second"]} images/s** | ≥ 50 images/s |
+| bulk import of {"600 photos of " if args.quick else ""}imagenette10-600 (`eyes import`, embedding in batches) | {imp["imported"]} photos in {imp["seconds"]:.1f} s: **{imp["images_per_second"]} images/s** | ≥ 100 images/s |
 | resident memory of `eyes serve` with the model loaded, after the run | {results["server_rss_mb"]:.0f} MB | < 400 MB |
 """
     write_section("Serving", "python -m benchmarks.serving" + (" --quick" if args.quick else ""), body)
