@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,8 @@ class Context:
     limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
     storage_swept_at: float = 0.0  # monotonic time of this process's last orphan sweep
+    # What this process computed from the labels, by purpose (services/label_clock.py).
+    label_memo: dict[str, tuple[Any, float, Any]] = field(default_factory=dict, repr=False)
     _tagger: ServingModels | None = field(default=None, repr=False)
 
     @property

@@ -291,6 +291,17 @@ class ModelVersion(Base):
         return version_name(self.id)
 
 
+class LabelClock(Base):
+    """One row: a number that moves whenever anything a training label rests on changes (a tag an
+    owner set or rejected, a vote, a class approved, a photo's visibility, a consent, a delete).
+    The sweep reads it instead of recounting every label."""
+
+    __tablename__ = "label_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    ticks: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Promotion(Base):
     """Each time a version (None: the day-one model) was put in service, newest last. Rollback
     walks it back, skipping what was rolled back, so two rollbacks go two versions back."""

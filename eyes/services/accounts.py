@@ -19,7 +19,7 @@ from eyes.db.models import ApiToken, User, as_utc
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
-from eyes.services import invitations, sessions
+from eyes.services import invitations, label_clock, sessions
 from eyes.services.limits import Slots
 
 _hasher = PasswordHasher()
@@ -241,4 +241,5 @@ def set_private_photos_teach(ctx: Context, user: Account, allowed: bool) -> User
     with transaction(ctx.sessions) as session:
         row = session.get_one(User, user.id)
         row.private_photos_teach = allowed
+        label_clock.tick(session)
         return row

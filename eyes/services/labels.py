@@ -23,6 +23,7 @@ from eyes.db.models import Photo, PhotoTag, Tag, TagVote, User
 from eyes.db.session import transaction
 from eyes.domain import Account, TagStatus, Visibility
 from eyes.errors import BadRequest
+from eyes.services import label_clock
 from eyes.services.photos import get_visible_photo
 from eyes.services.tags import get_or_create_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.trust import trusted_voters
@@ -49,6 +50,7 @@ def vote(session: Session, photo: Photo, user: Account, name: str, agrees: bool)
         existing.agrees = agrees
         existing.created_at = datetime.now(UTC)  # when it was last cast
     session.flush()
+    label_clock.tick(session)
 
 
 def cast_vote(ctx: Context, key: str, user: Account, name: str, agrees: bool) -> dict[str, tuple[int, int]]:

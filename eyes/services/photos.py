@@ -16,7 +16,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
-from eyes.services import image_store
+from eyes.services import image_store, label_clock
 from eyes.services.accounts import get_user_by_name
 from eyes.services.quota import check_quota
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
@@ -244,6 +244,7 @@ def update_photo(
             photo.description = description.strip()
         if visibility is not None and visibility != photo.visibility:
             photo.visibility = visibility
+            label_clock.tick(session)  # what may teach changed
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
@@ -276,5 +277,6 @@ def delete_photo(ctx: Context, key: str, user: Account) -> None:
     photo = get_owned_photo(ctx, key, user)
     with transaction(ctx.sessions) as session:
         session.execute(delete(Photo).where(Photo.id == photo.id))
+        label_clock.tick(session)
     # If this fails (the store is down), the sweep removes the unreferenced image later.
     image_store.remove_if_unreferenced(ctx, photo.sha256)

@@ -14,6 +14,7 @@ from eyes.db.models import Photo, PhotoTag, Tag
 from eyes.db.session import insert_ignoring_duplicates
 from eyes.domain import Account, TagSource, TagStatus
 from eyes.errors import BadRequest, Forbidden, NotFound
+from eyes.services import label_clock
 
 _SPACES = re.compile(r"\s+")
 # Characters that would break a tag's URL (/tags/NAME) or a comma-separated tag field.
@@ -76,6 +77,7 @@ def set_owner_tag(session: Session, photo: Photo, user: Account, name: str) -> P
     photo_tag.status = TagStatus.CONFIRMED
     photo_tag.set_by_user_id = user.id
     session.flush()
+    label_clock.tick(session)
     return photo_tag
 
 
@@ -95,6 +97,7 @@ def reject_owner_tag(session: Session, photo: Photo, user: Account, name: str) -
     else:
         session.delete(photo_tag)
     session.flush()
+    label_clock.tick(session)
 
 
 def visible_tags(photo: Photo) -> list[PhotoTag]:

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -45,7 +45,7 @@ from eyes.ml.train import (
     pseudo_labels,
     train_head,
 )
-from eyes.services import registry
+from eyes.services import label_clock, registry
 from eyes.services.gate import compare_with_champion
 from eyes.services.labels import (
     Labels,
@@ -455,6 +455,17 @@ def label_growth(ctx: Context, labels: Labels | None = None) -> LabelGrowth:
     return LabelGrowth(current - last, current - last_deep, float(np.mean(counts)) if counts else 0.0)
 
 
+def current_growth(ctx: Context) -> LabelGrowth:
+    """label_growth, recounted only when the label clock, the newest run or the champion moved
+    (the sweep asks every few seconds; counting every label each time does not scale)."""
+    with ctx.sessions() as session:
+        newest_run = session.scalar(select(func.max(ModelVersion.id)))
+    return cast(
+        LabelGrowth,
+        label_clock.memoised(ctx, "growth", lambda: label_growth(ctx), newest_run, ctx.tagger.version),
+    )
+
+
 def _countable(ctx: Context, session: Any) -> int:
     known = set(ctx.tagger.champion().vocabulary)
     return countable_labels(session, training_labels(session, ctx.settings), ctx.settings, known)
@@ -476,7 +487,7 @@ def maybe_start_automatic_run(ctx: Context) -> int | None:
     """Start a run when enough new training-grade labels have arrived since the last one: a deep
     run when there are many more since the last deep run, a head run otherwise."""
     settings = ctx.settings
-    growth = label_growth(ctx)
+    growth = current_growth(ctx)
     try:
         deep_due = (
             settings.deep_train_after > 0 and growth.since_last_deep >= settings.deep_train_after

@@ -21,6 +21,7 @@ from eyes.db.models import Tag
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import BadRequest, Forbidden
+from eyes.services import label_clock
 from eyes.services.tags import normalize_tag, tag_ids
 
 
@@ -86,6 +87,7 @@ def approve(ctx: Context, admin: Account | None, names: list[str], approved: boo
                 approved_by_id=admin.id if approved and admin else None,
             )
         )
+        label_clock.tick(session)
     return clean
 
 
@@ -134,6 +136,7 @@ def import_hierarchy(ctx: Context, admin: Account | None, text: str) -> int:
 
 
 def _set_parents(session: Session, parents: dict[str, str | None]) -> None:
+    label_clock.tick(session)
     ids = tag_ids(session, set(parents) | {p for p in parents.values() if p})
     current = hierarchy(session).parents
     merged = {**current, **{c: p for c, p in parents.items() if p}}

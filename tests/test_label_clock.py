@@ -1,0 +1,52 @@
+"""The sweep reads the label clock instead of recounting every label (issue 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from eyes.config import Settings
+from eyes.context import Context, build_context
+from eyes.db.models import Photo
+from eyes.db.session import transaction
+from eyes.domain import Visibility
+from eyes.services import label_clock, labels, photos, training
+from eyes.services.accounts import create_user
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    context = build_context(settings.model_copy(update={"auto_train_after": 1000}))
+    context.jobs = None
+    yield context
+    context.close()
+
+
+def test_the_automatic_run_check_recounts_only_when_the_labels_move(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with transaction(ctx.sessions) as session:
+        owner = create_user(session, "owner", "a long password")
+        voter = create_user(session, "voter", "a long password")
+    path = tmp_path / "p.png"
+    Image.new("RGB", (40, 30), (9, 80, 200)).save(path)
+    up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft("p.png", tags=("sky",)))
+    counted = []
+    real = training.label_growth
+    monkeypatch.setattr(training, "label_growth", lambda c, *a: counted.append(1) or real(c, *a))
+
+    for _ in range(5):  # five sweeps, nothing new
+        training.maybe_start_automatic_run(ctx)
+    assert len(counted) == 1, "counted once, then the clock said nothing moved"
+    before = label_clock.ticks(ctx)
+    with ctx.sessions() as session:
+        key = session.get_one(Photo, up.photo_id).public_id
+    labels.cast_vote(ctx, key, voter, "cloud", agrees=True)
+    assert label_clock.ticks(ctx) == before + 1, "a vote moves the clock"
+    training.maybe_start_automatic_run(ctx)
+    assert len(counted) == 2, "and the next sweep counts again"
+    photos.update_photo(ctx, key, owner, visibility=Visibility.PRIVATE)
+    assert label_clock.ticks(ctx) == before + 2, "so does a change of what may teach"
