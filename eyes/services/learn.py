@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import exists
 
 from eyes.context import Context
 from eyes.db.models import Photo, PhotoTag, TagVote
@@ -11,19 +10,14 @@ from eyes.db.session import transaction
 from eyes.domain import Account, TaggingState, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services.labels import check_vote_rate, vote
-from eyes.services.photos import get_visible_photo
+from eyes.services.photos import get_visible_photo, photo_query
 from eyes.services.tags import normalize_tag, visible_tags
 
 
 def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Photo]:
     """Visible photos the viewer has not answered yet and nobody has settled, least sure first."""
     query = (
-        select(Photo)
-        .options(
-            selectinload(Photo.tags).joinedload(PhotoTag.tag),
-            selectinload(Photo.owner),
-            selectinload(Photo.image),
-        )
+        photo_query()
         .where(
             Photo.tagging == TaggingState.DONE,
             Photo.uncertainty.is_not(None),

@@ -129,8 +129,9 @@ def can_view(photo: Photo, viewer: Account | None) -> bool:
     return viewer is not None and viewer.id == photo.owner_id
 
 
-def _photo_query() -> Select[Photo]:
-    # Owner and image are one row each: joined into the photos' query, not two more round trips.
+def photo_query() -> Select[Photo]:
+    """Photos with what every view of one needs: its tags, owner and image. Owner and image are
+    one row each: joined into the photos' query, not two more round trips."""
     return select(Photo).options(
         selectinload(Photo.tags).joinedload(PhotoTag.tag),
         joinedload(Photo.owner),
@@ -145,7 +146,7 @@ def get_photo(ctx: Context, photo_id: int) -> Photo:
 
 def _one(ctx: Context, where: ColumnElement[bool]) -> Photo:
     with ctx.sessions() as session:
-        photo = session.scalar(_photo_query().where(where))
+        photo = session.scalar(photo_query().where(where))
     if photo is None:
         raise NotFound("there is no such photo")
     return photo
@@ -201,7 +202,7 @@ def list_photos(
     tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tags or []]
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
-    query = _photo_query().order_by(Photo.id.desc()).limit(limit + 1)
+    query = photo_query().order_by(Photo.id.desc()).limit(limit + 1)
     if owner_account is not None:
         query = query.where(Photo.owner_id == owner_account.id)
         if viewer is None or viewer.id != owner_account.id:
