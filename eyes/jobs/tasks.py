@@ -51,8 +51,8 @@ def sweep(ctx: Context) -> None:
     for photo_id in pending_photo_ids(ctx):
         ctx.jobs.enqueue("tag_photo", photo_id)
     fail_stale_runs(ctx)
-    for version_id in runs_under_way(ctx):
-        ctx.jobs.enqueue("train", version_id)
+    for run in runs_under_way(ctx):
+        ctx.jobs.enqueue("train", run.id)
     maybe_start_automatic_run(ctx)
     if time.monotonic() - ctx.storage_swept_at > ctx.settings.orphan_sweep_h * 3600:
         sweep_storage(ctx)

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from eyes.context import Context
-from eyes.db.models import ModelVersion, Photo, as_utc
-from eyes.domain import ModelStage, TaggingState
+from eyes.db.models import Photo, as_utc
+from eyes.domain import TaggingState
+from eyes.services import training
 
 
 def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
@@ -17,11 +18,10 @@ def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
         tagging = dict(
             session.execute(select(Photo.tagging, func.count(Photo.id)).group_by(Photo.tagging)).all()
         )
-        runs = list(session.scalars(select(ModelVersion).where(ModelVersion.stage == ModelStage.TRAINING)))
     return {
         "queue": "celery" if ctx.settings.broker_url else "in-process",
         "tagging": {state.value: int(tagging.get(state, 0)) for state in TaggingState},
-        "training": [
+        "training": [  # whichever worker runs it
             {
                 "version": run.name,
                 "started_at": as_utc(run.created_at),
@@ -30,6 +30,6 @@ def job_status(ctx: Context, *, admin: bool = False) -> dict[str, Any]:
                 "depth": run.depth.value,
                 "trigger": run.trigger,
             }
-            for run in runs
+            for run in training.runs_under_way(ctx)
         ],
     }

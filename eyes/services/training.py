@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
@@ -141,7 +141,7 @@ def start_run(
     with transaction(ctx.sessions) as session:
         _fail_stale_runs(ctx, session)
         session.flush()
-        running = session.scalar(select(ModelVersion).where(ModelVersion.stage == ModelStage.TRAINING))
+        running = session.scalar(_under_way())
         if running is not None:
             raise Conflict(f"training run {running.name} is already under way; wait for it to finish")
         n_labels = _countable(ctx, session)
@@ -164,10 +164,15 @@ def start_run(
     return version_id
 
 
-def runs_under_way(ctx: Context) -> list[int]:
+def _under_way() -> Select[ModelVersion]:
+    """The runs under way: one at most (a unique index on the stage sees to that)."""
+    return select(ModelVersion).where(ModelVersion.stage == ModelStage.TRAINING)
+
+
+def runs_under_way(ctx: Context) -> list[ModelVersion]:
     """The versions whose run is under way (the sweep hands them to a worker again)."""
     with ctx.sessions() as session:
-        return list(session.scalars(select(ModelVersion.id).where(ModelVersion.stage == ModelStage.TRAINING)))
+        return list(session.scalars(_under_way()))
 
 
 def fail_stale_runs(ctx: Context) -> None:
