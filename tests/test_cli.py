@@ -73,7 +73,7 @@ def test_import_tags_from_folders_skips_duplicates_and_reports_rejects(
 
         leopards = list_photos(ctx, None, tags=["leopards"]).items
         assert len(leopards) == 3
-        assert all(t.status == "confirmed" for p in leopards for t in p.tags if t.tag.name == "leopards")
+        assert all(t.status == "confirmed" for p in leopards for t in p.tags if t.name == "leopards")
     finally:
         ctx.close()
 

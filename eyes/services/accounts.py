@@ -21,6 +21,7 @@ from eyes.domain import Account
 from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from eyes.services import invitations, label_clock, sessions
 from eyes.services.limits import Slots
+from eyes.services.views import TokenPublic, UserPublic
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
@@ -198,15 +199,19 @@ def create_token(ctx: Context, user: Account, name: str, days: float | None = No
     return token, secret
 
 
-def list_tokens(ctx: Context, user: Account) -> list[ApiToken]:
+def list_tokens(ctx: Context, user: Account) -> list[TokenPublic]:
     with ctx.sessions() as session:
-        return list(
-            session.scalars(
-                select(ApiToken)
-                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                .order_by(ApiToken.id)
-            )
+        tokens = session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
         )
+        return [TokenPublic.of(t) for t in tokens]
+
+
+def profile(ctx: Context, username: str) -> UserPublic:
+    """What anyone may see of an account."""
+    return UserPublic.of(get_user_by_name(ctx, username))
 
 
 def revoke_token(ctx: Context, user: Account, token_id: int) -> None:

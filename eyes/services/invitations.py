@@ -15,6 +15,7 @@ from eyes.db.models import Invitation, User, as_utc
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import BadRequest, NotFound
+from eyes.services.views import InvitationPublic
 
 INVALID = "this invitation is unknown, already used or expired: ask an administrator for a new one"
 
@@ -28,7 +29,7 @@ def create(ctx: Context, by: Account | None, *, admin: bool = False) -> str:
     return make(ctx, by, admin=admin)[1]
 
 
-def make(ctx: Context, by: Account | None, *, admin: bool = False) -> tuple[Invitation, str]:
+def make(ctx: Context, by: Account | None, *, admin: bool = False) -> tuple[InvitationPublic, str]:
     """A new invitation and its code (shown once: only its hash is kept)."""
     code = secrets.token_urlsafe(16)
     invitation = Invitation(
@@ -40,7 +41,7 @@ def make(ctx: Context, by: Account | None, *, admin: bool = False) -> tuple[Invi
     )
     with transaction(ctx.sessions) as session:
         session.add(invitation)
-    return invitation, code
+    return InvitationPublic.of(invitation), code
 
 
 def setup_code(ctx: Context) -> str | None:
@@ -81,11 +82,12 @@ def peek(session: Session, code: str) -> Invitation:
     return invitation
 
 
-def open_invitations(ctx: Context) -> list[Invitation]:
+def open_invitations(ctx: Context) -> list[InvitationPublic]:
     """Invitations not used yet and not expired, newest first (setup codes excluded)."""
     with ctx.sessions() as session:
-        return list(
-            session.scalars(
+        return [
+            InvitationPublic.of(i)
+            for i in session.scalars(
                 select(Invitation)
                 .where(
                     Invitation.used_at.is_(None),
@@ -94,7 +96,7 @@ def open_invitations(ctx: Context) -> list[Invitation]:
                 )
                 .order_by(Invitation.id.desc())
             )
-        )
+        ]
 
 
 def revoke(ctx: Context, invitation_id: int) -> None:

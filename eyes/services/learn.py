@@ -12,9 +12,10 @@ from eyes.errors import BadRequest
 from eyes.services.labels import check_vote_rate, vote
 from eyes.services.photos import get_visible_photo, photo_query
 from eyes.services.tags import normalize_tag, visible_tags
+from eyes.services.views import PhotoPublic
 
 
-def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Photo]:
+def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[PhotoPublic]:
     """Visible photos the viewer has not answered yet and nobody has settled, least sure first."""
     query = (
         photo_query()
@@ -29,7 +30,7 @@ def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Pho
         .limit(limit)
     )
     with ctx.sessions() as session:
-        return list(session.scalars(query))
+        return [PhotoPublic.of(p, viewer) for p in session.scalars(query)]
 
 
 def answer(ctx: Context, viewer: Account, key: str, choice: str, other: str = "") -> None:

@@ -20,7 +20,9 @@ from eyes.services import image_store, label_clock
 from eyes.services.accounts import get_user_by_name
 from eyes.services.quota import check_quota
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
+from eyes.services.views import PhotoPublic
 
+ORIGINAL_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 MAX_QUERY_TAGS = 8  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -161,6 +163,44 @@ def get_visible_photo(ctx: Context, key: str, viewer: Account | None) -> Photo:
     return photo
 
 
+def show(ctx: Context, key: str, viewer: Account | None) -> PhotoPublic:
+    """The photo as `viewer` may see it (its location and file name for its owner only)."""
+    return PhotoPublic.of(get_visible_photo(ctx, key, viewer), viewer)
+
+
+def show_uploaded(ctx: Context, uploaded: Uploaded, owner: Account) -> PhotoPublic:
+    return PhotoPublic.of(get_photo(ctx, uploaded.photo_id), owner)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """What a media answer serves: the store's key, its validator, type, and who may cache it."""
+
+    key: str
+    etag: str
+    media_type: str
+    public: bool
+
+
+def thumbnail_blob(ctx: Context, media_key: str, size: str, viewer: Account | None) -> Blob:
+    if size not in image_store.THUMB_SIZES:
+        raise NotFound("thumbnails are small.jpg and large.jpg")
+    photo = get_media(ctx, media_key, viewer)
+    public = photo.visibility == Visibility.PUBLIC
+    return Blob(
+        image_store.thumb_key(photo.sha256, size), f'"{photo.sha256[:32]}-{size}"', "image/jpeg", public
+    )
+
+
+def original_blob(ctx: Context, key: str, viewer: Account | None) -> Blob:
+    """The uploaded file as it was, location included: the owner's alone."""
+    photo = get_visible_photo(ctx, key, viewer)
+    if viewer is None or viewer.id != photo.owner_id:
+        raise NotFound("the original file is only available to the photo's owner")
+    mime = ORIGINAL_TYPES[photo.image.format]
+    return Blob(image_store.original_key(photo.sha256), f'"{photo.sha256[:32]}"', mime, public=False)
+
+
 def get_media(ctx: Context, media_key: str, viewer: Account | None) -> Photo:
     """The photo whose media URLs carry `media_key`, if `viewer` may see it. A key given up when
     the visibility changed names nothing."""
@@ -179,7 +219,7 @@ def get_owned_photo(ctx: Context, key: str, user: Account) -> Photo:
 
 @dataclass
 class PhotoPage:
-    items: list[Photo]
+    items: list[PhotoPublic]
     next_before: int | None  # pass as `before` to get the next page
 
 
@@ -223,7 +263,7 @@ def list_photos(
         rows = list(session.scalars(query))
     more = len(rows) > limit
     items = rows[:limit]
-    return PhotoPage(items, items[-1].id if more and items else None)
+    return PhotoPage([PhotoPublic.of(p, viewer) for p in items], items[-1].id if more and items else None)
 
 
 def update_photo(
@@ -234,7 +274,7 @@ def update_photo(
     title: str | None = None,
     description: str | None = None,
     visibility: Visibility | None = None,
-) -> Photo:
+) -> PhotoPublic:
     check_text(ctx, title, description)
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
@@ -249,10 +289,10 @@ def update_photo(
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
-    return get_photo(ctx, photo_id)
+    return PhotoPublic.of(get_photo(ctx, photo_id), user)
 
 
-def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> Photo:
+def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> PhotoPublic:
     """The owner sets tags (or confirms suggestions) on their photo, named as they typed them;
     returns the photo as it is now."""
     names = [normalize_tag(n, ctx.settings.max_tag_length) for n in names]
@@ -261,16 +301,16 @@ def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> P
         photo = session.get_one(Photo, photo_id)
         for name in names:
             set_owner_tag(session, photo, user, name)
-    return get_photo(ctx, photo_id)
+    return PhotoPublic.of(get_photo(ctx, photo_id), user)
 
 
-def remove_owner_tag(ctx: Context, key: str, user: Account, name: str) -> Photo:
+def remove_owner_tag(ctx: Context, key: str, user: Account, name: str) -> PhotoPublic:
     """The owner removes a tag (or rejects a suggestion); returns the photo as it is now."""
     name = normalize_tag(name, ctx.settings.max_tag_length)
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         reject_owner_tag(session, session.get_one(Photo, photo_id), user, name)
-    return get_photo(ctx, photo_id)
+    return PhotoPublic.of(get_photo(ctx, photo_id), user)
 
 
 def delete_photo(ctx: Context, key: str, user: Account) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from eyes.db.models import Invitation, Photo, PhotoTag
+from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
 from eyes.domain import Account, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
 from eyes.services.tags import visible_tags
@@ -77,6 +77,26 @@ class InvitationMade(InvitationPublic):
 
     code: str
     url: str = Field(description="The sign-up link to send: it works once")
+
+
+class TokenPublic(BaseModel):
+    """An API token as its owner sees it listed (never its secret)."""
+
+    id: int
+    name: str
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime | None
+    expires_at: UtcDatetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenPublic:
+        return cls(
+            id=token.id,
+            name=token.name,
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            expires_at=token.expires_at,
+        )
 
 
 class TagPublic(BaseModel):

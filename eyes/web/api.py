@@ -114,7 +114,7 @@ def _store_upload(
     ctx: Context, user: Account, path: pathlib.Path, draft: photo_service.PhotoDraft
 ) -> tuple[bool, PhotoPublic]:
     result = photo_service.upload_photo(ctx, user.id, path, draft)
-    return result.created, PhotoPublic.of(photo_service.get_photo(ctx, result.photo_id), user)
+    return result.created, photo_service.show_uploaded(ctx, result, user)
 
 
 def _count_classify(ctx: Context, user: Account, client: str) -> None:
@@ -143,12 +143,12 @@ def list_photos(
 ) -> PhotoList:
     page = photo_service.list_photos(ctx, viewer, owner=owner, tags=tag, before=before, limit=limit)
     next_url = next_page(request, page)
-    return PhotoList(items=[PhotoPublic.of(p, viewer) for p in page.items], next=next_url)
+    return PhotoList(items=page.items, next=next_url)
 
 
 @router.get("/photos/{photo_id}", response_model=PhotoPublic, summary="One photo")
 def get_photo(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> PhotoPublic:
-    return PhotoPublic.of(photo_service.get_visible_photo(ctx, photo_id, viewer), viewer)
+    return photo_service.show(ctx, photo_id, viewer)
 
 
 @router.patch("/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility")
@@ -156,7 +156,7 @@ def update_photo(photo_id: PhotoId, body: PhotoUpdate, ctx: ContextDep, user: Us
     photo = photo_service.update_photo(
         ctx, photo_id, user, title=body.title, description=body.description, visibility=body.visibility
     )
-    return PhotoPublic.of(photo, user)
+    return photo
 
 
 @router.delete("/photos/{photo_id}", status_code=204, summary="Delete a photo")
@@ -167,8 +167,7 @@ def delete_photo(photo_id: PhotoId, ctx: ContextDep, user: UserDep) -> Response:
 
 @router.get("/photos/{photo_id}/tags", response_model=list[TagPublic], summary="A photo's tags")
 def photo_tags(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> list[TagPublic]:
-    photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
-    return PhotoPublic.of(photo, viewer).tags
+    return photo_service.show(ctx, photo_id, viewer).tags
 
 
 @router.post(
@@ -177,7 +176,7 @@ def photo_tags(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> list[Ta
     summary="Add a tag, or confirm a suggestion (owner)",
 )
 def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
-    return PhotoPublic.of(photo_service.add_owner_tags(ctx, photo_id, user, [body.name]), user).tags
+    return photo_service.add_owner_tags(ctx, photo_id, user, [body.name]).tags
 
 
 @router.delete(
@@ -188,7 +187,7 @@ def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) 
 def remove_tag(
     photo_id: PhotoId, name: Annotated[str, Path(description=TAG_RULES)], ctx: ContextDep, user: UserDep
 ) -> list[TagPublic]:
-    return PhotoPublic.of(photo_service.remove_owner_tag(ctx, photo_id, user, name), user).tags
+    return photo_service.remove_owner_tag(ctx, photo_id, user, name).tags
 
 
 _CLASSIFY_BODY = multipart_body({})
@@ -234,14 +233,14 @@ def create_invitation(
 ) -> InvitationMade:
     invitation, code = invitations.make(ctx, admin, admin=body.admin)
     url = str(request.url_for("signup_page").include_query_params(invite=code))
-    return InvitationMade(**InvitationPublic.of(invitation).model_dump(), code=code, url=url)
+    return InvitationMade(**invitation.model_dump(), code=code, url=url)
 
 
 @router.get(
     "/invitations", response_model=list[InvitationPublic], summary="Open invitations (administrators)"
 )
 def list_invitations(ctx: ContextDep, admin: AdminDep) -> list[InvitationPublic]:
-    return [InvitationPublic.of(i) for i in invitations.open_invitations(ctx)]
+    return invitations.open_invitations(ctx)
 
 
 @router.delete(

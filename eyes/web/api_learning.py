@@ -127,4 +127,4 @@ def jobs(ctx: ContextDep, admin: AdminDep) -> dict[str, Any]:
 
 @router.get("/learn", response_model=list[PhotoPublic], summary="Photos the model is least sure of")
 def to_learn(ctx: ContextDep, user: UserDep) -> list[PhotoPublic]:
-    return [PhotoPublic.of(p, user) for p in learn.uncertain_photos(ctx, user)]
+    return learn.uncertain_photos(ctx, user)

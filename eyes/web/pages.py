@@ -17,7 +17,6 @@ from eyes.services import accounts, invitations, sessions
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
-from eyes.services.views import PhotoPublic, UserPublic
 from eyes.web.deps import (
     SESSION_KEY,
     AdminDep,
@@ -55,7 +54,7 @@ def _safe_next(url: str | None) -> str:
 
 
 def _grid(request: Request, viewer: Account | None, page: photo_service.PhotoPage) -> dict[str, Any]:
-    return {"photos": [PhotoPublic.of(p, viewer) for p in page.items], "next_url": next_page(request, page)}
+    return {"photos": page.items, "next_url": next_page(request, page)}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -68,7 +67,7 @@ def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | Non
 def profile(
     username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
 ) -> Response:
-    owner = UserPublic.of(accounts.get_user_by_name(ctx, username))
+    owner = accounts.profile(ctx, username)
     page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before)
     return render(request, "profile.html", owner=owner, **_grid(request, viewer, page))
 
@@ -96,12 +95,12 @@ def search(
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
-    photo = photo_service.get_visible_photo(ctx, photo_id, viewer)
+    photo = photo_service.show(ctx, photo_id, viewer)
     return render(
         request,
         "photo.html",
-        photo=PhotoPublic.of(photo, viewer),
-        own=viewer is not None and viewer.id == photo.owner_id,
+        photo=photo,
+        own=viewer is not None and viewer.username == photo.owner,
         visibilities=[v.value for v in Visibility],
     )
 

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from eyes.errors import BadRequest
 from eyes.services import dashboard as dashboard_service
 from eyes.services import learn, registry, training, vocabulary
-from eyes.services.views import PhotoPublic
 from eyes.web import charts
 from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
 from eyes.web.pages import redirect, render
@@ -118,8 +117,7 @@ def rollback(ctx: ContextDep, admin: AdminDep) -> Response:
 
 @router.get("/learn", response_class=HTMLResponse)
 def learn_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
-    photos = [PhotoPublic.of(p, user) for p in learn.uncertain_photos(ctx, user)]
-    return render(request, "learn.html", photos=photos)
+    return render(request, "learn.html", photos=learn.uncertain_photos(ctx, user))
 
 
 @router.post("/learn/{photo_id}")
