@@ -31,6 +31,7 @@ from eyes.services.labels import class_vocabulary, training_labels, vote
 from eyes.services.photos import delete_photo
 from eyes.services.vocabulary import Hierarchy
 from tests.conftest import CALTECH, sign_up
+from tests.test_charts import chart_titles
 from tests.test_cli import eyes
 
 pytestmark = pytest.mark.slow
@@ -50,6 +51,21 @@ def loop_settings(settings: Settings) -> Settings:
             "trust_min_agreements": 0,
         }
     )
+
+
+def assert_model_charts(titles: list[str], classes: list[str], *, validation: bool = True) -> None:
+    """A version's page charts its loss and accuracy per epoch (on a held-out part too, unless
+    the run kept none aside), each tag's precision and recall, and the confusion of its classes,
+    mostly on the diagonal (a class may be missing from a small held-out sample)."""
+    for series in ("train", "validation") if validation else ("train",):
+        assert sum(t.startswith(f"{series}, epoch 1: ") for t in titles) == 2, f"{series} loss and accuracy"
+    for name in classes:
+        assert any(t.startswith(f"{name} precision: ") for t in titles)
+        assert any(t.startswith(f"{name} recall: ") for t in titles)
+    cells = {t.rsplit(": ", 1)[0]: int(t.rsplit(": ", 1)[1]) for t in titles if t.startswith("true ")}
+    assert len(cells) == len(classes) ** 2, cells
+    right = sum(cells[f"true {name}, predicted {name}"] for name in classes)
+    assert right > 0 and right >= sum(cells.values()) - right, cells
 
 
 def labelled_tree(tmp_path: Path, per_class: int, classes: list[str] = CLASSES) -> Path:
@@ -136,7 +152,8 @@ def test_train_promote_retag_and_keep_people_tags(ctx: Context, tmp_path: Path) 
     assert info["stage"] == "champion", info["reason"]
     assert info["vocabulary"] == ["airplanes", "leopards", "watch"]
     metrics = info["metrics"]
-    assert metrics["accuracy"] >= 0.8 and 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["map"] <= 1
+    # Three easy caltech classes, 12 photos each: 1.0 on each measure when this was written.
+    assert metrics["accuracy"] >= 0.9 and metrics["macro_f1"] >= 0.9 and metrics["map"] >= 0.9, metrics
     assert set(metrics["per_tag"]) == set(info["vocabulary"])
     assert len(info["history"]) > 1 and info["history"][-1]["train_loss"] < info["history"][0]["train_loss"]
     assert len(metrics["confusion"]) == 3
@@ -347,9 +364,13 @@ def test_dashboard_and_help_pages(loop_settings: Settings, tmp_path: Path) -> No
         client.post("/models/train")
         ctx.jobs.wait_idle(120)  # type: ignore[union-attr]
         page = client.get("/models").text
-        assert "v1" in page and "champion" in page and "<svg" in page
+        assert "v1" in page and "champion" in page
+        progress = chart_titles(page)
+        dots = dict(t.rsplit(": ", 1) for t in progress)  # the one version is a dot per series
+        assert set(dots) == {"accuracy, v1", "logistic regression, same labels, v1"}
+        assert all(0.9 <= float(value) <= 1 for value in dots.values()), dots
         detail = client.get("/models/v1").text
-        assert detail.count("<svg") >= 4, "loss, accuracy, per-tag and confusion charts"
+        assert_model_charts(chart_titles(detail), ["airplanes", "leopards", "watch"])
         assert "promoted" in detail
 
         client.cookies.clear()

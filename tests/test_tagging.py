@@ -1,4 +1,5 @@
-"""Auto-tagging with the real pretrained network: on upload, /classify, `eyes classify`, `eyes evaluate`."""
+"""Auto-tagging: on upload, /classify, `eyes classify`, `eyes evaluate`. What the network says about a
+photo needs the real pretrained network (slow); the rest runs on the stand-in backbone."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ from eyes.app import create_app
 from eyes.config import Settings
 from eyes.db.models import Embedding
 from eyes.ml.errors import ModelFileError
+from eyes.services.classify import as_named
+from eyes.services.tagging import retag_all
 from tests.conftest import CALTECH, context_of, counts, sign_up, upload, wait_for_tagging
 from tests.images_for_tests import encode
 from tests.test_cli import eyes
-
-pytestmark = pytest.mark.slow
 
 LEOPARD = min((CALTECH / "Leopards").iterdir())
 AIRPLANE = min((CALTECH / "airplanes").iterdir())
 
 
+@pytest.mark.slow
 def test_upload_is_tagged_in_the_background_and_embedding_stored(client: TestClient) -> None:
     sign_up(client, "tia")
     photo = upload(client, LEOPARD)
@@ -51,15 +53,22 @@ def test_owner_confirms_and_rejects_suggestions(client: TestClient) -> None:
     sign_up(client, "uma")
     photo = upload(client, AIRPLANE)
     wait_for_tagging(client)
-    tags = client.get(f"/api/v1/photos/{photo['id']}/tags").json()
-    first, *rest = [t["name"] for t in tags if t["status"] == "suggested"]
-    confirmed = client.post(f"/api/v1/photos/{photo['id']}/tags", json={"name": first}).json()
+    url = f"/api/v1/photos/{photo['id']}/tags"
+    first, second, *_ = [t["name"] for t in client.get(url).json() if t["status"] == "suggested"]
+    confirmed = client.post(url, json={"name": first}).json()
     assert next(t for t in confirmed if t["name"] == first)["status"] == "confirmed"
-    if rest:
-        after = client.delete(f"/api/v1/photos/{photo['id']}/tags/{rest[0]}").json()
-        assert rest[0] not in [t["name"] for t in after], "a rejected suggestion is not shown"
+    after = client.delete(f"{url}/{second}").json()
+    assert second not in [t["name"] for t in after], "a rejected suggestion is not shown"
+
+    # Suggestions recomputed (as after a promotion) offer the rejected tag no more, and leave
+    # the confirmed one as the owner said.
+    retag_all(context_of(client))
+    shown = {t["name"]: t["status"] for t in client.get(url).json()}
+    assert second not in shown and shown[first] == "confirmed"
+    assert second not in {t["name"] for t in client.get(f"/api/v1/photos/{photo['id']}").json()["tags"]}
 
 
+@pytest.mark.slow
 def test_classify_api_returns_tags_and_stores_nothing(client: TestClient) -> None:
     sign_up(client, "val")
     before = counts(context_of(client))
@@ -103,6 +112,7 @@ def test_awkward_images_are_stored_and_tagged_or_marked(client: TestClient, make
     assert client.get(photo["thumbnail_url"]).status_code == 200
 
 
+@pytest.mark.slow
 def test_classify_cli_json(settings: Settings) -> None:
     res = eyes(settings, "classify", str(LEOPARD), str(AIRPLANE), "--json")
     assert res.returncode == 0, res.stderr
@@ -117,6 +127,7 @@ def test_classify_cli_json(settings: Settings) -> None:
     assert missing.returncode == 1 and "not a file" in missing.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_cli_json(settings: Settings, tmp_path: Path) -> None:
     tree = tmp_path / "labelled"
     for cls in ("Leopards", "airplanes"):
@@ -127,9 +138,34 @@ def test_evaluate_cli_json(settings: Settings, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["n"] == 8 and set(report["per_class"]) == {"leopards", "airplanes"}
-    for key in ("accuracy", "macro_f1", "model_version", "ms_per_image"):
-        assert key in report
-    assert 0 <= report["accuracy"] <= 1 and report["ms_per_image"] > 0
+    # The day-one words say `leopard` and `airplane`; the folders are plural, as people name them.
+    assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+    assert report["confusion"] == [[4, 0], [0, 4]]
+    shown = report["tags"]["airplanes"]
+    assert shown["precision"] == 1.0 and shown["recall"] >= 0.5, "a shown `airplane` counts for airplanes"
+    assert report["model_version"].startswith("imagenet") and report["ms_per_image"] > 0
+
+
+@pytest.mark.parametrize(
+    ("tag", "folder"),
+    [
+        ("leopard", "leopards"),
+        ("airplanes", "airplane"),
+        ("big cat", "big cats"),
+        ("berry", "berries"),
+        ("bus", "buses"),
+        ("dog", "dog"),
+    ],
+)
+def test_evaluation_reads_a_tag_in_either_number(tag: str, folder: str) -> None:
+    assert as_named(tag, {folder, "something else"}) == folder
+    assert as_named(folder, {tag}) == tag
+
+
+def test_evaluation_prefers_the_exact_name_and_pairs_nothing_else() -> None:
+    assert as_named("leopard", {"leopard", "leopards"}) == "leopard"
+    assert as_named("cat", {"cattle", "cart", "category"}) is None
+    assert as_named("airplane", set()) is None
 
 
 def test_corrupt_model_file_is_reported_at_start_with_path_and_fix(
@@ -148,6 +184,7 @@ def test_corrupt_model_file_is_reported_at_start_with_path_and_fix(
     assert str(onnx) in str(err.value) and "eyes models export-backbone" in str(err.value)
 
 
+@pytest.mark.slow  # the fast tier checks the same of its whole run (tests/conftest.py)
 def test_serving_never_imports_torch(settings: Settings) -> None:
     script = f"""
 import sys

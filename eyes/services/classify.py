@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,15 +47,41 @@ def classify_file(ctx: Context, path: Path) -> Classification:
     )
 
 
+def word_forms(name: str) -> set[str]:
+    """`name` and the forms a person reads as the same word: its plural and its singular, on the
+    last word of a phrase (leopard and leopards, big cat and big cats, berry and berries, bus and
+    buses). Generous on purpose: it only pairs a folder's name with a tag that already exists."""
+    forms = {name, f"{name}s", f"{name}es"}
+    if name.endswith("y"):
+        forms.add(f"{name[:-1]}ies")
+    if name.endswith("ies"):
+        forms.add(f"{name[:-3]}y")
+    if name.endswith("es"):
+        forms.add(name[:-2])
+    if name.endswith("s"):
+        forms.add(name[:-1])
+    return forms
+
+
+def as_named(name: str, names: Collection[str]) -> str | None:
+    """The one of `names` that tag `name` stands for: itself, else the same word in the other
+    number (a folder `leopards` is what the tag `leopard` says); None when none is."""
+    if name in names:
+        return name
+    return next((form for form in sorted(word_forms(name)) if form in names), None)
+
+
 def predict_among(
     ctx: Context, embeddings: np.ndarray, labels: list[str], activations: np.ndarray | None = None
 ) -> np.ndarray:
     """For each embedding, the index in `labels` of the champion's best-ranked tag among them
-    (-1 if it ranks none of them): top-1 over a labelled set's own classes."""
+    (-1 if it ranks none of them): top-1 over a labelled set's own classes. A tag names a class in
+    the singular or the plural alike."""
     index = {name: j for j, name in enumerate(labels)}
     ranked = ctx.tagger.rank(embeddings, activations)
     return np.array(
-        [next((index[s.name] for s in tags if s.name in index), -1) for tags in ranked], dtype=np.int64
+        [next((index[label] for s in tags if (label := as_named(s.name, index))), -1) for tags in ranked],
+        dtype=np.int64,
     )
 
 
@@ -108,6 +135,7 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
     tagger.load()
     with ctx.sessions() as session:
         tree = hierarchy(session)
+    named = tree.expand(set(labels))  # every tag a photo here truly has
     expected: list[set[str]] = []
     shown: list[set[str]] = []
     started = time.perf_counter()
@@ -125,7 +153,11 @@ def evaluate_tree(ctx: Context, root: Path, *, batch: int = 32, progress: bool =
                 embeddings, activations = tagger.features(np.stack(inputs))
                 y_pred += predict_among(ctx, embeddings, labels, activations).tolist()
                 expected.extend(tree.expand({labels[t]}) for t in truths)
-                shown.extend({s.name for s in tags} for tags in tagger.suggest(embeddings, activations))
+                # A shown tag counts for the folder's tag it names, in either number.
+                shown.extend(
+                    {as_named(s.name, named) or s.name for s in tags}
+                    for tags in tagger.suggest(embeddings, activations)
+                )
             bar.update(len(files[start : start + batch]))
     seconds = time.perf_counter() - started
     n = max(1, len(y_true))

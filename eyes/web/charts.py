@@ -17,8 +17,11 @@ def line_chart(
     height: int = 220,
     y_max: float | None = None,
     x_label: str = "epoch",
+    x_names: list[str] | None = None,
 ) -> Markup:
-    """Lines over x = 1..n (epochs, or versions), one per series, with axes and a legend."""
+    """Lines over x = 1..n (epochs, or versions named by `x_names`), one per series, with axes and
+    a legend. Every point is a dot whose tooltip says its value; a series of one point (the first
+    version, a one-epoch run) is its dot with the value written beside it, as a line needs two."""
     left, right, top, bottom = 44, 10, 26, 30
     values = [v for vs in series.values() for v in vs if v is not None]
     n = max((len(vs) for vs in series.values()), default=0)
@@ -29,7 +32,10 @@ def line_chart(
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x(i: int) -> float:
-        return left + (plot_w * i / max(1, n - 1))
+        return left + (plot_w / 2 if n == 1 else plot_w * i / (n - 1))
+
+    def x_name(i: int) -> str:
+        return x_names[i] if x_names is not None and i < len(x_names) else f"{x_label} {i + 1}"
 
     def y(v: float) -> float:
         return top + plot_h * (1 - (v - lo) / (hi - lo or 1))
@@ -46,11 +52,29 @@ def line_chart(
     parts.append(
         f'<text x="{left + plot_w / 2}" y="{height - 4}" class="tick" text-anchor="middle">{escape(x_label)} (1–{n})</text>'
     )
+    if x_names is not None:  # the first and the last are named under the axis
+        for i in sorted({0, n - 1}):
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{top + plot_h + 14}" class="tick" text-anchor="middle">'
+                f"{escape(x_name(i))}</text>"
+            )
     for k, (name, vs) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if v is not None)
-        if points:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        points = [(i, v) for i, v in enumerate(vs) if v is not None]
+        if len(points) > 1:
+            line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in points)
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}"/>')
+        for i, v in points:
+            parts.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}" class="mark">'
+                f"<title>{escape(name)}, {escape(x_name(i))}: {v:.3g}</title></circle>"
+            )
+        if len(points) == 1:
+            i, v = points[0]
+            parts.append(
+                # Side by side, so that equal values of two series stay readable.
+                f'<text x="{x(i) + 6 + 36 * k:.1f}" y="{y(v) - 6:.1f}" class="tick value" fill="{colour}">{v:.3g}</text>'
+            )
         parts.append(
             f'<rect x="{width - right - 110}" y="{top + 4 + 16 * k}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{width - right - 96}" y="{top + 13 + 16 * k}" class="tick">{escape(name)}</text>'

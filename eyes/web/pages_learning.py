@@ -33,6 +33,7 @@ def dashboard(request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
         title="Held-out top-1 of each trained version, next to the frozen-embedding baseline",
         y_max=1.0,
         x_label="version",
+        x_names=[v["version"] for v in history],
     )
     return render(request, "models.html", **info, progress=progress, settings=ctx.settings)
 

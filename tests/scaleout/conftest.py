@@ -61,8 +61,9 @@ def redis_url() -> Iterator[str]:
 
 
 def start_worker(
-    settings: Settings, env: dict[str, str], queues: str = "tag,train"
+    settings: Settings, env: dict[str, str], queues: str = "tag,train", command: tuple[str, ...] = ("eyes",)
 ) -> subprocess.Popen[bytes]:
+    """`eyes worker` on the test's data folder, or `command`: a module run with `python -m`."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
     full.update(env)
     full["EYES_HOME"] = str(settings.home)
@@ -71,7 +72,7 @@ def start_worker(
     # The child keeps its own copy of the log's descriptor; ours is closed at once.
     with open(Path(settings.home) / f"worker-{uuid.uuid4().hex[:6]}.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "eyes", "worker", "--queues", queues], env=full, stdout=log, stderr=log
+            [sys.executable, "-m", *command, "worker", "--queues", queues], env=full, stdout=log, stderr=log
         )
 
 

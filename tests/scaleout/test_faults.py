@@ -91,18 +91,38 @@ def test_broker_restarted_while_tasks_are_queued(settings: Settings, private_red
 
 @pytest.mark.redis
 def test_worker_killed_in_the_middle_runs_the_work_again_once(
-    settings: Settings, private_redis: PrivateRedis
+    settings: Settings, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
+    """A worker dies holding a photo's message (acknowledged late, so it stays taken for the
+    broker's visibility timeout, an hour): the next worker's sweep reads the photo as pending in
+    the database and tags it, once."""
+    import redis
+
     app_settings = settings.model_copy(update={"broker_url": private_redis.url})
     env = {"EYES_BROKER_URL": private_redis.url, "EYES_SWEEP_INTERVAL_S": "1"}
+    flags = tmp_path / "flags"
+    flags.mkdir()
     with TestClient(create_app(app_settings), base_url="http://127.0.0.1") as client:
         sign_up(client, "cy")
-        ids = [upload(client, p)["id"] for p in PHOTOS]
-        worker = start_worker(settings, env)
-        wait_until(lambda: any(status(client, pid) == "done" for pid in ids), timeout=90, every=0.05)
-        worker.send_signal(signal.SIGKILL)  # mid-batch: some photos done, others not
-        worker.wait()
-        replacement = start_worker(settings, env)
+        stuck = start_worker(
+            settings,
+            {**env, "EYES_SWEEP_INTERVAL_S": "3600"},
+            queues="tag",
+            command=("tests.scaleout.stuck_worker", str(flags)),
+        )
+        try:
+            # Its sweep at start has run on an empty database: it queues nothing twice.
+            wait_until(lambda: (flags / "swept").exists(), timeout=90)
+            ids = [upload(client, p)["id"] for p in PHOTOS]
+            wait_until(lambda: (flags / "in-flight").exists(), timeout=90)
+        finally:
+            stuck.send_signal(signal.SIGKILL)  # mid-task
+            stuck.wait()
+        assert [status(client, pid) for pid in ids] == ["pending"] * len(ids)
+        queue = redis.Redis.from_url(private_redis.url)
+        assert queue.llen("tag") == len(ids) - 1, "one message went with the dead worker"
+
+        replacement = start_worker(settings, env)  # its sweep finds six photos pending
         try:
             for photo_id in ids:
                 wait_until(lambda pid=photo_id: status(client, pid) == "done", timeout=90)
@@ -116,9 +136,11 @@ def test_worker_killed_in_the_middle_runs_the_work_again_once(
                     .group_by(Photo.public_id)
                 ).all()
             )
+        # The sweep queued the five still in the queue a second time: each photo's tags are
+        # written once all the same.
         for photo_id in ids:
             tags = client.get(f"/api/v1/photos/{photo_id}/tags").json()
-            assert len(tags) == per_photo[photo_id] == len({t["name"] for t in tags}), "written once"
+            assert tags and len(tags) == per_photo[photo_id] == len({t["name"] for t in tags}), "written once"
 
 
 def _postgres(action: str) -> None:
