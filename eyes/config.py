@@ -7,7 +7,6 @@ its own app on its own data folder.
 from __future__ import annotations
 
 import secrets
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -279,11 +278,13 @@ class Settings(BaseSettings):
         # Explicit arguments win, then the environment, then eyes.toml.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
-    @cached_property
+    # Plain properties, not cached: a cached value would travel with model_copy(update=...) and
+    # outlive the field it was computed from (a copy with another database kept the old one).
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'eyes.db').resolve()}"
 
-    @cached_property
+    @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or str((self.home / "blobs").resolve())
 
