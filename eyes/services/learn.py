@@ -11,7 +11,7 @@ from eyes.domain import Account, TaggingState, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services.labels import check_vote_rate, vote
 from eyes.services.photos import get_visible_photo, photo_query
-from eyes.services.tags import normalize_tag, visible_tags
+from eyes.services.tags import normalize_tag
 from eyes.services.views import PhotoPublic
 
 
@@ -36,7 +36,7 @@ def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Pho
 def answer(ctx: Context, viewer: Account, key: str, choice: str, other: str = "") -> None:
     """`choice` is a suggested tag's name, "other" (then `other` names the tag) or "none"."""
     photo = get_visible_photo(ctx, key, viewer)
-    suggested = [t.tag.name for t in visible_tags(photo) if t.status == TagStatus.SUGGESTED]
+    suggested = [t.tag.name for t in photo.tags if t.status == TagStatus.SUGGESTED]
     with transaction(ctx.sessions) as session:
         check_vote_rate(ctx, viewer)  # answers here are votes: the same limit
         target = session.get_one(Photo, photo.id)

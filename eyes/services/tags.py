@@ -100,15 +100,6 @@ def reject_owner_tag(session: Session, photo: Photo, user: Account, name: str) -
     label_clock.tick(session)
 
 
-def visible_tags(photo: Photo) -> list[PhotoTag]:
-    """The tags shown on a photo: confirmed first, then suggestions by confidence."""
-    shown = [t for t in photo.tags if t.status != TagStatus.REJECTED]
-    return sorted(
-        shown,
-        key=lambda t: (t.status != TagStatus.CONFIRMED, -(t.confidence or 0.0), t.tag.name),
-    )
-
-
 TAG_RULES = (
     "A tag is trimmed, its spaces collapsed and lower-cased; then it has 1 to EYES_MAX_TAG_LENGTH "
     f"characters ({Settings.model_fields['max_tag_length'].default} by default) and none of "

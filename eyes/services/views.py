@@ -5,14 +5,13 @@ models, built from rows here, so that the web layer never holds a query or impor
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
 from eyes.domain import Account, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
-from eyes.services.tags import visible_tags
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -108,13 +107,22 @@ class TagPublic(BaseModel):
 
     @classmethod
     def of(cls, pt: PhotoTag) -> TagPublic:
-        return cls(
-            name=pt.tag.name,
-            source=pt.source,
-            status=pt.status,
-            confidence=pt.confidence,
-            model_version=pt.model_version,
+        return cls.make(pt.tag.name, pt.source, pt.status, pt.confidence, pt.model_version)
+
+    @classmethod
+    def make(
+        cls, name: str, source: TagSource, status: TagStatus, confidence: float | None, version: str | None
+    ) -> TagPublic:
+        """From values the database already checked: built without validating again (a feed page
+        builds a few hundred)."""
+        return cls.model_construct(
+            name=name, source=source, status=status, confidence=confidence, model_version=version
         )
+
+    @staticmethod
+    def order(tag: TagPublic) -> tuple[bool, float, str]:
+        """How a photo's tags are shown: confirmed first, then suggestions by confidence."""
+        return (tag.status != TagStatus.CONFIRMED, -(tag.confidence or 0.0), tag.name)
 
 
 class Location(BaseModel):
@@ -143,29 +151,81 @@ class PhotoPublic(BaseModel):
 
     @classmethod
     def of(cls, photo: Photo, viewer: Account | None) -> PhotoPublic:
+        shown = [t for t in photo.tags if t.status != TagStatus.REJECTED]
+        return cls.make(
+            ListedPhoto(
+                photo.id,
+                photo.public_id,
+                photo.media_key,
+                photo.owner_id,
+                photo.owner.username,
+                photo.title,
+                photo.description,
+                photo.visibility,
+                photo.image.width,
+                photo.image.height,
+                photo.taken_at,
+                photo.camera,
+                photo.created_at,
+                photo.tagging,
+                photo.gps_latitude,
+                photo.gps_longitude,
+                photo.original_filename,
+            ),
+            [TagPublic.of(t) for t in shown],
+            viewer,
+        )
+
+    @classmethod
+    def make(cls, photo: ListedPhoto, tags: list[TagPublic], viewer: Account | None) -> PhotoPublic:
+        """The one way a photo is shown: its location and file name to its owner alone, its tags
+        (rejected ones left out by the caller) in their order. Built from values the database
+        already checked, without validating them again."""
         own = viewer is not None and viewer.id == photo.owner_id
         location = None
         if own and photo.gps_latitude is not None and photo.gps_longitude is not None:
             location = Location(latitude=photo.gps_latitude, longitude=photo.gps_longitude)
-        return cls(
+        return cls.model_construct(
             id=photo.public_id,
-            owner=photo.owner.username,
+            owner=photo.owner,
             title=photo.title,
             description=photo.description,
             visibility=photo.visibility,
-            width=photo.image.width,
-            height=photo.image.height,
-            taken_at=photo.taken_at,
+            width=photo.width,
+            height=photo.height,
+            taken_at=as_utc(photo.taken_at) if photo.taken_at else None,
             camera=photo.camera,
-            created_at=photo.created_at,
+            created_at=as_utc(photo.created_at),
             tagging=photo.tagging,
-            tags=[TagPublic.of(t) for t in visible_tags(photo)],
+            tags=sorted(tags, key=TagPublic.order),
             url=f"/photos/{photo.public_id}",
             thumbnail_url=f"/media/{photo.media_key}/small.jpg",
             image_url=f"/media/{photo.media_key}/large.jpg",
             location=location,
             original_filename=photo.original_filename if own else None,
         )
+
+
+class ListedPhoto(NamedTuple):
+    """The columns a photo is shown with (one row of the feed's query)."""
+
+    id: int
+    public_id: str
+    media_key: str
+    owner_id: int
+    owner: str
+    title: str
+    description: str
+    visibility: Visibility
+    width: int
+    height: int
+    taken_at: datetime | None
+    camera: str
+    created_at: datetime
+    tagging: TaggingState
+    gps_latitude: float | None
+    gps_longitude: float | None
+    original_filename: str
 
 
 class PhotoList(BaseModel):

@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import KEY_LENGTH, Account
@@ -25,7 +26,9 @@ KEY_PATTERN = f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$"
 _KEY = re.compile(KEY_PATTERN)
 
 
-def get_context(request: Request) -> Context:
+# The dependencies below are `async def` where they only read the request: a plain `def` would
+# cost each request a hop to the thread pool and back. Anything that may block goes there.
+async def get_context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -36,16 +39,17 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Account | None:
-    """The signed-in user (API token or session cookie), or None for a visitor."""
+async def get_viewer(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Account | None:
+    """The signed-in user (API token or session cookie), or None for a visitor (no database
+    question at all, and no thread: the public feed's common case)."""
     if hasattr(request.state, "viewer"):
         return request.state.viewer  # type: ignore[no-any-return]
     viewer: Account | None = None
     token = _bearer(request)
     if token is not None:
-        viewer = _user_for_token(ctx, token, client_address(request))
+        viewer = await run_in_threadpool(_user_for_token, ctx, token, client_address(request))
     elif (secret := request.session.get(SESSION_KEY)) is not None:
-        viewer = sessions.user_for(ctx, str(secret))
+        viewer = await run_in_threadpool(sessions.user_for, ctx, str(secret))
         if viewer is None:  # logged out, signed out elsewhere, expired, or the account is gone
             request.session.clear()
     request.state.viewer = viewer
@@ -77,13 +81,13 @@ def next_page(request: Request, page: PhotoPage) -> str | None:
     return str(request.url.include_query_params(before=page.next_before))
 
 
-def require_user(viewer: Annotated[Account | None, Depends(get_viewer)]) -> Account:
+async def require_user(viewer: Annotated[Account | None, Depends(get_viewer)]) -> Account:
     if viewer is None:
         raise NotAuthenticated("sign in first (or send an API token as 'Authorization: Bearer ...')")
     return viewer
 
 
-def require_admin(user: Annotated[Account, Depends(require_user)]) -> Account:
+async def require_admin(user: Annotated[Account, Depends(require_user)]) -> Account:
     if not user.is_admin:
         raise Forbidden("only administrators can do this")
     return user
@@ -116,7 +120,7 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("the form's security token is missing or out of date: reload the page and try again")
 
 
-def ids_in_range(request: Request) -> None:
+async def ids_in_range(request: Request) -> None:
     """An `..._id` in the path is plain digits within 1..MAX_ID, and a photo's key is 22 URL-safe
     characters, or it names nothing: 404, before any query. Integer parsing alone would read " 4",
     "4_0" or "\\x854" as 4, and the database would refuse a number past its column (a server
