@@ -158,7 +158,7 @@ def users_create(name: str, admin: bool) -> None:
 @click.option("--admin", is_flag=True, help="Whoever uses it becomes an administrator.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def users_invite(admin: bool, as_json: bool) -> None:
-    """Make a one-time invitation to sign up (works whatever EYES_SIGNUP says)."""
+    """Make a one-time invitation to sign up (with EYES_SIGNUP=closed, only --admin ones work)."""
     from datetime import UTC, datetime, timedelta
 
     from eyes.services import invitations

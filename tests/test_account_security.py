@@ -20,6 +20,7 @@ from eyes.app import create_app
 from eyes.config import Settings
 from eyes.db.models import ApiToken, LoginSession
 from eyes.db.session import transaction
+from eyes.errors import BadRequest
 from eyes.services import invitations
 from tests.conftest import context_of, csrf_of, sign_up
 from tests.test_cli import eyes
@@ -122,8 +123,36 @@ def test_closed_mode_refuses_everyone_but_an_administrators_invitation(settings:
     with TestClient(create_app(settings.model_copy(update={"signup": "closed"}))) as client:
         ctx = context_of(client)
         assert _signup(client, "stranger") == 403
-        assert _signup(client, "friend", invitations.create(ctx, None)) == 403
+        with pytest.raises(BadRequest, match="closed"):
+            invitations.create(ctx, None)  # a member's invitation would not work: not made
         assert _signup(client, "root", invitations.create(ctx, None, admin=True)) == 303
+
+
+def test_the_setup_link_dies_when_an_administrator_is_made_another_way(
+    settings: Settings, started: tuple[TestClient, str]
+) -> None:
+    """Found by attacking it: the operator ran `eyes users create --admin` as the start message
+    says, and the printed link still made a second administrator for whoever read the log."""
+    client, code = started
+    made = eyes(settings, "users", "create", "root", "--admin", stdin="a-long-password\n")
+    assert made.returncode == 0, made.stderr
+    assert _signup(client, "mallory", code) == 400
+    assert _me(client) is None
+
+
+def test_operator_invitations_are_listed_and_revocable(client: TestClient, settings: Settings) -> None:
+    sign_up(client, "root")
+    res = eyes(settings, "users", "invite", "--json")
+    assert res.returncode == 0, res.stderr
+    (listed,) = client.get("/api/v1/invitations").json()
+    assert client.delete(f"/api/v1/invitations/{listed['id']}").status_code == 204
+    assert _signup(client, "late", json.loads(res.stdout)["code"]) == 400
+
+
+def test_a_cursor_past_any_id_on_a_page_is_a_clear_4xx(client: TestClient) -> None:
+    for url in ("/?before=99999999999999999999999", "/tags/x?before=-99999999999999999999999"):
+        res = client.get(url, headers={"Accept": "text/html"})
+        assert 400 <= res.status_code < 500, (url, res.status_code)
 
 
 def test_administrators_invite_from_the_api_members_cannot(client: TestClient) -> None:
@@ -228,7 +257,7 @@ def test_api_tokens_expire(client: TestClient) -> None:
 
 def test_a_token_lifetime_is_bounded(client: TestClient) -> None:
     csrf = sign_up(client, "hep")
-    for days in ("-1", "100000", "soon"):
+    for days in ("-1", "100000", "soon", "0.00001"):
         res = client.post("/settings/tokens", data={"name": "x", "days": days, "csrf_token": csrf})
         assert res.status_code in (400, 422), days
     never = client.post("/settings/tokens", data={"name": "x", "days": "0", "csrf_token": csrf})

@@ -58,6 +58,8 @@ def create_user(
     except IntegrityError:
         session.rollback()
         raise Conflict(f"the username {username!r} is taken; choose another") from None
+    if admin:  # the platform has an administrator: the setup link printed at start dies now
+        invitations.end_setup(session)
     return user
 
 
@@ -132,10 +134,12 @@ def sign_up(ctx: Context, username: str, password: str, client: str, invite: str
             raise Forbidden("sign-up here is by invitation: ask an administrator for a link")
         if mode == "closed" and not (invitation and invitation.admin):
             raise Forbidden("sign-up is closed on this server: an administrator can make your account")
-        admin = invitation is not None and invitation.admin
+        # Used up first (so making an administrator below does not count it as an open setup link).
+        used = invitations.redeem(session, invite) if invitation is not None else None
+        admin = used is not None and used.admin
         user = create_user(session, username, password, admin=admin, hashing=ctx.limits.hashing)
-        if invitation is not None:
-            invitations.redeem(session, invite, user)
+        if used is not None:
+            used.used_by_id = user.id
         return user
 
 
@@ -189,7 +193,7 @@ def create_token(ctx: Context, user: Account, name: str, days: float | None = No
     """A new API token, valid for `days` (None or 0: until revoked); the secret is returned once
     and only its hash is kept."""
     name = name.strip()[:100] or "token"
-    if days is not None and not 0 <= days <= MAX_TOKEN_DAYS:
+    if days is not None and not (days == 0 or 1 <= days <= MAX_TOKEN_DAYS):
         raise BadRequest(f"a token lives 1 to {MAX_TOKEN_DAYS} days, or 0 for until revoked")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + timedelta(days=days) if days else None

@@ -29,12 +29,21 @@ def create(ctx: Context, by: Account | None, *, admin: bool = False) -> str:
     return make(ctx, by, admin=admin)[1]
 
 
-def make(ctx: Context, by: Account | None, *, admin: bool = False) -> tuple[InvitationPublic, str]:
-    """A new invitation and its code (shown once: only its hash is kept)."""
+def make(
+    ctx: Context, by: Account | None, *, admin: bool = False, setup: bool = False
+) -> tuple[InvitationPublic, str]:
+    """A new invitation and its code (shown once: only its hash is kept). With sign-up closed only
+    an administrator's invitation opens it, so a member's is refused rather than made useless."""
+    if ctx.settings.signup == "closed" and not admin:
+        raise BadRequest(
+            "sign-up is closed (EYES_SIGNUP=closed): a member's invitation would not work; "
+            "make the account with `eyes users create`, or invite an administrator"
+        )
     code = secrets.token_urlsafe(16)
     invitation = Invitation(
         code_hash=_hash(code),
         admin=admin,
+        setup=setup,
         created_by_id=by.id if by else None,
         created_at=datetime.now(UTC),
         expires_at=datetime.now(UTC) + timedelta(days=ctx.settings.invitation_days),
@@ -50,16 +59,18 @@ def setup_code(ctx: Context) -> str | None:
     with transaction(ctx.sessions) as session:
         if session.scalar(select(exists().where(User.is_admin))):
             return None
-        session.execute(
-            delete(Invitation).where(
-                Invitation.admin, Invitation.created_by_id.is_(None), Invitation.used_at.is_(None)
-            )
-        )
-    return create(ctx, None, admin=True)
+        end_setup(session)
+    return make(ctx, None, admin=True, setup=True)[1]
 
 
-def redeem(session: Session, code: str, user: Account) -> Invitation:
-    """Use up `code` for `user`, in the caller's transaction (with the account it makes)."""
+def end_setup(session: Session) -> None:
+    """In the caller's transaction: the platform has an administrator now, so no unused setup
+    link may make another."""
+    session.execute(delete(Invitation).where(Invitation.setup, Invitation.used_at.is_(None)))
+
+
+def redeem(session: Session, code: str) -> Invitation:
+    """Use up `code`, in the caller's transaction (with the account it makes)."""
     invitation = session.scalar(
         select(Invitation)
         .where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None))
@@ -67,8 +78,9 @@ def redeem(session: Session, code: str, user: Account) -> Invitation:
     )
     if invitation is None or as_utc(invitation.expires_at) <= datetime.now(UTC):  # type: ignore[operator]
         raise BadRequest(INVALID)
+    if invitation.setup and session.scalar(select(exists().where(User.is_admin))):
+        raise BadRequest(INVALID)  # a setup link outlived its purpose
     invitation.used_at = datetime.now(UTC)
-    invitation.used_by_id = user.id
     return invitation
 
 
@@ -83,7 +95,7 @@ def peek(session: Session, code: str) -> Invitation:
 
 
 def open_invitations(ctx: Context) -> list[InvitationPublic]:
-    """Invitations not used yet and not expired, newest first (setup codes excluded)."""
+    """Invitations not used yet and not expired, newest first (the setup link excluded)."""
     with ctx.sessions() as session:
         return [
             InvitationPublic.of(i)
@@ -92,7 +104,7 @@ def open_invitations(ctx: Context) -> list[InvitationPublic]:
                 .where(
                     Invitation.used_at.is_(None),
                     Invitation.expires_at > datetime.now(UTC),
-                    Invitation.created_by_id.is_not(None),
+                    ~Invitation.setup,
                 )
                 .order_by(Invitation.id.desc())
             )
@@ -105,7 +117,7 @@ def revoke(ctx: Context, invitation_id: int) -> None:
             delete(Invitation).where(
                 Invitation.id == invitation_id,
                 Invitation.used_at.is_(None),
-                Invitation.created_by_id.is_not(None),
+                ~Invitation.setup,
             )
         )
         if not gone.rowcount:  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -18,6 +18,7 @@ from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
 from eyes.web.deps import (
+    MAX_ID,
     SESSION_KEY,
     AdminDep,
     ContextDep,
@@ -53,19 +54,23 @@ def _safe_next(url: str | None) -> str:
     return url if url and url.startswith("/") and not url.startswith("//") else "/"
 
 
+# The feed's cursor: an id, so within the ids' range (a number past it was a server error).
+Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
 def _grid(request: Request, viewer: Account | None, page: photo_service.PhotoPage) -> dict[str, Any]:
     return {"photos": page.items, "next_url": next_page(request, page)}
 
 
 @router.get("/", response_class=HTMLResponse)
-def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None) -> Response:
+def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None) -> Response:
     page = photo_service.list_photos(ctx, viewer, before=before)
     return render(request, "feed.html", title="Latest photos", **_grid(request, viewer, page))
 
 
 @router.get("/users/{username}", response_class=HTMLResponse)
 def profile(
-    username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
+    username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None
 ) -> Response:
     owner = accounts.profile(ctx, username)
     page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before)
@@ -74,7 +79,7 @@ def profile(
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
 def tag_page(
-    name: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: int | None = None
+    name: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None
 ) -> Response:
     tag = normalize_tag(name, ctx.settings.max_tag_length)
     page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before)
@@ -83,7 +88,7 @@ def tag_page(
 
 @router.get("/search", response_class=HTMLResponse)
 def search(
-    request: Request, ctx: ContextDep, viewer: ViewerDep, q: str = "", before: int | None = None
+    request: Request, ctx: ContextDep, viewer: ViewerDep, q: str = "", before: Cursor = None
 ) -> Response:
     tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length) if q.strip() else []
     grid: dict[str, Any] = {"photos": [], "next_url": None}
@@ -252,6 +257,7 @@ def _settings(
         browsers=sessions.listing(ctx, user, request.session.get(SESSION_KEY)),
         invitations=invitations.open_invitations(ctx) if user.is_admin else [],
         token_days=ctx.settings.api_token_days,
+        signup=ctx.settings.signup,
     )
     response.headers["Cache-Control"] = "no-store"
     return response
