@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from benchmarks.harness import BENCH_USER, eyes_cmd, free_port
+from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, wait_healthy
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,16 +84,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     results: dict[str, dict[str, float]] = {}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_healthy(base)
         with httpx.Client(base_url=base, timeout=30) as client:
             page = client.get("/api/v1/photos").json()
             if len(page["items"]) < min(30, args.photos) or not page["items"][0]["tags"]:

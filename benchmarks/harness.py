@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx2 as httpx
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password"
@@ -20,6 +23,19 @@ UNLIMITED = {
     "EYES_CLASSIFY_LIMIT_PER_ACCOUNT": "1000000/minute",
     "EYES_CLASSIFY_LIMIT_PER_IP": "1000000/minute",
 }
+
+
+def wait_healthy(base: str) -> None:
+    """Until the server at `base` answers /healthz (two minutes at most)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{base} did not start")
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token
+from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token, wait_healthy
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,18 +37,6 @@ MIX = [("upload", 0.15), ("feed", 0.35), ("search", 0.3), ("classify", 0.2)]
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "eyes", *cmd], env=env, stdout=out, stderr=out)
-
-
-def wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{base} did not start")
 
 
 def main() -> None:

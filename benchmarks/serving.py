@@ -23,7 +23,7 @@ import httpx2 as httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token
+from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token, wait_healthy
 from benchmarks.report import percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,16 +84,7 @@ def main() -> None:
     results: dict[str, object] = {}
     try:
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+        wait_healthy(base)
 
         files = sorted(IMAGENETTE.rglob("*.JPEG")) + sorted(IMAGENETTE.rglob("*.jpg"))
         random.Random(0).shuffle(files)
