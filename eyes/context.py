@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,9 @@ class Context:
     blobs: BlobStore
     limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
-    storage_swept_at: float = 0.0  # monotonic time of this process's last orphan sweep
+    # Monotonic time of this process's last orphan sweep; a start counts as one, so that starting
+    # (every server, every worker) never lists the whole blob store.
+    storage_swept_at: float = field(default_factory=time.monotonic)
     # What this process computed from the labels, by purpose (services/label_clock.py).
     label_memo: dict[str, tuple[Any, float, Any]] = field(default_factory=dict, repr=False)
     _tagger: ServingModels | None = field(default=None, repr=False)

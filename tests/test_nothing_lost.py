@@ -191,3 +191,21 @@ def test_an_image_the_network_cannot_read_is_marked_with_its_reason(ctx: Context
     with ctx.sessions() as session:
         photo = session.get_one(Photo, photo_id)
         assert photo.tagging == TaggingState.UNTAGGABLE and "cannot read" in photo.tagging_error
+
+
+def test_starting_does_not_list_the_blob_store_the_sweep_does_when_due(ctx: Context) -> None:
+    """Every server and worker sweeps: were the first sweep at start the orphan sweep, each start
+    would list every blob (on S3, hundreds of thousands of requests' worth)."""
+    from eyes.jobs.queue import ImmediateQueue
+    from eyes.jobs.tasks import sweep
+
+    orphan = image_store.original_key("ef" * 32)
+    ctx.blobs.put_bytes(orphan, b"left over")
+    os.utime(ctx.settings.home / "blobs" / orphan, (time.time() - 7200, time.time() - 7200))
+    ctx.jobs = ImmediateQueue(lambda name, args: None)
+    ctx.settings = ctx.settings.model_copy(update={"orphan_sweep_h": 0.01})  # due every 36 s
+    sweep(ctx)  # the first sweep after a start
+    assert ctx.blobs.exists(orphan), "not at start"
+    ctx.settings = ctx.settings.model_copy(update={"orphan_sweep_h": 0.0})
+    sweep(ctx)
+    assert not ctx.blobs.exists(orphan), "when due"
