@@ -262,3 +262,35 @@ def test_a_token_lifetime_is_bounded(client: TestClient) -> None:
         assert res.status_code in (400, 422), days
     never = client.post("/settings/tokens", data={"name": "x", "days": "0", "csrf_token": csrf})
     assert never.status_code == 200 and "never expires" in never.text
+
+
+def test_one_invitation_cannot_be_used_twice_at_once(settings: Settings) -> None:
+    """Found by review: redeeming read the invitation, then marked it used; on SQLite two
+    sign-ups with one code both read it unused, and an administrator's link made two."""
+    import threading
+    import time
+
+    from eyes.context import build_context
+
+    ctx = build_context(settings)
+    code = invitations.create(ctx, None, admin=True)
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def use() -> None:
+        try:
+            with transaction(ctx.sessions) as session:
+                barrier.wait()
+                invitations.redeem(session, code)
+                time.sleep(0.3)  # the account's password hash runs here, in the same transaction
+            results.append("used")
+        except BadRequest:
+            results.append("refused")
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ctx.close()
+    assert sorted(results) == ["refused", "used"]

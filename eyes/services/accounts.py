@@ -129,13 +129,13 @@ def sign_up(ctx: Context, username: str, password: str, client: str, invite: str
     ctx.limits.hit(ctx.settings.signup_limit_per_ip, "signup-ip", client, what="sign-ups from your address")
     mode = ctx.settings.signup
     with transaction(ctx.sessions) as session:
-        invitation = invitations.peek(session, invite) if invite.strip() else None
-        if invitation is None and mode == "invite":
+        # Used up first: a refusal below rolls that back, and making an administrator below does
+        # not count it as an open setup link.
+        used = invitations.redeem(session, invite) if invite.strip() else None
+        if used is None and mode == "invite":
             raise Forbidden("sign-up here is by invitation: ask an administrator for a link")
-        if mode == "closed" and not (invitation and invitation.admin):
+        if mode == "closed" and not (used and used.admin):
             raise Forbidden("sign-up is closed on this server: an administrator can make your account")
-        # Used up first (so making an administrator below does not count it as an open setup link).
-        used = invitations.redeem(session, invite) if invitation is not None else None
         admin = used is not None and used.admin
         user = create_user(session, username, password, admin=admin, hashing=ctx.limits.hashing)
         if used is not None:

@@ -7,11 +7,11 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Invitation, User, as_utc
+from eyes.db.models import Invitation, User
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import BadRequest, NotFound
@@ -70,28 +70,22 @@ def end_setup(session: Session) -> None:
 
 
 def redeem(session: Session, code: str) -> Invitation:
-    """Use up `code`, in the caller's transaction (with the account it makes)."""
-    invitation = session.scalar(
-        select(Invitation)
-        .where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None))
-        .with_for_update()
+    """Use up `code`, in the caller's transaction (with the account it makes). One statement marks
+    it used and returns it, so two sign-ups racing with one code cannot both have it: a SELECT
+    then UPDATE let both through on SQLite, which ignores FOR UPDATE."""
+    now = datetime.now(UTC)
+    used = session.scalar(
+        update(Invitation)
+        .where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None), Invitation.expires_at > now)
+        .values(used_at=now)
+        .returning(Invitation)
+        .execution_options(synchronize_session=False)
     )
-    if invitation is None or as_utc(invitation.expires_at) <= datetime.now(UTC):  # type: ignore[operator]
+    if used is None:
         raise BadRequest(INVALID)
-    if invitation.setup and session.scalar(select(exists().where(User.is_admin))):
-        raise BadRequest(INVALID)  # a setup link outlived its purpose
-    invitation.used_at = datetime.now(UTC)
-    return invitation
-
-
-def peek(session: Session, code: str) -> Invitation:
-    """The open invitation `code` names, without using it (to decide before making an account)."""
-    invitation = session.scalar(
-        select(Invitation).where(Invitation.code_hash == _hash(code), Invitation.used_at.is_(None))
-    )
-    if invitation is None or as_utc(invitation.expires_at) <= datetime.now(UTC):  # type: ignore[operator]
-        raise BadRequest(INVALID)
-    return invitation
+    if used.setup and session.scalar(select(exists().where(User.is_admin))):
+        raise BadRequest(INVALID)  # a setup link outlived its purpose (the rollback keeps it unused)
+    return used
 
 
 def open_invitations(ctx: Context) -> list[InvitationPublic]:
