@@ -18,6 +18,7 @@ def new_key() -> str:
 
 
 KEY_LENGTH = 22  # len(new_key())
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL, so no row has a larger one
 
 
 class Visibility(enum.StrEnum):

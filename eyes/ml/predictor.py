@@ -84,6 +84,8 @@ class Predictor:
         self.trained: Champion | None = None
 
     def load(self) -> None:
+        if self._embedder is not None:  # loaded: no lock on every call
+            return
         with self._lock:
             if self._embedder is None:
                 from eyes.ml.embedder import Embedder
@@ -149,6 +151,7 @@ class Predictor:
 
     def suggestions(
         self,
+        champion: Champion,
         embeddings: np.ndarray,
         activations: np.ndarray | None,
         *,
@@ -157,10 +160,11 @@ class Predictor:
         threshold: float,
     ) -> list[list[Suggestion]]:
         """The champion's tags for each embedding, best first: above their thresholds and at most
-        `top_k`, or (`ranked`) every tag it knows. The day-one words fill in what it does not know."""
+        `top_k`, or (`ranked`) every tag it knows. The day-one words fill in what it does not know.
+        The caller names the champion: the one whose features it computed (a promotion between
+        the two must not pair a deep version with features that lack its activations)."""
         imagenet = self._models()[1]
         words = imagenet.tags(embeddings, threshold=0.0 if ranked else threshold, top_k=top_k)
-        champion = self.champion
         if champion.head is None:
             return [[Suggestion(n, c, imagenet.version) for n, c in tags] for tags in words]
         head = champion.head

@@ -63,18 +63,6 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, username: str, password: str, *, hashing: Slots | None = None) -> User:
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    # Hash even for an unknown name, so timing does not tell which usernames exist.
-    stored = user.password_hash if user else _DUMMY_HASH
-    if not _verify(stored, password, hashing) or user is None:
-        raise NotAuthenticated("wrong username or password")
-    if _hasher.check_needs_rehash(user.password_hash):
-        with _slot(hashing):
-            user.password_hash = _hasher.hash(password)
-    return user
-
-
 def _verify(stored: str, password: str, hashing: Slots | None) -> bool:
     try:
         with _slot(hashing):

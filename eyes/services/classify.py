@@ -41,9 +41,10 @@ def prepare_checked(ctx: Context, path: Path) -> np.ndarray:
 def classify_file(ctx: Context, path: Path) -> Classification:
     started = time.perf_counter()
     batch = prepare_checked(ctx, path)[None]
-    tags = ctx.tagger.suggest(*ctx.tagger.features(batch))[0]
+    champion = ctx.tagger.champion()  # one for the whole answer, whatever is promoted meanwhile
+    tags = ctx.tagger.suggest(*ctx.tagger.features(batch, champion), champion=champion)[0]
     return Classification(
-        [(s.name, s.confidence) for s in tags], ctx.tagger.version, (time.perf_counter() - started) * 1000
+        [(s.name, s.confidence) for s in tags], champion.name, (time.perf_counter() - started) * 1000
     )
 
 

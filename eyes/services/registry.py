@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from eyes.context import Context
 from eyes.db.models import ModelVersion, Promotion, Serving, as_utc
 from eyes.db.session import transaction
-from eyes.domain import Account, ModelStage, version_name
+from eyes.domain import MAX_ID, Account, ModelStage, version_name
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.errors import ModelFileError
 from eyes.ml.head import Head
@@ -43,9 +43,6 @@ def file_key(version_id: int, name: str) -> str:
 
 TRAINING_SET = "training-set.txt"
 TOP_FILE = "top.onnx"
-
-
-MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 
 
 def parse_version(name: str) -> int:

@@ -112,9 +112,11 @@ class ServingModels:
     def embed_with_activations(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.predictor.embed_with_activations(batch)
 
-    def features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def features(
+        self, batch: np.ndarray, champion: Champion | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """What the champion reads: embeddings, and activations too when it is a deep version."""
-        if self.needs_activations:
+        if (champion or self.champion()).needs_activations:
             return self.embed_with_activations(batch)
         return self.embed(batch), None
 
@@ -124,16 +126,24 @@ class ServingModels:
         return self.predictor.scores(champion, embeddings, activations)
 
     def suggest(
-        self, embeddings: np.ndarray, activations: np.ndarray | None = None
+        self, embeddings: np.ndarray, activations: np.ndarray | None = None, champion: Champion | None = None
     ) -> list[list[Suggestion]]:
-        """The champion's tags for each embedding, best first, each above its threshold."""
-        self.champion()  # current
+        """The champion's tags for each embedding, best first, each above its threshold. Pass the
+        champion the features were computed for when there is one."""
         s = self._ctx.settings
         return self.predictor.suggestions(
-            embeddings, activations, ranked=False, top_k=s.max_suggestions, threshold=s.tag_threshold
+            champion or self.champion(),
+            embeddings,
+            activations,
+            ranked=False,
+            top_k=s.max_suggestions,
+            threshold=s.tag_threshold,
         )
 
-    def rank(self, embeddings: np.ndarray, activations: np.ndarray | None = None) -> list[list[Suggestion]]:
+    def rank(
+        self, embeddings: np.ndarray, activations: np.ndarray | None = None, champion: Champion | None = None
+    ) -> list[list[Suggestion]]:
         """Every tag the champion knows for each embedding, best first, no threshold."""
-        self.champion()
-        return self.predictor.suggestions(embeddings, activations, ranked=True, top_k=50, threshold=0.0)
+        return self.predictor.suggestions(
+            champion or self.champion(), embeddings, activations, ranked=True, top_k=50, threshold=0.0
+        )

@@ -21,7 +21,7 @@ from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
-from eyes.ml.predictor import Suggestion
+from eyes.ml.predictor import Champion, Suggestion
 from eyes.services.image_store import original_key
 from eyes.services.tags import tag_ids
 
@@ -92,11 +92,10 @@ def tag_photos(
 def _suggest(ctx: Context, shas: list[str], vectors: dict[str, np.ndarray]) -> list[list[Suggestion]]:
     if not shas:
         return []
-    activations = None
-    if ctx.tagger.needs_activations:
-        stored = activations_for(ctx, shas)
-        activations = np.stack([stored[sha] for sha in shas])
-    return ctx.tagger.suggest(np.stack([vectors[sha] for sha in shas]), activations)
+    champion = ctx.tagger.champion()
+    return ctx.tagger.suggest(
+        np.stack([vectors[sha] for sha in shas]), _activations(ctx, shas, champion), champion
+    )
 
 
 def _stored(ctx: Context, table: Any, column: Any, shas: list[str], dtype: str) -> dict[str, np.ndarray]:
@@ -276,9 +275,9 @@ def _embedding_chunks(ctx: Context, backbone: str) -> Iterator[tuple[list[str], 
         )
 
 
-def _activations(ctx: Context, shas: list[str]) -> np.ndarray | None:
+def _activations(ctx: Context, shas: list[str], champion: Champion) -> np.ndarray | None:
     """The chunk's stored activations, when the champion runs on them (a deep version)."""
-    if not ctx.tagger.needs_activations:
+    if not champion.needs_activations:
         return None
     stored = activations_for(ctx, shas)
     return np.stack([stored[sha] for sha in shas])
@@ -292,7 +291,8 @@ def _suggested_chunks(ctx: Context) -> Iterator[tuple[list[str], list[list[Sugge
 
     def score(chunk: tuple[list[str], np.ndarray]) -> tuple[list[str], list[list[Suggestion]]]:
         shas, vectors = chunk
-        return shas, tagger.suggest(vectors, _activations(ctx, shas))
+        champion = tagger.champion()
+        return shas, tagger.suggest(vectors, _activations(ctx, shas, champion), champion)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="retag") as pool:
         ahead: Future[tuple[list[str], list[list[Suggestion]]]] | None = None

@@ -10,7 +10,7 @@ from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
-from eyes.domain import KEY_LENGTH, Account
+from eyes.domain import KEY_LENGTH, MAX_ID, Account
 from eyes.errors import Forbidden, NotAuthenticated, NotFound
 from eyes.services import sessions
 from eyes.services.accounts import user_for_token
@@ -18,8 +18,6 @@ from eyes.services.photos import PhotoPage
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sessions
-# Ids are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite), so no row has a larger id.
-MAX_ID = 2**31 - 1
 # Path parameters that name a photo by one of its random keys, not by an integer.
 KEY_PARAMS = {"photo_id", "media_key"}
 KEY_PATTERN = f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$"
