@@ -13,8 +13,8 @@ from eyes.context import Context, build_context
 from eyes.db.models import Photo
 from eyes.db.session import transaction
 from eyes.domain import Visibility
-from eyes.services import label_clock, labels, photos, training
-from eyes.services.accounts import create_user
+from eyes.services import label_clock, labels, photos, training, vocabulary
+from eyes.services.accounts import create_user, set_private_photos_teach
 
 
 @pytest.fixture
@@ -50,3 +50,27 @@ def test_the_automatic_run_check_recounts_only_when_the_labels_move(
     assert len(counted) == 2, "and the next sweep counts again"
     photos.update_photo(ctx, key, owner, visibility=Visibility.PRIVATE)
     assert label_clock.ticks(ctx) == before + 2, "so does a change of what may teach"
+
+
+MUTATIONS = {
+    "owner adds a tag": lambda ctx, owner, key: photos.add_owner_tags(ctx, key, owner, ["sea"]),
+    "owner removes a tag": lambda ctx, owner, key: photos.remove_owner_tag(ctx, key, owner, "sky"),
+    "owner deletes the photo": lambda ctx, owner, key: photos.delete_photo(ctx, key, owner),
+    "owner lets private photos teach": lambda ctx, owner, key: set_private_photos_teach(ctx, owner, True),
+    "an administrator approves a class": lambda ctx, owner, key: vocabulary.approve(ctx, None, ["sky"]),
+    "an administrator nests a class": lambda ctx, owner, key: vocabulary.set_parent(ctx, None, "sky", "air"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_everything_a_label_rests_on_moves_the_clock(ctx: Context, tmp_path: Path, mutation: str) -> None:
+    with transaction(ctx.sessions) as session:
+        owner = create_user(session, "owner", "a long password")
+    path = tmp_path / "p.png"
+    Image.new("RGB", (40, 30), (9, 80, 200)).save(path)
+    up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft("p.png", tags=("sky",)))
+    with ctx.sessions() as session:
+        key = session.get_one(Photo, up.photo_id).public_id
+    before = label_clock.ticks(ctx)
+    MUTATIONS[mutation](ctx, owner, key)
+    assert label_clock.ticks(ctx) > before, f"{mutation} must make the next sweep count again"
