@@ -209,3 +209,37 @@ def test_starting_does_not_list_the_blob_store_the_sweep_does_when_due(ctx: Cont
     ctx.settings = ctx.settings.model_copy(update={"orphan_sweep_h": 0.0})
     sweep(ctx)
     assert not ctx.blobs.exists(orphan), "when due"
+
+
+def test_a_delete_arriving_while_tagging_writes_waits_for_it(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the lock closes: the job has found the photo alive and is writing its tags when
+    the owner deletes it. The delete waits for the job's transaction, then removes everything."""
+    import threading
+
+    (owner,) = users(ctx, "owner")
+    photo_id = upload_photo(ctx, owner.id, LEOPARD, PhotoDraft("l.jpg")).photo_id
+    key = key_of(ctx, photo_id)
+    real = tagging.replace_suggestions
+    errors: list[BaseException] = []
+
+    def delete() -> None:
+        try:
+            delete_photo(ctx, key, owner)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    deleter = threading.Thread(target=delete)
+
+    def write_while_deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        deleter.start()
+        deleter.join(0.5)
+        assert deleter.is_alive(), "the delete got in while the job was writing"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tagging, "replace_suggestions", write_while_deleting)
+    tagging.tag_photos(ctx, [photo_id])
+    deleter.join(30)
+    assert errors == [] and not deleter.is_alive()
+    assert counts(ctx) == {"photos": 0, "images": 0, "blobs": 0, "tmp": 0}
