@@ -211,6 +211,18 @@ def test_malformed_ids_are_404_json(member: TestClient, photo_id: str, bad_id: s
         assert res.json()["error"]["code"] in ("not_found", "http_error"), f"{method} {path}"
 
 
+@pytest.mark.parametrize("bad_id", [str(TOO_BIG), str(2**63), "-1", "0", "x1", "%C2%851"])
+def test_malformed_session_and_invitation_ids_are_404(member: TestClient, bad_id: str) -> None:
+    csrf = {"X-CSRF-Token": member.headers["X-CSRF-Token"]}
+    for method, path in (
+        ("POST", f"/settings/sessions/{bad_id}/end"),
+        ("DELETE", f"/api/v1/invitations/{bad_id}"),
+    ):
+        res = member.request(method, path, headers=csrf)
+        assert res.status_code == 404, f"{method} {path}: {res.status_code} {res.text[:200]}"
+    assert member.get("/api/v1/me").status_code == 200, "still signed in"
+
+
 @pytest.mark.parametrize("bad_id", [TOO_BIG, 2**63])  # 2**63 was a 500 on SQLite too
 def test_out_of_range_id_on_a_page_is_the_html_404(member: TestClient, bad_id: int) -> None:
     res = member.get(f"/photos/{bad_id}", headers={"Accept": "text/html"})
