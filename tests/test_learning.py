@@ -339,7 +339,8 @@ def test_a_second_server_uses_the_new_champion_without_restart(
         name = started.json()["version"]
         # Either server's worker may run it (both sweeps hand out the run; one claims it).
         deadline = time.monotonic() + 120
-        while (stage := one.get(f"/api/v1/models/{name}").json()["stage"]) == "training":
+        # "candidate" is trained but not yet judged: wait for the gate's verdict too.
+        while (stage := one.get(f"/api/v1/models/{name}").json()["stage"]) in ("training", "candidate"):
             assert time.monotonic() < deadline, "the run did not finish"
             time.sleep(0.2)
         assert stage == "champion"
