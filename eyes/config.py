@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     thumb_small_px: int = Field(320, description="Longest side of the grid thumbnail.")
     thumb_large_px: int = Field(1600, description="Longest side of the photo-page image.")
     page_size: int = Field(30, description="Photos per page in feeds and lists.")
+    feed_cache_s: float = Field(
+        1.0,
+        ge=0,
+        description="How long a page of the public feed, as anonymous visitors see it, is kept in memory. "
+        "A change made through this server shows at once; one made elsewhere (another server, `eyes import`) "
+        "within this many seconds. 0 turns the cache off.",
+    )
     max_tag_length: int = Field(64, description="Longest tag name, in characters.")
     max_title_length: int = Field(200, description="Longest photo title, in characters.")
     max_description_length: int = Field(5000, description="Longest photo description, in characters.")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from eyes.config import Settings
 from eyes.db.migrate import upgrade
 from eyes.db.session import make_engine, make_sessionmaker
+from eyes.services.feed_cache import FeedCache
 from eyes.services.limits import Limits
 from eyes.storage import BlobStore, open_blob_store
 
@@ -27,6 +28,7 @@ class Context:
     sessions: sessionmaker[Session]
     blobs: BlobStore
     limits: Limits  # rate limits and the slots for hashing and decoding (services/limits.py)
+    feed_cache: FeedCache[Any]  # anonymous visitors' pages of the public feed (services/feed_cache.py)
     jobs: JobQueue | None = None  # set by whoever runs work: the server, a worker, the CLI
     # Monotonic time of this process's last orphan sweep; a start counts as one, so that starting
     # (every server, every worker) never lists the whole blob store.
@@ -56,10 +58,14 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    feed_cache: FeedCache[Any] = FeedCache(settings.feed_cache_s)
+    feed_cache.watch(sessions)
     return Context(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         blobs=open_blob_store(settings.resolved_storage_url),
         limits=Limits(settings),
+        feed_cache=feed_cache,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql import Executable
 
 from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
@@ -285,6 +286,10 @@ def list_photos(
     params: dict[str, object] = {"limit": limit + 1, "before": before}
     if owner_account is None and not tags:  # the public feed: its statements are built once
         query = _FEED if before is None else _FEED_BEFORE
+        if viewer is None:  # the same for every anonymous visitor
+            return ctx.feed_cache.get_or_read(
+                (before, limit), lambda: _read_page(ctx, query, params, limit, viewer)
+            )
     else:
         query = _LISTED.order_by(Photo.id.desc()).limit(bindparam("limit"))
         if owner_account is not None:
@@ -303,6 +308,12 @@ def list_photos(
             )
         if before is not None:
             query = query.where(Photo.id < bindparam("before"))
+    return _read_page(ctx, query, params, limit, viewer)
+
+
+def _read_page(
+    ctx: Context, query: Executable, params: dict[str, object], limit: int, viewer: Account | None
+) -> PhotoPage:
     with ctx.sessions() as session:
         rows = [ListedPhoto._make(row) for row in session.execute(query, params)]
         more = len(rows) > limit
