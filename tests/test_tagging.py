@@ -16,10 +16,12 @@ from sqlalchemy import select
 
 from eyes.app import create_app
 from eyes.config import Settings
-from eyes.db.models import Embedding
+from eyes.db.models import Embedding, Photo, PhotoTag, Tag
+from eyes.db.session import transaction
 from eyes.ml.errors import ModelFileError
+from eyes.ml.predictor import Suggestion
 from eyes.services.classify import as_named
-from eyes.services.tagging import retag_all
+from eyes.services.tagging import replace_suggestions, retag_all
 from tests.conftest import CALTECH, context_of, counts, sign_up, upload, wait_for_tagging
 from tests.images_for_tests import encode
 from tests.test_cli import eyes
@@ -66,6 +68,47 @@ def test_owner_confirms_and_rejects_suggestions(client: TestClient) -> None:
     shown = {t["name"]: t["status"] for t in client.get(url).json()}
     assert second not in shown and shown[first] == "confirmed"
     assert second not in {t["name"] for t in client.get(f"/api/v1/photos/{photo['id']}").json()["tags"]}
+
+
+def test_new_suggestions_replace_the_open_ones_and_leave_decisions_alone(client: TestClient) -> None:
+    sign_up(client, "ida")
+    photo = upload(client, AIRPLANE, tags="sky")
+    wait_for_tagging(client)
+    ctx = context_of(client)
+    url = f"/api/v1/photos/{photo['id']}/tags"
+    client.post(url, json={"name": "plane"})  # the owner's
+    with ctx.sessions() as session:
+        photo_id = session.scalar(select(Photo.id).where(Photo.public_id == photo["id"]))
+
+    def suggest(*pairs: tuple[str, float]) -> dict[str, tuple[str, str, float | None]]:
+        with transaction(ctx.sessions) as session:
+            made = [Suggestion(name, confidence, "v9") for name, confidence in pairs]
+            replace_suggestions(session, [photo_id], {photo_id: made})  # type: ignore[dict-item]
+        with ctx.sessions() as session:
+            rows = session.execute(
+                select(Tag.name, PhotoTag.source, PhotoTag.status, PhotoTag.confidence)
+                .join(Tag, Tag.id == PhotoTag.tag_id)
+                .where(PhotoTag.photo_id == photo_id)
+            )
+            return {name: (source, status, confidence) for name, source, status, confidence in rows}
+
+    assert suggest(("jet", 0.6))["jet"][1] == "suggested"
+    assert client.delete(f"{url}/jet").status_code == 200  # the owner says no
+    first = suggest(("runway", 0.9), ("sky", 0.8), ("plane", 0.7), ("jet", 0.6), ("runway", 0.1))
+    assert first["runway"] == ("model", "suggested", 0.9), "one row a tag, the first suggestion's"
+    assert first["sky"][:2] == ("user", "confirmed") and first["plane"][:2] == ("user", "confirmed")
+    assert first["jet"][1] == "rejected", "a tag said no to is never suggested again"
+    assert {n for n, (src, st, _) in first.items() if st == "suggested"} == {"runway"}
+    second = suggest(("runway", 0.4), ("cloud", 0.3))
+    assert second["runway"] == ("model", "suggested", 0.4) and second["cloud"] == ("model", "suggested", 0.3)
+    third = suggest(("cloud", 0.5))
+    assert "runway" not in third, "a suggestion the model no longer makes is gone"
+    assert {n: v[1] for n, v in third.items()} == {
+        "sky": "confirmed",
+        "plane": "confirmed",
+        "jet": "rejected",
+        "cloud": "suggested",
+    }
 
 
 @pytest.mark.slow

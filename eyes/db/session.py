@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, create_engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -50,15 +50,46 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
     session.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
-def upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+def upsert(
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    key: str | tuple[str, ...],
+    *,
+    only_where: ColumnElement[bool] | None = None,
+) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE, on SQLite and PostgreSQL: a row computed again
-    (by a new backbone, say) replaces the old one instead of being dropped."""
+    (by a new backbone, say) replaces the old one instead of being dropped. The key's columns are
+    kept; so is a conflicting row that does not match `only_where`."""
     if not rows:
         return
     from sqlalchemy.dialects import postgresql, sqlite
 
+    keys = (key,) if isinstance(key, str) else key
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
-    changed = {name: statement.excluded[name] for name in rows[0] if name != key}
-    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=changed), rows)
+    changed = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    session.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=changed, where=only_where), rows
+    )
+
+
+def lock_rows(
+    session: Session, touch: Any, *where: ColumnElement[bool], returning: tuple[Any, ...]
+) -> list[Any]:
+    """Lock the rows that match until the commit, and return their `returning` columns.
+
+    A write that changes nothing: it locks the rows on PostgreSQL and takes SQLite's write lock,
+    so neither a delete nor a second writer slips in between this read and the commit. `touch` is
+    a column that no index covers: writing it costs no index update (on SQLite, writing an
+    indexed column to itself rewrites its index entries: most of a re-tag's time)."""
+    return list(
+        session.execute(
+            update(touch.class_)
+            .where(*where)
+            .values({touch: touch})
+            .returning(*returning)
+            .execution_options(synchronize_session=False)
+        )
+    )

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Image, Photo
-from eyes.db.session import insert_ignoring_duplicates, transaction
+from eyes.db.session import insert_ignoring_duplicates, lock_rows, transaction
 
 THUMB_SIZES = ("small", "large")
 
@@ -76,14 +76,7 @@ def claim(session: Session, ctx: Context, prepared: Prepared) -> None:
         # The insert takes SQLite's write lock; the update locks the row on PostgreSQL (and comes
         # back empty if a removal deleted it between the two: then insert again).
         insert_ignoring_duplicates(session, Image.__table__, [row])
-        locked = session.execute(
-            update(Image)
-            .where(Image.sha256 == prepared.sha256)
-            .values(size_bytes=Image.size_bytes)
-            .returning(Image.sha256)
-            .execution_options(synchronize_session=False)
-        ).first()
-        if locked is not None:
+        if lock_rows(session, Image.size_bytes, Image.sha256 == prepared.sha256, returning=(Image.sha256,)):
             write_missing(ctx, prepared)
             return
     raise RuntimeError(f"could not claim image {prepared.sha256}: removed three times in a row")

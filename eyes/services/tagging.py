@@ -12,12 +12,12 @@ from typing import Any, cast
 
 import numpy as np
 from PIL.Image import DecompressionBombError
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, delete, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag
-from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
+from eyes.db.session import lock_rows, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
@@ -55,7 +55,7 @@ def tag_photos(
             rows = session.execute(
                 select(Photo.id, Photo.sha256).where(
                     Photo.id.in_(photo_ids[start : start + BATCH]),
-                    Photo.tagging == TaggingState.PENDING,
+                    _in_state(TaggingState.PENDING),
                 )
             ).all()
         if not rows:
@@ -68,15 +68,16 @@ def tag_photos(
             # Only photos still there and still pending (a photo deleted meanwhile is skipped).
             # A write first: it locks the rows on PostgreSQL and takes SQLite's write lock, so
             # neither a delete nor a second job for the same photo can slip in before the commit.
-            alive = set(
-                session.scalars(
-                    update(Photo)
-                    .where(Photo.id.in_([pid for pid, _ in rows]), Photo.tagging == TaggingState.PENDING)
-                    .values(tagging=Photo.tagging)
-                    .returning(Photo.id)
-                    .execution_options(synchronize_session=False)
+            alive = {
+                pid
+                for (pid,) in lock_rows(
+                    session,
+                    Photo.title,
+                    Photo.id.in_([pid for pid, _ in rows]),
+                    _in_state(TaggingState.PENDING),
+                    returning=(Photo.id,),
                 )
-            )
+            }
             done = [pid for pid, _ in ready if pid in alive]
             by_photo = {pid: tags for (pid, _), tags in zip(ready, suggestions, strict=True)}
             replace_suggestions(session, done, by_photo)
@@ -87,6 +88,14 @@ def tag_photos(
             ]
             if states:
                 session.execute(update(Photo), states)
+
+
+def _in_state(state: TaggingState) -> ColumnElement[bool]:
+    """A state compared through an expression that no index covers, for statements that name their
+    photos by id or content hash: SQLite keeps no statistics, and its planner would otherwise walk
+    every photo in that state through ix_photos_tagging for each chunk (quadratic in a re-tag of
+    100,000 photos) instead of looking the chunk's photos up by their keys."""
+    return type_coerce(Photo.tagging, String).concat("") == state.value
 
 
 def _suggest(ctx: Context, shas: list[str], vectors: dict[str, np.ndarray]) -> list[list[Suggestion]]:
@@ -186,15 +195,12 @@ def _compute(
         with transaction(ctx.sessions) as session:
             # Only for images still stored (the last photo of one may have been deleted meanwhile),
             # locked until the commit (see image_store.claim).
-            kept = set(
-                session.scalars(
-                    update(Image)
-                    .where(Image.sha256.in_(loaded))
-                    .values(size_bytes=Image.size_bytes)
-                    .returning(Image.sha256)
-                    .execution_options(synchronize_session=False)
+            kept = {
+                sha
+                for (sha,) in lock_rows(
+                    session, Image.size_bytes, Image.sha256.in_(loaded), returning=(Image.sha256,)
                 )
-            )
+            }
             upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
             upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
 
@@ -209,48 +215,38 @@ def replace_suggestions(
     Tags a person set, confirmed or rejected are never touched, and never suggested again."""
     if not photo_ids:
         return
-    session.execute(
-        delete(PhotoTag).where(
-            PhotoTag.photo_id.in_(photo_ids),
-            PhotoTag.source == TagSource.MODEL,
-            PhotoTag.status == TagStatus.SUGGESTED,
-        )
-    )
-    decided = {
-        (photo_id, tag_id)
-        for photo_id, tag_id in session.execute(
-            select(PhotoTag.photo_id, PhotoTag.tag_id).where(PhotoTag.photo_id.in_(photo_ids))
-        )
-    }
     ids = tag_ids(session, {s.name for pid in photo_ids for s in suggestions.get(pid, [])})
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, object]] = []
     uncertainty = []
     for photo_id in photo_ids:
         tags = suggestions.get(photo_id, [])
         uncertainty.append({"b_id": photo_id, "b_uncertainty": 1.0 - (tags[0].confidence if tags else 0.0)})
-        for s in tags:
-            tag_id = ids[s.name]
-            if (photo_id, tag_id) in decided:
-                continue
-            decided.add((photo_id, tag_id))
-            rows.append(
-                {
-                    "photo_id": photo_id,
-                    "tag_id": tag_id,
-                    "source": TagSource.MODEL,
-                    "status": TagStatus.SUGGESTED,
-                    "model_version": s.model_version,
-                    "confidence": float(s.confidence),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-    insert_ignoring_duplicates(session, PhotoTag.__table__, rows)
+        rows.extend(
+            {
+                "photo_id": photo_id,
+                "tag_id": ids[s.name],
+                "source": TagSource.MODEL,
+                "status": TagStatus.SUGGESTED,
+                "model_version": s.model_version,
+                "confidence": float(s.confidence),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for s in {s.name: s for s in reversed(tags)}.values()  # one per tag: the first one made
+        )
+    table = cast(Table, PhotoTag.__table__)
+    # Written over the open suggestions in place (a delete and an insert cost twice the index
+    # work); a tag a person set, confirmed or rejected keeps its row as it is.
+    still_open = (table.c.source == TagSource.MODEL) & (table.c.status == TagStatus.SUGGESTED)
+    upsert(session, table, rows, ("photo_id", "tag_id"), only_where=still_open)
+    session.execute(  # the open suggestions this model no longer makes: not written just now
+        delete(table).where(table.c.photo_id.in_(photo_ids), still_open, table.c.updated_at != now)
+    )
     # One executemany on the table: the ORM's bulk update by primary key costs ten times more.
-    table = cast(Table, Photo.__table__)
+    photos = cast(Table, Photo.__table__)
     session.execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(uncertainty=bindparam("b_uncertainty")),
+        update(photos).where(photos.c.id == bindparam("b_id")).values(uncertainty=bindparam("b_uncertainty")),
         uncertainty,
     )
 
@@ -314,13 +310,13 @@ def retag_all(ctx: Context) -> int:
     for shas, suggestions in _suggested_chunks(ctx):
         by_sha = dict(zip(shas, suggestions, strict=True))
         with transaction(ctx.sessions) as session:
-            photos = session.execute(  # a write first, to lock (see tag_photos)
-                update(Photo)
-                .where(Photo.sha256.in_(shas), Photo.tagging == TaggingState.DONE)
-                .values(tagging=Photo.tagging)
-                .returning(Photo.id, Photo.sha256)
-                .execution_options(synchronize_session=False)
-            ).all()
+            photos = lock_rows(  # a write first (see tag_photos)
+                session,
+                Photo.title,
+                Photo.sha256.in_(shas),
+                _in_state(TaggingState.DONE),
+                returning=(Photo.id, Photo.sha256),
+            )
             if not photos:
                 continue
             replace_suggestions(
