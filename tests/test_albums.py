@@ -3,6 +3,7 @@ visibility rules of their photos kept."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from eyes.config import Settings
 from eyes.db.models import AlbumPhoto
 from eyes.services import albums as album_service
 from eyes.services.accounts import get_user_by_name
 from tests.conftest import CALTECH, context_of, sign_up, upload
+from tests.test_cli import eyes
 
 PHOTOS = [sorted((CALTECH / cls).iterdir())[0] for cls in ("Leopards", "watch", "starfish", "sunflower")]
 
@@ -209,3 +212,17 @@ def test_service_lists_the_owners_albums_for_the_forms(client: TestClient, tmp_p
     ctx = context_of(client)
     choices = album_service.album_choices(ctx, get_user_by_name(ctx, "ann"))
     assert [(c.title, c.visibility) for c in choices] == [("New", "private"), ("Old", "public")]
+
+
+def test_the_command_line_makes_and_lists_albums(settings: Settings) -> None:
+    eyes(settings, "users", "create", "olga", stdin="a-long-password\n")
+    made = eyes(settings, "albums", "create", "olga", "Trips", "--visibility", "unlisted", "--json")
+    assert made.returncode == 0, made.stderr
+    album = json.loads(made.stdout)
+    assert (album["title"], album["visibility"], album["owner"]) == ("Trips", "unlisted", "olga")
+    listed = eyes(settings, "albums", "list", "olga")
+    assert listed.returncode == 0 and album["id"] in listed.stdout and "unlisted" in listed.stdout
+    assert json.loads(eyes(settings, "albums", "list", "olga", "--json").stdout)[0]["id"] == album["id"]
+    refused = eyes(settings, "albums", "create", "olga", "x" * 201)
+    assert refused.returncode == 1 and "at most 200" in refused.stderr
+    assert eyes(settings, "albums", "list", "nobody").returncode == 1
