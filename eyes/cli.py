@@ -176,6 +176,65 @@ def users_invite(admin: bool, as_json: bool) -> None:
 
 
 @main.group()
+def albums() -> None:
+    """An account's albums."""
+
+
+@albums.command("list")
+@click.argument("owner")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def albums_list(owner: str, as_json: bool) -> None:
+    """List all of OWNER's albums (unlisted and private too, as OWNER sees them), newest first."""
+    from eyes.services import albums as album_service
+    from eyes.services.accounts import get_user_by_name
+
+    found = []
+    with _context() as ctx:
+        user = get_user_by_name(ctx, owner)
+        before = None
+        while True:  # page by page: an account has at most EYES_MAX_ALBUMS_PER_USER
+            page = album_service.list_albums(ctx, user, owner=user.username, before=before, limit=200)
+            found += page.items
+            if page.next_before is None:
+                break
+            before = page.next_before
+    if as_json:
+        _print_json([a.model_dump(mode="json") for a in found])
+        return
+    for a in found:
+        click.echo(f"{a.id}  {a.visibility:<8}  {a.photo_count:>5} photos  {a.title}")
+    if not found:
+        click.echo(f"{owner} has no albums")
+
+
+@albums.command("create")
+@click.argument("owner")
+@click.argument("title")
+@click.option("--description", default="", help="What the album is about.")
+@click.option(
+    "--visibility",
+    type=click.Choice(["public", "unlisted", "private"]),
+    default="public",
+    show_default=True,
+    help="unlisted: only whoever has its link; private: OWNER alone.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def albums_create(owner: str, title: str, description: str, visibility: str, as_json: bool) -> None:
+    """Make an album TITLE for the account OWNER; prints its id and address."""
+    from eyes.domain import Visibility
+    from eyes.services import albums as album_service
+    from eyes.services.accounts import get_user_by_name
+
+    with _context() as ctx:
+        user = get_user_by_name(ctx, owner)
+        album = album_service.create_album(ctx, user, title, description, Visibility(visibility))
+    if as_json:
+        _print_json(album.model_dump(mode="json"))
+    else:
+        click.echo(f"created album {album.id}: {album.url}")
+
+
+@main.group()
 def storage() -> None:
     """Look after the blob store."""
 

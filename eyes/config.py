@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     max_tag_length: int = Field(64, description="Longest tag name, in characters.")
     max_title_length: int = Field(200, description="Longest photo title, in characters.")
     max_description_length: int = Field(5000, description="Longest photo description, in characters.")
+    max_albums_per_user: int = Field(
+        500, ge=1, description="Albums one account may have; one more is refused with 409."
+    )
+    max_photos_per_album: int = Field(
+        2000,
+        ge=1,
+        le=10_000,
+        description="Photos one album may hold (at most 10000); more are refused with 409.",
+    )
     worker_threads: int = Field(2, description="Threads of the in-process worker pool.")
     sweep_interval_s: float = Field(
         30.0, description="How often the in-process worker re-reads the database for pending work."

@@ -178,6 +178,45 @@ class Photo(Base):
     )
 
 
+class Album(Base):
+    """A user's album: some of their photos, in the order they chose, with its own visibility
+    (which never shows anybody a photo they could not see on its own)."""
+
+    __tablename__ = "albums"
+    __table_args__ = (
+        UniqueConstraint("public_id", name="uq_albums_public_id"),
+        Index("ix_albums_visibility_id", "visibility", "id"),
+        # Internal ids are never handed out again after a delete (as for photos).
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The album's name in URLs: an unlisted album opens only by its link, so it is not countable.
+    public_id: Mapped[str] = mapped_column(String(KEY_LENGTH), default=new_key)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    visibility: Mapped[Visibility] = mapped_column(_enum(Visibility), default=Visibility.PUBLIC)
+    # Chosen by the owner; None (or a photo gone): the first photo the viewer may see.
+    cover_photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AlbumPhoto(Base):
+    """A photo in an album, at its place. Deleting the photo or the album deletes this row only."""
+
+    __tablename__ = "album_photos"
+    __table_args__ = (UniqueConstraint("album_id", "position", name="uq_album_photos_position"),)
+
+    album_id: Mapped[int] = mapped_column(ForeignKey("albums.id", ondelete="CASCADE"), primary_key=True)
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)  # unique in its album: the album page's cursor
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Tag(Base):
     __tablename__ = "tags"
 

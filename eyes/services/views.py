@@ -242,3 +242,34 @@ class ClassifyResult(BaseModel):
     tags: list[TagScore] = Field(description="Best first, only those above the threshold")
     model_version: str
     ms: float = Field(description="Server time to decode, embed and tag, in milliseconds")
+
+
+class AlbumPublic(BaseModel):
+    """An album as `viewer` may see it: what it counts and shows are the photos they may see."""
+
+    id: str = Field(description="The album's id: 22 random URL-safe characters (unguessable)")
+    owner: str
+    title: str
+    description: str
+    visibility: Visibility
+    photo_count: int = Field(description="Photos of the album that you may see")
+    cover_photo: str | None = Field(
+        None, description="Id of the photo shown as the cover: the chosen one, else the first you may see"
+    )
+    cover_url: str | None = Field(None, description="Thumbnail of the cover")
+    url: str
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class AlbumList(BaseModel):
+    items: list[AlbumPublic]
+    next: str | None = Field(None, description="URL of the next page, newest first")
+
+
+class AlbumChoice(NamedTuple):
+    """One of the owner's albums, as a form offers it."""
+
+    id: str
+    title: str
+    visibility: Visibility

@@ -18,8 +18,8 @@ from eyes.services.photos import PhotoPage
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sessions
-# Path parameters that name a photo by one of its random keys, not by an integer.
-KEY_PARAMS = {"photo_id", "media_key"}
+# Path parameters that name a photo or an album by one of its random keys, not by an integer.
+KEY_PARAMS = {"photo_id", "media_key", "album_id"}
 KEY_PATTERN = f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$"
 _KEY = re.compile(KEY_PATTERN)
 
@@ -144,4 +144,8 @@ AdminDep = Annotated[Account, Depends(require_admin)]
 
 PhotoId = Annotated[
     str, Path(pattern=KEY_PATTERN, description="A photo's id: 22 random URL-safe characters, as in its URL")
+]
+
+AlbumId = Annotated[
+    str, Path(pattern=KEY_PATTERN, description="An album's id: 22 random URL-safe characters, as in its URL")
 ]

@@ -14,6 +14,7 @@ from eyes.context import Context
 from eyes.domain import Account, Visibility
 from eyes.errors import EyesError
 from eyes.services import accounts, invitations, sessions
+from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
@@ -54,6 +55,8 @@ def _safe_next(url: str | None) -> str:
     return url if url and url.startswith("/") and not url.startswith("//") else "/"
 
 
+PROFILE_ALBUMS = 12  # on the profile; the rest on /users/NAME/albums
+
 # The feed's cursor: an id, so within the ids' range (a number past it was a server error).
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
@@ -74,7 +77,19 @@ def profile(
 ) -> Response:
     owner = accounts.profile(ctx, username)
     page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before)
-    return render(request, "profile.html", owner=owner, **_grid(request, viewer, page))
+    own = viewer is not None and viewer.username == owner.username
+    albums = album_service.list_albums(ctx, viewer, owner=owner.username, limit=PROFILE_ALBUMS)
+    return render(
+        request,
+        "profile.html",
+        owner=owner,
+        own=own,
+        albums=albums.items,
+        more_albums=albums.next_before is not None,
+        album_choices=album_service.album_choices(ctx, viewer) if own and viewer else [],
+        visibilities=[v.value for v in Visibility],
+        **_grid(request, viewer, page),
+    )
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
@@ -101,12 +116,15 @@ def search(
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
     photo = photo_service.show(ctx, photo_id, viewer)
+    own = viewer is not None and viewer.username == photo.owner
     return render(
         request,
         "photo.html",
         photo=photo,
-        own=viewer is not None and viewer.username == photo.owner,
+        own=own,
         visibilities=[v.value for v in Visibility],
+        albums=album_service.albums_with_photo(ctx, photo_id, viewer),
+        album_choices=album_service.album_choices(ctx, viewer) if own and viewer else [],
     )
 
 
