@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
-from eyes.domain import Account, Visibility
+from eyes.domain import Account, ReportReason, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, invitations, sessions
+from eyes.services import accounts, invitations, moderation, sessions
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
@@ -37,10 +37,12 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     viewer = getattr(request.state, "viewer", None)
+    # An administrator's messages to the viewer stand above every page until dismissed.
+    notices = moderation.unread_notices(request.app.state.ctx, viewer) if viewer is not None else []
     return templates.TemplateResponse(
         request,
         name,
-        {"viewer": viewer, "csrf_token": csrf_token(request), **context},
+        {"viewer": viewer, "csrf_token": csrf_token(request), "notices": notices, **context},
         status_code=status_code,
     )
 
@@ -99,7 +101,9 @@ def search(
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
-def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+def photo_page(
+    photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep, reported: bool = False
+) -> Response:
     photo = photo_service.show(ctx, photo_id, viewer)
     return render(
         request,
@@ -107,6 +111,8 @@ def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerD
         photo=photo,
         own=viewer is not None and viewer.username == photo.owner,
         visibilities=[v.value for v in Visibility],
+        report_reasons=[r.value for r in ReportReason],
+        reported=reported,
     )
 
 
