@@ -15,19 +15,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("show_sensitive", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("images", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("sensitive_score", sa.Float(), nullable=True))
-    with op.batch_alter_table("photos", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("marked_sensitive", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("hidden_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD COLUMN (SQLite has it): a batch copy of `photos` would lose its AUTOINCREMENT.
+    op.add_column(
+        "users", sa.Column("show_sensitive", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("users", sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("images", sa.Column("sensitive_score", sa.Float(), nullable=True))
+    op.add_column(
+        "photos", sa.Column("marked_sensitive", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.add_column("photos", sa.Column("hidden_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("photos", sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "reports",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -70,7 +68,10 @@ def downgrade() -> None:
     op.drop_index("ix_reports_reporter_id", table_name="reports")
     op.drop_index("ix_reports_open", table_name="reports")
     op.drop_table("reports")
-    with op.batch_alter_table("photos", schema=None) as batch_op:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "photos", schema=None, table_kwargs={"sqlite_autoincrement": True} if sqlite else {}
+    ) as batch_op:
         batch_op.drop_column("reviewed_at")
         batch_op.drop_column("hidden_at")
         batch_op.drop_column("marked_sensitive")
