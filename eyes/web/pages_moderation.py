@@ -45,7 +45,7 @@ def set_show_sensitive(
 
 
 @router.post("/notices/{notice_id}/dismiss")
-def dismiss_notice(notice_id: int, request: Request, ctx: ContextDep, user: UserDep) -> Response:
+def dismiss_notice(notice_id: int, ctx: ContextDep, user: UserDep) -> Response:
     moderation.dismiss_notice(ctx, user, notice_id)
     return redirect("/")
 
