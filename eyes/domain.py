@@ -66,6 +66,24 @@ class ModelStage(enum.StrEnum):
     FAILED = "failed"  # the run broke or was killed; never usable
 
 
+class ReportReason(enum.StrEnum):
+    """Why someone reports a photo."""
+
+    SEXUAL = "sexual"  # sexual content or nudity where it does not belong
+    VIOLENCE = "violence"  # violence, gore
+    HARASSMENT = "harassment"  # harassment, hate, someone's private life
+    SPAM = "spam"
+    COPYRIGHT = "copyright"  # not the uploader's to share
+    OTHER = "other"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> ReportReason:
+        try:
+            return cls(raw or "")
+        except ValueError:
+            raise BadRequest("a report's reason is one of: " + ", ".join(r.value for r in cls)) from None
+
+
 def version_name(version_id: int) -> str:
     """How people and files name a model version: `v7`."""
     return f"v{version_id}"
@@ -89,3 +107,6 @@ class Account(Protocol):
 
     @property
     def created_at(self) -> datetime: ...
+
+    @property
+    def show_sensitive(self) -> bool: ...

@@ -25,6 +25,7 @@ from eyes.db.models import Image, Photo, User
 from eyes.db.session import make_engine
 from eyes.services import accounts, invitations
 from tests.standin_backbone import write_standin_backbone
+from tests.standin_sensitive import write_standin_sensitive
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
@@ -81,6 +82,21 @@ def standin_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def standin_sensitive_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in sensitive-content model (tests/standin_sensitive.py): open_nsfw's interface."""
+    return write_standin_sensitive(tmp_path_factory.mktemp("standin-sensitive"))
+
+
+@pytest.fixture
+def sensitive_model(request: pytest.FixtureRequest) -> str:
+    """EYES_SENSITIVE_MODEL for this test: the bundled open_nsfw for a test marked slow (empty),
+    the stand-in for every other."""
+    if request.node.get_closest_marker("slow") is not None:
+        return ""
+    return str(request.getfixturevalue("standin_sensitive_model"))
+
+
 @pytest.fixture
 def models_dir(request: pytest.FixtureRequest) -> Path:
     """The models every app of this test shares read-only: the real network for a test marked
@@ -133,6 +149,7 @@ def settings(
     models_dir: Path,
     database_url: str,
     migrated_sqlite: Path,
+    sensitive_model: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
     home = tmp_path / "home"
@@ -141,7 +158,9 @@ def settings(
     for key in list(os.environ):
         if key.startswith("EYES_") and key != "EYES_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
-    settings = get_settings(home=home, sweep_interval_s=0.5, database_url=database_url)
+    settings = get_settings(
+        home=home, sweep_interval_s=0.5, database_url=database_url, sensitive_model=sensitive_model
+    )
     if not database_url:
         shutil.copyfile(migrated_sqlite, settings.resolved_database_url.removeprefix("sqlite:///"))
     return settings

@@ -67,6 +67,10 @@ class User(Base):
     # Private photos teach the shared model nothing unless their owner says they may.
     private_photos_teach: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Sensitive photos are blurred for this user unless they opted in (the settings page).
+    show_sensitive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Suspended by an administrator: cannot sign in, and their photos are shown to nobody else.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiToken(Base):
@@ -131,6 +135,9 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The sensitive-content model's P(sensitive), scored once per content by the tagging job
+    # (None: not scored yet; the sweep scores what was stored before).
+    sensitive_score: Mapped[float | None] = mapped_column(Float)
 
 
 class Photo(Base):
@@ -170,6 +177,12 @@ class Photo(Base):
     # 1 - the champion's best confidence: "help Eyes learn" asks about the least sure first.
     uncertainty: Mapped[float | None] = mapped_column(Float, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The owner says it is sensitive (blurred for others whatever the model's score).
+    marked_sensitive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Hidden by an administrator: out of every list, search, export and training set.
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An administrator looked at its high score and kept it: out of the moderation queue.
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     owner: Mapped[User] = relationship()
     image: Mapped[Image] = relationship()
@@ -365,3 +378,38 @@ class Serving(Base):
     version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Report(Base):
+    """Someone signed in says a photo breaks the rules: one report per user and photo, until an
+    administrator resolves it (hide, restore)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "reporter_id", name="uq_reports_photo_reporter"),
+        Index("ix_reports_open", "resolved_at", "photo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))  # a services.moderation.ReportReason value
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolution: Mapped[str] = mapped_column(String(20), default="")  # hidden, restored
+
+
+class Notice(Base):
+    """A message from an administrator to a user (a warning), shown until they dismiss it."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
+    message: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -33,8 +33,21 @@ def _retag(ctx: Context) -> None:
     log.info("re-tagged %d photos with %s", count, ctx.tagger.version)
 
 
-TASKS: dict[str, Callable[..., Any]] = {"tag_photo": _tag_photo, "train": _train, "retag": _retag}
-QUEUES = {"tag_photo": "tag", "retag": "tag", "train": "train"}
+def _score_sensitive(ctx: Context) -> None:
+    from eyes.services.tagging import score_unscored
+
+    count = score_unscored(ctx)
+    if count:
+        log.info("scored %d stored images for sensitive content", count)
+
+
+TASKS: dict[str, Callable[..., Any]] = {
+    "tag_photo": _tag_photo,
+    "train": _train,
+    "retag": _retag,
+    "score_sensitive": _score_sensitive,
+}
+QUEUES = {"tag_photo": "tag", "retag": "tag", "train": "train", "score_sensitive": "tag"}
 
 
 def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
@@ -43,13 +56,15 @@ def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
 
 def sweep(ctx: Context) -> None:
     """Queue every piece of work the database says is still pending."""
-    from eyes.services.tagging import pending_photo_ids
+    from eyes.services.tagging import pending_photo_ids, unscored_images
     from eyes.services.training import fail_stale_runs, maybe_start_automatic_run, runs_under_way
 
     if ctx.jobs is None:
         return
     for photo_id in pending_photo_ids(ctx):
         ctx.jobs.enqueue("tag_photo", photo_id)
+    if unscored_images(ctx, limit=1):  # stored before sensitive-content scores existed
+        ctx.jobs.enqueue("score_sensitive")
     fail_stale_runs(ctx)
     for run in runs_under_way(ctx):
         ctx.jobs.enqueue("train", run.id)

@@ -101,6 +101,8 @@ def sign_in(ctx: Context, username: str, password: str, client: str) -> User:
         limits.count(s.signin_failures_per_name, "signin-name", name)
         raise NotAuthenticated("wrong username or password")
     limits.clear(s.signin_failures_per_name_and_ip, "signin-name-ip", name, client)
+    if user.suspended_at is not None:  # told only after the right password: no probing
+        raise Forbidden("this account is suspended by an administrator")
     if _hasher.check_needs_rehash(user.password_hash):
         with _slot(limits.hashing), transaction(ctx.sessions) as session:
             session.get_one(User, user.id).password_hash = _hasher.hash(password)
@@ -219,7 +221,7 @@ def user_for_token(ctx: Context, secret: str) -> User:
         token = session.scalar(
             select(ApiToken).where(ApiToken.token_hash == _token_hash(secret), ApiToken.revoked_at.is_(None))
         )
-        if token is None:
+        if token is None or token.user.suspended_at is not None:
             raise NotAuthenticated("the API token is unknown or revoked; create one on /settings")
         now = datetime.now(UTC)
         if token.expires_at is not None and as_utc(token.expires_at) <= now:  # type: ignore[operator]

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Album, AlbumPhoto, Image, Photo, PhotoTag, Tag, User, utcnow
+from eyes.db.models import Album, AlbumPhoto, Image, Photo, User, utcnow
 from eyes.db.session import transaction
-from eyes.domain import Account, TagStatus, Visibility
+from eyes.domain import Account, Visibility
 from eyes.errors import BadRequest, Conflict, Forbidden, NotFound
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import LISTED_COLUMNS, check_text
-from eyes.services.views import AlbumChoice, AlbumPublic, ListedPhoto, PhotoPublic, TagPublic
+from eyes.services.photos import LISTED_COLUMNS, check_text, not_hidden, photo_views
+from eyes.services.views import AlbumChoice, AlbumPublic, ListedPhoto, PhotoPublic
 
 MAX_PHOTOS_PER_REQUEST = 100  # photos added in one request: a bigger batch is a clear 400
 MAX_ORDER_LENGTH = 10_000  # the most ids a reorder may list (EYES_MAX_PHOTOS_PER_ALBUM is at most this)
@@ -46,7 +46,7 @@ def _may_see(visibility: Visibility, owner_id: int, viewer: Account | None) -> b
 
 def _photo_shown_to(viewer: Account | None) -> ColumnElement[bool]:
     """Which photos of an album `viewer` sees (an album holds its owner's photos only)."""
-    shown = Photo.visibility != Visibility.PRIVATE
+    shown = (Photo.visibility != Visibility.PRIVATE) & not_hidden()
     return shown | (Photo.owner_id == viewer.id) if viewer is not None else shown
 
 
@@ -159,33 +159,8 @@ def album_photos(
         rows = list(session.execute(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        items = _photo_views(session, [ListedPhoto._make(row[1:]) for row in rows], viewer)
+        items = photo_views(ctx, session, [ListedPhoto._make(row[1:]) for row in rows], viewer)
     return AlbumPhotoPage(items, rows[-1].position if more and rows else None)
-
-
-# Each photo's shown tags, as the feed shows them (services/photos.py builds the same).
-_SHOWN_TAGS = (
-    select(
-        PhotoTag.photo_id,
-        Tag.name,
-        PhotoTag.source,
-        PhotoTag.status,
-        PhotoTag.confidence,
-        PhotoTag.model_version,
-    )
-    .join(Tag, Tag.id == PhotoTag.tag_id)
-    .where(PhotoTag.photo_id.in_(bindparam("ids", expanding=True)), PhotoTag.status != TagStatus.REJECTED)
-)
-
-
-def _photo_views(session: Session, rows: list[ListedPhoto], viewer: Account | None) -> list[PhotoPublic]:
-    shown: dict[int, list[TagPublic]] = {row.id: [] for row in rows}
-    if shown:
-        for photo_id, name, source, status, confidence, version in session.execute(
-            _SHOWN_TAGS, {"ids": list(shown)}
-        ):
-            shown[photo_id].append(TagPublic.make(name, source, status, confidence, version))
-    return [PhotoPublic.make(row, shown[row.id], viewer) for row in rows]
 
 
 def _views(session: Session, albums: list[Album], viewer: Account | None) -> list[AlbumPublic]:

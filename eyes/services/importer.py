@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 from sqlalchemy import func, select
 from tqdm import tqdm
 
@@ -21,6 +20,7 @@ from eyes.errors import BadRequest, EyesError
 from eyes.images import pixel_count
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
+from eyes.services.serving import ModelInputs
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
 
@@ -92,7 +92,7 @@ def import_tree(
     report = ImportReport()
     started = time.perf_counter()
 
-    def store(path: Path) -> tuple[str, Uploaded | str, np.ndarray | None]:
+    def store(path: Path) -> tuple[str, Uploaded | str, ModelInputs | None]:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             tags: tuple[str, ...] = ()
@@ -105,7 +105,7 @@ def import_tree(
         return shown, uploaded, _model_input(ctx, path) if uploaded.created else None
 
     untagged: list[int] = []
-    inputs: dict[int, np.ndarray] = {}
+    inputs: dict[int, ModelInputs] = {}
     # Two threads store and prepare the network's input (decoding, thumbnails and resizing
     # release the GIL) while this one runs the network on what they have stored, a batch at a
     # time, from those inputs: the original is not read and decoded again.
@@ -134,12 +134,12 @@ def import_tree(
     return report
 
 
-def _model_input(ctx: Context, path: Path) -> np.ndarray | None:
-    """The network's input for a photo just stored, made the way tagging makes it (None if the
+def _model_input(ctx: Context, path: Path) -> ModelInputs | None:
+    """The networks' inputs for a photo just stored, made the way tagging makes them (None if the
     network cannot read it: tagging then records why)."""
     try:
         with ctx.limits.decoding.hold(pixel_count(path), patient=True):
-            return ctx.tagger.prepare(path)
+            return ctx.tagger.prepare_inputs(path)
     except Exception:  # tagging decodes the stored original again and marks it untaggable
         return None
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from eyes.config import Settings
@@ -24,7 +24,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services import label_clock
-from eyes.services.photos import get_visible_photo
+from eyes.services.photos import get_visible_photo, not_hidden
 from eyes.services.tags import get_or_create_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.trust import trusted_voters
 from eyes.services.vocabulary import Hierarchy, approved_tags, hierarchy
@@ -107,10 +107,14 @@ class Labels:
 
 
 def teaching_photos() -> ColumnElement[bool]:
-    """Photos that may teach the shared model: not private, or private with the owner's consent."""
-    return or_(
-        Photo.visibility != Visibility.PRIVATE,
-        Photo.owner_id.in_(select(User.id).where(User.private_photos_teach)),
+    """Photos that may teach the shared model: not private, or private with the owner's consent;
+    never one hidden by moderation (or of a suspended account)."""
+    return and_(
+        or_(
+            Photo.visibility != Visibility.PRIVATE,
+            Photo.owner_id.in_(select(User.id).where(User.private_photos_teach)),
+        ),
+        not_hidden(),
     )
 
 

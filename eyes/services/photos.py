@@ -6,9 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import Executable
 
 from eyes.context import Context
@@ -43,6 +43,9 @@ LISTED_COLUMNS = (  # in the order of views.ListedPhoto
     Photo.gps_latitude,
     Photo.gps_longitude,
     Photo.original_filename,
+    Image.sensitive_score,
+    Photo.marked_sensitive,
+    (Photo.hidden_at.is_not(None) | User.suspended_at.is_not(None)).label("hidden"),
 )  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -145,12 +148,33 @@ def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
         return session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
 
 
+_SUSPENDED = select(User.id).where(User.suspended_at.is_not(None))
+
+
+def not_hidden() -> ColumnElement[bool]:
+    """The moderation rule, in one place: photos no administrator hid and whose owner is not
+    suspended. Every list, search and similar-photo answer for anyone but the owner, and
+    everything that teaches the model or leaves the platform (training labels in
+    services/labels.py, dataset exports), selects only these."""
+    return and_(Photo.hidden_at.is_(None), Photo.owner_id.not_in(_SUSPENDED))
+
+
+def is_hidden(photo: Photo) -> bool:
+    """`not_hidden()` for one loaded photo (with its owner)."""
+    return photo.hidden_at is not None or photo.owner.suspended_at is not None
+
+
 def can_view(photo: Photo, viewer: Account | None) -> bool:
-    return _may_see(photo.visibility, photo.owner_id, viewer)
+    return _may_see(photo.visibility, photo.owner_id, is_hidden(photo), viewer)
 
 
-def _may_see(visibility: Visibility, owner_id: int, viewer: Account | None) -> bool:
-    return visibility != Visibility.PRIVATE or (viewer is not None and viewer.id == owner_id)
+def _may_see(visibility: Visibility, owner_id: int, hidden: bool, viewer: Account | None) -> bool:
+    """Private: the owner alone. Hidden by moderation: the owner, and administrators (who judge it)."""
+    if viewer is not None and viewer.id == owner_id:
+        return True
+    if visibility == Visibility.PRIVATE:
+        return False
+    return not hidden or (viewer is not None and viewer.is_admin)
 
 
 def photo_query() -> Select[Photo]:
@@ -185,13 +209,18 @@ def get_visible_photo(ctx: Context, key: str, viewer: Account | None) -> Photo:
     return photo
 
 
+def as_seen_by(ctx: Context, photo: Photo, viewer: Account | None) -> PhotoPublic:
+    """A loaded photo as `viewer` sees it (the view applies the sensitive-content threshold)."""
+    return PhotoPublic.of(photo, viewer, ctx.settings.sensitive_threshold)
+
+
 def show(ctx: Context, key: str, viewer: Account | None) -> PhotoPublic:
     """The photo as `viewer` may see it (its location and file name for its owner only)."""
-    return PhotoPublic.of(get_visible_photo(ctx, key, viewer), viewer)
+    return as_seen_by(ctx, get_visible_photo(ctx, key, viewer), viewer)
 
 
 def show_uploaded(ctx: Context, uploaded: Uploaded, owner: Account) -> PhotoPublic:
-    return PhotoPublic.of(get_photo(ctx, uploaded.photo_id), owner)
+    return as_seen_by(ctx, get_photo(ctx, uploaded.photo_id), owner)
 
 
 @dataclass(frozen=True)
@@ -210,12 +239,14 @@ def thumbnail_blob(ctx: Context, media_key: str, size: str, viewer: Account | No
     # Three columns, not the photo with its tags: a feed page asks for dozens of these.
     with ctx.sessions() as session:
         row = session.execute(
-            select(Photo.sha256, Photo.visibility, Photo.owner_id).where(Photo.media_key == media_key)
+            select(Photo.sha256, Photo.visibility, Photo.owner_id, not_hidden().label("shown")).where(
+                Photo.media_key == media_key
+            )
         ).first()
-    # A key given up when the visibility changed names nothing.
-    if row is None or not _may_see(row.visibility, row.owner_id, viewer):
+    # A key given up when the visibility changed (or the photo was hidden) names nothing.
+    if row is None or not _may_see(row.visibility, row.owner_id, not row.shown, viewer):
         raise NotFound("there is no such photo")
-    public = row.visibility == Visibility.PUBLIC
+    public = row.visibility == Visibility.PUBLIC and bool(row.shown)
     return Blob(image_store.thumb_key(row.sha256, size), f'"{row.sha256[:32]}-{size}"', "image/jpeg", public)
 
 
@@ -242,7 +273,7 @@ _LISTED = (
     select(*LISTED_COLUMNS).join(User, User.id == Photo.owner_id).join(Image, Image.sha256 == Photo.sha256)
 )
 _PUBLIC = Photo.visibility == Visibility.PUBLIC
-_FEED = _LISTED.where(_PUBLIC).order_by(Photo.id.desc()).limit(bindparam("limit"))
+_FEED = _LISTED.where(_PUBLIC, not_hidden()).order_by(Photo.id.desc()).limit(bindparam("limit"))
 _FEED_BEFORE = _FEED.where(Photo.id < bindparam("before"))
 _SHOWN_TAGS = (
     select(
@@ -275,7 +306,8 @@ def list_photos(
 ) -> PhotoPage:
     """Newest first, keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
 
-    Lists show public photos, plus the viewer's own when they look at their own photos or search.
+    Lists show public photos, plus the viewer's own when they look at their own photos or search;
+    photos hidden by moderation only to their owner (services/photos.not_hidden).
     `owner` is a username and `tags` are names as people typed them (normalised here).
     """
     if len(tags or []) > MAX_QUERY_TAGS:
@@ -295,11 +327,11 @@ def list_photos(
         if owner_account is not None:
             query = query.where(Photo.owner_id == owner_account.id)
             if viewer is None or viewer.id != owner_account.id:
-                query = query.where(_PUBLIC)
+                query = query.where(_PUBLIC, not_hidden())
         elif viewer is not None:
-            query = query.where(_PUBLIC | (Photo.owner_id == viewer.id))
+            query = query.where((_PUBLIC & not_hidden()) | (Photo.owner_id == viewer.id))
         else:
-            query = query.where(_PUBLIC)
+            query = query.where(_PUBLIC, not_hidden())
         for name in tags:
             query = query.where(
                 exists()
@@ -318,13 +350,22 @@ def _read_page(
         rows = [ListedPhoto._make(row) for row in session.execute(query, params)]
         more = len(rows) > limit
         rows = rows[:limit]
-        shown: dict[int, list[TagPublic]] = {row.id: [] for row in rows}
+        items = photo_views(ctx, session, rows, viewer)
+    return PhotoPage(items, rows[-1].id if more and rows else None)
+
+
+def photo_views(
+    ctx: Context, session: Session, rows: list[ListedPhoto], viewer: Account | None
+) -> list[PhotoPublic]:
+    """Listed photos as `viewer` sees them, with their shown tags: one query for all of them."""
+    shown: dict[int, list[TagPublic]] = {row.id: [] for row in rows}
+    if shown:
         for photo_id, name, source, status, confidence, version in session.execute(
             _SHOWN_TAGS, {"ids": list(shown)}
         ):
             shown[photo_id].append(TagPublic.make(name, source, status, confidence, version))
-    items = [PhotoPublic.make(row, shown[row.id], viewer) for row in rows]
-    return PhotoPage(items, rows[-1].id if more and rows else None)
+    threshold = ctx.settings.sensitive_threshold
+    return [PhotoPublic.make(row, shown[row.id], viewer, threshold) for row in rows]
 
 
 def update_photo(
@@ -350,7 +391,7 @@ def update_photo(
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
-    return PhotoPublic.of(get_photo(ctx, photo_id), user)
+    return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 
 def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> PhotoPublic:
@@ -362,7 +403,7 @@ def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> P
         photo = session.get_one(Photo, photo_id)
         for name in names:
             set_owner_tag(session, photo, user, name)
-    return PhotoPublic.of(get_photo(ctx, photo_id), user)
+    return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 
 def remove_owner_tag(ctx: Context, key: str, user: Account, name: str) -> PhotoPublic:
@@ -371,7 +412,7 @@ def remove_owner_tag(ctx: Context, key: str, user: Account, name: str) -> PhotoP
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         reject_owner_tag(session, session.get_one(Photo, photo_id), user, name)
-    return PhotoPublic.of(get_photo(ctx, photo_id), user)
+    return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 
 def delete_photo(ctx: Context, key: str, user: Account) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -16,11 +16,20 @@ from eyes.db.models import ModelVersion
 from eyes.domain import TrainingDepth
 from eyes.ml.errors import ModelFileError
 from eyes.ml.predictor import Champion, Predictor, Suggestion
+from eyes.ml.sensitive import SensitiveModel
 
 if TYPE_CHECKING:
     from eyes.context import Context
 
 log = logging.getLogger(__name__)
+
+
+class ModelInputs(NamedTuple):
+    """One decoded image as both networks read it: the backbone's input and the
+    sensitive-content model's (one decode serves the two)."""
+
+    backbone: np.ndarray
+    sensitive: np.ndarray
 
 
 class ServingModels:
@@ -30,11 +39,14 @@ class ServingModels:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self.predictor = Predictor(ctx.settings.models_dir, threads=ctx.settings.onnx_threads)
+        custom = ctx.settings.sensitive_model
+        self.sensitive = SensitiveModel(Path(custom) if custom else None, threads=ctx.settings.onnx_threads)
         self._checked_at = float("-inf")
 
     def load(self) -> None:
         """Load the models now (at start), so a broken model file is reported before serving."""
         self.predictor.load()
+        self.sensitive.load()
         self.refresh()
 
     def refresh(self, force: bool = False) -> None:
@@ -105,6 +117,17 @@ class ServingModels:
 
     def prepare(self, source: Path | BinaryIO) -> np.ndarray:
         return self.predictor.prepare(source)
+
+    def prepare_inputs(self, source: Path | BinaryIO) -> ModelInputs:
+        """Decode once (at reduced scale where the format allows) for both networks."""
+        from eyes.ml import sensitive
+        from eyes.ml.preprocess import open_for_model, preprocess
+
+        image = open_for_model(source)
+        try:
+            return ModelInputs(preprocess(image), sensitive.prepare(image))
+        finally:
+            image.close()
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         return self.predictor.embed(batch)

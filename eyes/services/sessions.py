@@ -53,6 +53,8 @@ def user_for(ctx: Context, secret: str) -> User | None:
         row = session.scalar(select(LoginSession).where(LoginSession.secret_hash == _hash(secret)))
         if row is None or as_utc(row.expires_at) <= now:  # type: ignore[operator]
             return None
+        if row.user.suspended_at is not None:  # suspending ends sessions; this is belt and braces
+            return None
         if now - as_utc(row.last_seen_at) > TOUCH_EVERY:  # type: ignore[operator]
             row.last_seen_at = now
         user = row.user

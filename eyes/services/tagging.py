@@ -23,6 +23,7 @@ from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
 from eyes.ml.predictor import Champion, Suggestion
 from eyes.services.image_store import original_key
+from eyes.services.serving import ModelInputs
 from eyes.services.tags import tag_ids
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,11 @@ def tag_photo(ctx: Context, photo_id: int) -> None:
 
 
 def tag_photos(
-    ctx: Context, photo_ids: Sequence[int], inputs: Mapping[int, np.ndarray] | None = None
+    ctx: Context, photo_ids: Sequence[int], inputs: Mapping[int, ModelInputs] | None = None
 ) -> None:
     """Tag the photos that are still pending, in batches. Safe to run twice or concurrently.
 
-    `inputs`: the network's input of some of these photos, by photo id, when the caller has just
+    `inputs`: the networks' inputs of some of these photos, by photo id, when the caller has just
     decoded them (a bulk import): those are not read and decoded again."""
     for start in range(0, len(photo_ids), BATCH):
         with ctx.sessions() as session:
@@ -133,11 +134,12 @@ def activations_for(ctx: Context, shas: list[str]) -> dict[str, np.ndarray]:
 
 
 def embeddings_for(
-    ctx: Context, shas: list[str], given: Mapping[str, np.ndarray] | None = None
+    ctx: Context, shas: list[str], given: Mapping[str, ModelInputs] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The stored embedding of each image, computing (and storing, with its activation) the
-    missing ones, from `given` (the network's input by sha256) where there is one. Returns the
-    vectors by sha256, and the reason for each image the network could not read."""
+    """The stored embedding of each image, computing (and storing, with its activation and its
+    sensitive-content score) the missing ones, from `given` (the networks' inputs by sha256)
+    where there is one. Returns the vectors by sha256, and the reason for each image the network
+    could not read."""
     vectors = _stored(ctx, Embedding, Embedding.vector, shas, "<f4")
     failures: dict[str, str] = {}
     _compute(ctx, [sha for sha in shas if sha not in vectors], vectors, failures, given)
@@ -149,12 +151,13 @@ def _compute(
     missing: list[str],
     vectors: dict[str, np.ndarray],
     failures: dict[str, str],
-    given: Mapping[str, np.ndarray] | None = None,
+    given: Mapping[str, ModelInputs] | None = None,
 ) -> None:
-    """Decode (unless `given`), embed and store these images: embedding and activation, in one pass."""
+    """Decode (unless `given`), embed, score and store these images: embedding, activation and
+    sensitive-content score, from one decode."""
     tagger = ctx.tagger
     for start in range(0, len(missing), BATCH):
-        inputs: list[np.ndarray] = []
+        inputs: list[ModelInputs] = []
         loaded: list[str] = []
         for sha in missing[start : start + BATCH]:
             if given and sha in given:
@@ -174,7 +177,7 @@ def _compute(
             try:
                 # Background work waits its turn for decoding memory as long as it takes.
                 with ctx.limits.decoding.hold(pixel_count(data), patient=True):
-                    inputs.append(tagger.prepare(io.BytesIO(data)))
+                    inputs.append(tagger.prepare_inputs(io.BytesIO(data)))
                 loaded.append(sha)
             except (OSError, ValueError, DecompressionBombError, EyesError) as exc:
                 log.warning("cannot prepare %s for the network: %s", sha, exc)
@@ -183,7 +186,8 @@ def _compute(
                 del data
         if not loaded:
             continue
-        computed, activations = tagger.embed_with_activations(np.stack(inputs))
+        computed, activations = tagger.embed_with_activations(np.stack([i.backbone for i in inputs]))
+        sensitive = tagger.sensitive.scores(np.stack([i.sensitive for i in inputs]))
         backbone = tagger.backbone_id
         rows, act_rows = [], []
         for sha, vector, activation in zip(loaded, computed, activations, strict=True):
@@ -203,6 +207,63 @@ def _compute(
             }
             upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
             upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
+            write_sensitive_scores(
+                session, {sha: float(p) for sha, p in zip(loaded, sensitive, strict=True) if sha in kept}
+            )
+
+
+def write_sensitive_scores(session: Session, scores: Mapping[str, float]) -> None:
+    """Store each image's sensitive-content score (one executemany)."""
+    if not scores:
+        return
+    table = cast(Table, Image.__table__)
+    session.execute(
+        update(table)
+        .where(table.c.sha256 == bindparam("b_sha"))
+        .values(sensitive_score=bindparam("b_score")),
+        [{"b_sha": sha, "b_score": score} for sha, score in scores.items()],
+    )
+
+
+def unscored_images(ctx: Context, after: str = "", limit: int = BATCH) -> list[str]:
+    """Images embedded before sensitive-content scores existed (a photo's first tagging scores
+    it): by content hash, after `after`, so a sweep walks them once even where one fails."""
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Image.sha256)
+                .join(Embedding, Embedding.sha256 == Image.sha256)
+                .where(Image.sensitive_score.is_(None), Image.sha256 > after)
+                .order_by(Image.sha256)
+                .limit(limit)
+            )
+        )
+
+
+def score_unscored(ctx: Context) -> int:
+    """Score every stored image that has no sensitive-content score yet, decoding each original
+    once (the resumable job behind the sweep: the NULL scores are what is left). Returns how many."""
+    done, after = 0, ""
+    while shas := unscored_images(ctx, after):
+        after = shas[-1]
+        inputs: list[np.ndarray] = []
+        loaded: list[str] = []
+        for sha in shas:
+            try:
+                with ctx.blobs.open(original_key(sha)) as blob:
+                    data = blob.read()
+                with ctx.limits.decoding.hold(pixel_count(data), patient=True):
+                    inputs.append(ctx.tagger.prepare_inputs(io.BytesIO(data)).sensitive)
+                loaded.append(sha)
+            except (NotFound, OSError, ValueError, DecompressionBombError, EyesError) as exc:
+                log.warning("cannot score %s for sensitive content: %s", sha, exc)
+        if not loaded:
+            continue
+        scores = ctx.tagger.sensitive.scores(np.stack(inputs))
+        with transaction(ctx.sessions) as session:
+            write_sensitive_scores(session, dict(zip(loaded, map(float, scores), strict=True)))
+        done += len(loaded)
+    return done
 
 
 def replace_suggestions(

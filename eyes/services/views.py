@@ -10,7 +10,7 @@ from typing import Annotated, NamedTuple
 from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
-from eyes.domain import Account, TaggingState, TagSource, TagStatus, Visibility
+from eyes.domain import Account, ReportReason, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
 
 
@@ -38,6 +38,7 @@ class Me(UserPublic):
     private_photos_teach: bool = Field(
         description="Whether this user's private photos may train the shared model"
     )
+    show_sensitive: bool = Field(description="Whether sensitive photos are shown to this user unblurred")
     storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
     storage_quota_bytes: int | None = Field(
         description="How many bytes of originals this user may store; null: no quota"
@@ -50,6 +51,7 @@ class Me(UserPublic):
             is_admin=user.is_admin,
             created_at=user.created_at,
             private_photos_teach=user.private_photos_teach,
+            show_sensitive=user.show_sensitive,
             storage_used_bytes=storage.used_bytes,
             storage_quota_bytes=storage.quota_bytes,
         )
@@ -148,9 +150,25 @@ class PhotoPublic(BaseModel):
     image_url: str
     location: Location | None = Field(None, description="Only ever shown to the owner")
     original_filename: str | None = Field(None, description="Only ever shown to the owner")
+    sensitive: bool = Field(
+        False,
+        description="Sensitive content: the model's score is at the threshold or above, or the owner marked it",
+    )
+    marked_sensitive: bool = Field(False, description="The owner marked it sensitive")
+    blurred: bool = Field(
+        False, description="Sensitive, and this viewer did not opt in to see sensitive photos unblurred"
+    )
+    sensitive_score: float | None = Field(
+        None, description="The sensitive-content model's score, 0 to 1 (owner and administrators only)"
+    )
+    hidden: bool = Field(
+        False,
+        description="Hidden by an administrator, or its owner is suspended: only the owner and "
+        "administrators see it",
+    )
 
     @classmethod
-    def of(cls, photo: Photo, viewer: Account | None) -> PhotoPublic:
+    def of(cls, photo: Photo, viewer: Account | None, sensitive_threshold: float) -> PhotoPublic:
         shown = [t for t in photo.tags if t.status != TagStatus.REJECTED]
         return cls.make(
             ListedPhoto(
@@ -171,17 +189,27 @@ class PhotoPublic(BaseModel):
                 photo.gps_latitude,
                 photo.gps_longitude,
                 photo.original_filename,
+                photo.image.sensitive_score,
+                photo.marked_sensitive,
+                photo.hidden_at is not None or photo.owner.suspended_at is not None,
             ),
             [TagPublic.of(t) for t in shown],
             viewer,
+            sensitive_threshold,
         )
 
     @classmethod
-    def make(cls, photo: ListedPhoto, tags: list[TagPublic], viewer: Account | None) -> PhotoPublic:
-        """The one way a photo is shown: its location and file name to its owner alone, its tags
-        (rejected ones left out by the caller) in their order. Built from values the database
-        already checked, without validating them again."""
+    def make(
+        cls, photo: ListedPhoto, tags: list[TagPublic], viewer: Account | None, sensitive_threshold: float
+    ) -> PhotoPublic:
+        """The one way a photo is shown: its location and file name to its owner alone, its
+        sensitive-content score to its owner and administrators, blurred when sensitive unless
+        the viewer owns it or opted in, its tags (rejected ones left out by the caller) in their
+        order. Built from values the database already checked, without validating them again."""
         own = viewer is not None and viewer.id == photo.owner_id
+        score = photo.sensitive_score
+        sensitive = photo.marked_sensitive or (score is not None and score >= sensitive_threshold)
+        opted_in = viewer is not None and viewer.show_sensitive
         location = None
         if own and photo.gps_latitude is not None and photo.gps_longitude is not None:
             location = Location(latitude=photo.gps_latitude, longitude=photo.gps_longitude)
@@ -203,6 +231,11 @@ class PhotoPublic(BaseModel):
             image_url=f"/media/{photo.media_key}/large.jpg",
             location=location,
             original_filename=photo.original_filename if own else None,
+            sensitive=sensitive,
+            marked_sensitive=photo.marked_sensitive,
+            blurred=sensitive and not own and not opted_in,
+            sensitive_score=score if own or (viewer is not None and viewer.is_admin) else None,
+            hidden=photo.hidden,
         )
 
 
@@ -226,6 +259,9 @@ class ListedPhoto(NamedTuple):
     gps_latitude: float | None
     gps_longitude: float | None
     original_filename: str
+    sensitive_score: float | None
+    marked_sensitive: bool
+    hidden: bool  # hidden by an administrator, or the owner is suspended
 
 
 class PhotoList(BaseModel):
@@ -273,3 +309,38 @@ class AlbumChoice(NamedTuple):
     id: str
     title: str
     visibility: Visibility
+
+
+class ReportPublic(BaseModel):
+    """A report as its author and administrators see it."""
+
+    id: int
+    photo: str = Field(description="The photo's id")
+    reporter: str
+    reason: ReportReason
+    note: str
+    created_at: UtcDatetime
+    resolution: str = Field("", description="Empty while open; `hidden` or `restored` once resolved")
+
+
+class ModerationItem(BaseModel):
+    """One photo in the administrators' moderation queue: reported, or scored sensitive by the
+    model and not yet reviewed."""
+
+    photo: PhotoPublic
+    reports: list[ReportPublic]
+    owner_suspended: bool
+
+
+class NoticePublic(BaseModel):
+    """A message from an administrator to this user (a warning), until they dismiss it."""
+
+    id: int
+    message: str
+    photo: str | None = Field(None, description="The photo it is about, if any")
+    created_at: UtcDatetime
+
+
+class SuspendedUser(BaseModel):
+    username: str
+    suspended_at: UtcDatetime

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import Account, Visibility
-from eyes.services import accounts, invitations
+from eyes.services import accounts, invitations, moderation
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
 from eyes.services.photos import MAX_QUERY_TAGS
@@ -219,7 +219,11 @@ def me(ctx: ContextDep, user: UserDep) -> Me:
 
 @router.patch("/me", response_model=Me, summary="Change your preferences")
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
-    updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
+    updated = user
+    if body.private_photos_teach is not None:
+        updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
+    if body.show_sensitive is not None:
+        updated = moderation.set_show_sensitive(ctx, user, body.show_sensitive)
     return Me.of_account(updated, storage_use(ctx, user.id))
 
 

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
-from eyes.domain import Account, Visibility
+from eyes.domain import Account, ReportReason, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, invitations, sessions
+from eyes.services import accounts, invitations, moderation, sessions
 from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
@@ -38,10 +38,12 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     viewer = getattr(request.state, "viewer", None)
+    # An administrator's messages to the viewer stand above every page until dismissed.
+    notices = moderation.unread_notices(request.app.state.ctx, viewer) if viewer is not None else []
     return templates.TemplateResponse(
         request,
         name,
-        {"viewer": viewer, "csrf_token": csrf_token(request), **context},
+        {"viewer": viewer, "csrf_token": csrf_token(request), "notices": notices, **context},
         status_code=status_code,
     )
 
@@ -114,7 +116,9 @@ def search(
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
-def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep) -> Response:
+def photo_page(
+    photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep, reported: bool = False
+) -> Response:
     photo = photo_service.show(ctx, photo_id, viewer)
     own = viewer is not None and viewer.username == photo.owner
     return render(
@@ -125,6 +129,8 @@ def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerD
         visibilities=[v.value for v in Visibility],
         albums=album_service.albums_with_photo(ctx, photo_id, viewer),
         album_choices=album_service.album_choices(ctx, viewer) if own and viewer else [],
+        report_reasons=[r.value for r in ReportReason],
+        reported=reported,
     )
 
 

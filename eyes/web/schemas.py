@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from eyes.domain import Visibility
+from eyes.domain import KEY_LENGTH, ReportReason, Visibility
 from eyes.services.albums import MAX_ORDER_LENGTH, MAX_PHOTOS_PER_REQUEST
 from eyes.services.tags import TAG_RULES
 from eyes.web.deps import KEY_PATTERN
@@ -14,8 +14,45 @@ from eyes.web.deps import KEY_PATTERN
 
 class MeUpdate(BaseModel):
     # Strict: 0, 0.0 or "no" would otherwise pass as false, and a consent must be said plainly.
-    private_photos_teach: bool = Field(
-        strict=True, description="Let your private photos train the shared model"
+    # Each is optional (change one at a time), but never null.
+    private_photos_teach: bool | None = Field(
+        None, strict=True, description="Let your private photos train the shared model"
+    )
+    show_sensitive: bool | None = Field(
+        None, strict=True, description="Show sensitive photos unblurred (off: they are blurred)"
+    )
+
+    @model_validator(mode="after")
+    def _said_plainly(self) -> MeUpdate:
+        if not self.model_fields_set:
+            raise ValueError("say which preference to change: private_photos_teach or show_sensitive")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is true or false")
+        return self
+
+
+class ReportCreate(BaseModel):
+    reason: ReportReason = Field(description="Why this photo should not be here")
+    note: str = Field("", max_length=500, description="Anything an administrator should know")
+
+
+class SensitiveMark(BaseModel):
+    marked: bool = Field(
+        strict=True, description="True: blurred for others; false: the owner's mark is taken off"
+    )
+
+
+class HideRequest(BaseModel):
+    reason: str = Field("", max_length=2000, description="Told to the owner")
+
+
+class WarnRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=2000, description="What the user will see")
+    photo: str | None = Field(
+        None,
+        pattern=f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$",
+        description="The photo it is about, by its id (optional)",
     )
 
 
