@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
-from eyes.domain import Account, TagStatus, Visibility, new_key
+from eyes.domain import Account, PhotoOrder, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock
@@ -42,6 +43,7 @@ LISTED_COLUMNS = (  # in the order of views.ListedPhoto
     Photo.gps_latitude,
     Photo.gps_longitude,
     Photo.original_filename,
+    Photo.lens,
 )  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -54,6 +56,8 @@ class PhotoDraft:
     description: str = ""
     visibility: Visibility = Visibility.PUBLIC
     tags: tuple[str, ...] = ()
+    # When the photo was taken if its EXIF does not say (an import: the file's modification time).
+    taken_at: datetime | None = None
 
 
 @dataclass
@@ -117,8 +121,9 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
                 description=description,
                 visibility=draft.visibility,
                 original_filename=safe_filename(draft.filename),
-                taken_at=decoded.taken_at,
+                taken_at=decoded.taken_at or draft.taken_at,
                 camera=decoded.camera,
+                lens=decoded.lens,
                 gps_latitude=decoded.gps.latitude if decoded.gps else None,
                 gps_longitude=decoded.gps.longitude if decoded.gps else None,
             )
@@ -271,8 +276,10 @@ def list_photos(
     tags: list[str] | None = None,
     before: int | None = None,
     limit: int | None = None,
+    sort: PhotoOrder = PhotoOrder.NEW,
 ) -> PhotoPage:
-    """Newest first, keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
+    """Newest first (or, `sort=taken`, the most recently taken first, undated photos last),
+    keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
 
     Lists show public photos, plus the viewer's own when they look at their own photos or search.
     `owner` is a username and `tags` are names as people typed them (normalised here).
@@ -283,10 +290,10 @@ def list_photos(
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     params: dict[str, object] = {"limit": limit + 1, "before": before}
-    if owner_account is None and not tags:  # the public feed: its statements are built once
+    if owner_account is None and not tags and sort == PhotoOrder.NEW:  # built once: the common case
         query = _FEED if before is None else _FEED_BEFORE
     else:
-        query = _LISTED.order_by(Photo.id.desc()).limit(bindparam("limit"))
+        query = _LISTED.limit(bindparam("limit"))
         if owner_account is not None:
             query = query.where(Photo.owner_id == owner_account.id)
             if viewer is None or viewer.id != owner_account.id:
@@ -301,8 +308,14 @@ def list_photos(
                 .where(PhotoTag.photo_id == Photo.id, PhotoTag.status != TagStatus.REJECTED)
                 .where(PhotoTag.tag_id == select(Tag.id).where(Tag.name == name).scalar_subquery())
             )
-        if before is not None:
-            query = query.where(Photo.id < bindparam("before"))
+        if sort == PhotoOrder.TAKEN:
+            query = query.order_by(Photo.taken_at.desc().nulls_last(), Photo.id.desc())
+            if before is not None:
+                query = query.where(_taken_before(ctx, before, viewer))
+        else:
+            query = query.order_by(Photo.id.desc())
+            if before is not None:
+                query = query.where(Photo.id < bindparam("before"))
     with ctx.sessions() as session:
         rows = [ListedPhoto._make(row) for row in session.execute(query, params)]
         more = len(rows) > limit
@@ -314,6 +327,30 @@ def list_photos(
             shown[photo_id].append(TagPublic.make(name, source, status, confidence, version))
     items = [PhotoPublic.make(row, shown[row.id], viewer) for row in rows]
     return PhotoPage(items, rows[-1].id if more and rows else None)
+
+
+def _taken_before(ctx: Context, before: int, viewer: Account | None) -> ColumnElement[bool]:
+    """What comes after photo `before` in the order of dates taken. The cursor's date is looked
+    up only among photos a list may show this viewer (public ones, and their own): ids can be
+    counted, and where the next page starts must not tell when someone's private or unlisted
+    photo was taken."""
+    with ctx.sessions() as session:
+        row = session.execute(
+            select(Photo.taken_at, Photo.visibility, Photo.owner_id).where(Photo.id == before)
+        ).first()
+    listed = row is not None and (
+        row.visibility == Visibility.PUBLIC or (viewer is not None and viewer.id == row.owner_id)
+    )
+    if row is None or not listed:
+        raise BadRequest("the page's starting photo is gone; start again from the first page")
+    if row.taken_at is None:
+        return Photo.taken_at.is_(None) & (Photo.id < before)
+    taken = row.taken_at
+    return (
+        (Photo.taken_at < taken)
+        | ((Photo.taken_at == taken) & (Photo.id < before))
+        | Photo.taken_at.is_(None)
+    )
 
 
 def update_photo(

@@ -140,6 +140,7 @@ class PhotoPublic(BaseModel):
     height: int
     taken_at: UtcDatetime | None = Field(description="When the camera says it was taken (EXIF)")
     camera: str
+    lens: str = Field("", description="The lens, as the camera wrote it (EXIF)")
     created_at: UtcDatetime
     tagging: TaggingState
     tags: list[TagPublic]
@@ -171,6 +172,7 @@ class PhotoPublic(BaseModel):
                 photo.gps_latitude,
                 photo.gps_longitude,
                 photo.original_filename,
+                photo.lens,
             ),
             [TagPublic.of(t) for t in shown],
             viewer,
@@ -195,6 +197,7 @@ class PhotoPublic(BaseModel):
             height=photo.height,
             taken_at=as_utc(photo.taken_at) if photo.taken_at else None,
             camera=photo.camera,
+            lens=photo.lens,
             created_at=as_utc(photo.created_at),
             tagging=photo.tagging,
             tags=sorted(tags, key=TagPublic.order),
@@ -226,6 +229,7 @@ class ListedPhoto(NamedTuple):
     gps_latitude: float | None
     gps_longitude: float | None
     original_filename: str
+    lens: str
 
 
 class PhotoList(BaseModel):
