@@ -280,7 +280,11 @@ def test_names_that_name_nothing_exportable_are_clear_errors(ctx: Context, tmp_p
             model_export.export_to(ctx, bad, tmp_path / "out")
     with pytest.raises(NotFound):
         model_export.export_to(ctx, "v" + "9" * 40, tmp_path / "out")
-    training_id = training.start_run(ctx.__class__(**{**ctx.__dict__, "jobs": None}), None)
+    jobs, ctx.jobs = ctx.jobs, None  # queued, never run: a run under way
+    try:
+        training_id = training.start_run(ctx, None)
+    finally:
+        ctx.jobs = jobs
     with pytest.raises(Conflict, match="training"):
         model_export.export_to(ctx, f"v{training_id}", tmp_path / "out")
     assert not (tmp_path / "out").exists(), "nothing is written for a refused export"
