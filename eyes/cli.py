@@ -560,6 +560,38 @@ def models_promote(version: str) -> None:
     click.echo(f"{version} is in service")
 
 
+@models.command("export")
+@click.argument("version")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def models_export(version: str, dest: Path, as_json: bool) -> None:
+    """Write VERSION as one self-contained ONNX file, with its card, into the folder DEST.
+
+    VERSION is a version such as v3, 'champion' (the model in service) or 'day-one'. DEST gets
+    eyes-VERSION.onnx (backbone, tuned layers, head; labels and thresholds in its metadata),
+    README.md (the model card: how to run it, training data, metrics, the gate's evidence) and
+    card.json (the same, for programs)."""
+    from eyes.services import model_export
+
+    with _context() as ctx:
+        exported, files = model_export.export_to(ctx, version, dest)
+    if as_json:
+        _print_json(
+            {
+                "model": exported.card["model"],
+                "kind": exported.card["kind"],
+                "files": [str(f) for f in files],
+                "sha256": exported.card["file"]["sha256"],
+                "labels": exported.card["labels"],
+            }
+        )
+        return
+    card = exported.card
+    click.echo(f"exported {card['model']} ({card['kind']}, {len(card['labels'])} labels) to {dest}:")
+    for file in files:
+        click.echo(f"  {file}")
+
+
 @models.command("rollback")
 def models_rollback() -> None:
     """Put the previous champion back in service."""

@@ -84,6 +84,13 @@ class ReportReason(enum.StrEnum):
             raise BadRequest("a report's reason is one of: " + ", ".join(r.value for r in cls)) from None
 
 
+class PhotoOrder(enum.StrEnum):
+    """How a list of photos is ordered (`?sort=`)."""
+
+    NEW = "new"  # the newest upload first
+    TAKEN = "taken"  # the most recently taken first (EXIF, or an import's file date); undated last
+
+
 def version_name(version_id: int) -> str:
     """How people and files name a model version: `v7`."""
     return f"v{version_id}"

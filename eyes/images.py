@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
@@ -28,6 +28,12 @@ _GPS_IFD = 0x8825
 _DATETIME_ORIGINAL = 36867
 _OFFSET_TIME_ORIGINAL = 0x9011
 _MAKE, _MODEL = 0x010F, 0x0110
+_LENS_MAKE, _LENS_MODEL = 0xA433, 0xA434  # in the EXIF IFD
+MAX_EXIF_TEXT = 200  # camera and lens: what the columns hold
+CORRUPT_EXIF = "Corrupt EXIF data"  # how Pillow's warning about a broken EXIF block starts
+# Dates a camera can have taken a photo on: from the first photograph to a day ahead of now (a
+# camera's clock in a zone ahead of UTC). Anything else is a clock never set, or garbage.
+_EARLIEST_TAKEN = datetime(1826, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,17 @@ class DecodedImage:
     taken_at: datetime | None
     camera: str
     gps: GPS | None
+    lens: str = ""
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What Eyes keeps of a photo's EXIF: read once, from the decode that validates it."""
+
+    taken_at: datetime | None = None
+    camera: str = ""
+    lens: str = ""
+    gps: GPS | None = None
 
 
 @contextmanager
@@ -57,6 +74,8 @@ def _readable_image(source: Path | io.BytesIO, max_pixels: int) -> Iterator[Imag
         with warnings.catch_warnings():
             # Pillow's own bomb check only warns below twice its limit: ours is exact (below).
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # A broken EXIF block: Pillow warns and reads on; the metadata is dropped (below).
+            warnings.filterwarnings("ignore", CORRUPT_EXIF, UserWarning)
             with Image.open(source) as img:
                 if img.format not in ACCEPTED_FORMATS:
                     raise UnsupportedMediaType(
@@ -82,16 +101,49 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     with _readable_image(io.BytesIO(data), max_pixels) as img:
         img.load()  # decodes the first frame completely: truncated files fail here
         fmt = ACCEPTED_FORMATS[str(img.format)]
-        exif = img.getexif()
-        # In place: a copy of a 60-megapixel image is another 240 MB.
-        ImageOps.exif_transpose(img, in_place=True)
+        meta = read_metadata(img)
+        _upright(img)
     return DecodedImage(
         image=img,
         format=fmt,
         width=img.width,
         height=img.height,
-        taken_at=_taken_at(exif),
-        camera=_camera(exif),
+        taken_at=meta.taken_at,
+        camera=meta.camera,
+        gps=meta.gps,
+        lens=meta.lens,
+    )
+
+
+def _upright(img: Image.Image) -> None:
+    """Apply the EXIF orientation, in place (a copy of a 60-megapixel image is another 240 MB).
+    An EXIF block too broken to say which way is up leaves the image as it was decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", CORRUPT_EXIF, UserWarning)
+            ImageOps.exif_transpose(img, in_place=True)
+    except Exception:  # Pillow's EXIF parser raises many kinds on crafted data; none is fatal here
+        pass
+
+
+def read_metadata(img: Image.Image) -> PhotoMetadata:
+    """Date taken, camera, lens and location from the EXIF of an opened image; whatever is
+    missing, malformed or hostile is left out: metadata never makes a good image unreadable."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns, then skips, where an EXIF block's offsets point nowhere.
+            warnings.filterwarnings("ignore", CORRUPT_EXIF, UserWarning)
+            return _metadata(img.getexif())
+    except Exception:  # Pillow's EXIF parser raises many kinds on crafted data; none is fatal here
+        return PhotoMetadata()
+
+
+def _metadata(exif: Image.Exif) -> PhotoMetadata:
+    ifd = exif.get_ifd(_EXIF_IFD)
+    return PhotoMetadata(
+        taken_at=_taken_at(ifd),
+        camera=_joined(exif.get(_MAKE), exif.get(_MODEL)),
+        lens=_joined(ifd.get(_LENS_MAKE), ifd.get(_LENS_MODEL)),
         gps=_gps(exif),
     )
 
@@ -151,25 +203,44 @@ def safe_filename(name: str | None, limit: int = 255) -> str:
     return base.strip().lstrip(".")[:limit]
 
 
-def _taken_at(exif: Image.Exif) -> datetime | None:
+def _taken_at(ifd: dict[int, object]) -> datetime | None:
     """When the camera took it, in UTC. DateTimeOriginal is the camera's local time; its zone is
     OffsetTimeOriginal ("+02:00") when the camera wrote one, else unknown, and the local time is
     kept as if it were UTC (off by the zone, but the right day and hour on the camera's clock)."""
-    ifd = exif.get_ifd(_EXIF_IFD)
+    raw = _text(ifd.get(_DATETIME_ORIGINAL), 32)
     try:
-        local = datetime.strptime(str(ifd.get(_DATETIME_ORIGINAL)).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
-    except (TypeError, ValueError):
-        return None
-    offset = str(ifd.get(_OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
-    try:
-        return local.replace(tzinfo=datetime.strptime(offset, "%z").tzinfo).astimezone(UTC)
+        local = datetime.strptime(raw, "%Y:%m:%d %H:%M:%S")
     except ValueError:
-        return local.replace(tzinfo=UTC)
+        return None
+    offset = _text(ifd.get(_OFFSET_TIME_ORIGINAL, ""), 16)
+    try:
+        taken = local.replace(tzinfo=datetime.strptime(offset, "%z").tzinfo).astimezone(UTC)
+    except (ValueError, OverflowError):  # no zone, a bad one, or one that leaves year 1..9999
+        taken = local.replace(tzinfo=UTC)
+    return plausible_date(taken)
 
 
-def _camera(exif: Image.Exif) -> str:
-    parts = [str(exif.get(tag, "")).strip("\x00 ") for tag in (_MAKE, _MODEL)]
-    return " ".join(p for p in parts if p)[:200]
+def plausible_date(taken: datetime) -> datetime | None:
+    """`taken` (aware) if a camera can have taken a photo then, else None."""
+    return taken if _EARLIEST_TAKEN <= taken <= datetime.now(UTC) + timedelta(days=1) else None
+
+
+def _joined(*values: object) -> str:
+    """Make and model as one name ("Canon Canon EOS R5" stays as the camera wrote it)."""
+    parts = [_text(v, MAX_EXIF_TEXT) for v in values]
+    return " ".join(p for p in parts if p)[:MAX_EXIF_TEXT]
+
+
+def _text(value: object, limit: int) -> str:
+    """An EXIF string as printable text of at most `limit` characters ("" for anything else)."""
+    if isinstance(value, bytes):
+        value = value[: limit * 4].decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return ""
+    value = unicodedata.normalize("NFC", value[: limit * 4])
+    # Control characters (NULs padding a field, escapes, line breaks) would only garble a page.
+    printable = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in value)
+    return " ".join(printable.split())[:limit]
 
 
 def _gps(exif: Image.Exif) -> GPS | None:

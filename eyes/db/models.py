@@ -148,6 +148,7 @@ class Photo(Base):
         UniqueConstraint("public_id", name="uq_photos_public_id"),
         UniqueConstraint("media_key", name="uq_photos_media_key"),
         Index("ix_photos_visibility_id", "visibility", "id"),
+        Index("ix_photos_visibility_taken_at_id", "visibility", "taken_at", "id"),  # ?sort=taken
         # Internal ids are never handed out again after a delete (SQLite would reuse the largest).
         {"sqlite_autoincrement": True},
     )
@@ -167,6 +168,7 @@ class Photo(Base):
     original_filename: Mapped[str] = mapped_column(String(255), default="")
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     camera: Mapped[str] = mapped_column(String(200), default="")
+    lens: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # Location is the owner's alone: never rendered for anybody else.
     gps_latitude: Mapped[float | None] = mapped_column(Float)
     gps_longitude: Mapped[float | None] = mapped_column(Float)

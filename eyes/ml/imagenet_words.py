@@ -103,6 +103,15 @@ class ImageNetTagger:
         summed = np.add.reduceat(probabilities[:, self._word_classes], self._word_starts, axis=1)
         return np.minimum(summed, 1.0)
 
+    def word_matrix(self) -> np.ndarray:
+        """(1000, n_words) float32, 1 where a class lists a word: `word_scores` is the clipped
+        product of the class probabilities with it (what an exported day-one model computes)."""
+        matrix = np.zeros((self.weight.shape[0], len(self.words)), dtype=np.float32)
+        ends = [*self._word_starts[1:].tolist(), len(self._word_classes)]
+        for j, (start, end) in enumerate(zip(self._word_starts.tolist(), ends, strict=True)):
+            matrix[self._word_classes[start:end], j] = 1.0
+        return matrix
+
     def tags(self, embeddings: np.ndarray, threshold: float, top_k: int) -> list[Tags]:
         """For each embedding, up to `top_k` (word, confidence) pairs with confidence >= threshold, best first."""
         scores = self.word_scores(np.atleast_2d(embeddings))

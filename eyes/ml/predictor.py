@@ -92,8 +92,11 @@ class Predictor:
                 from eyes.ml.imagenet_words import ImageNetTagger
 
                 onnx = ensure_backbone(self.models_dir)
-                self._embedder = Embedder(onnx, threads=self.threads)
+                embedder = Embedder(onnx, threads=self.threads)
                 self._imagenet = ImageNetTagger(self.models_dir / HEAD_FILE)
+                # The embedder last: it is what the lock-free check above reads, so a thread
+                # that sees it set must find the day-one words set too.
+                self._embedder = embedder
 
     def serve(self, champion: Champion | None) -> None:
         self.trained = champion
@@ -117,6 +120,11 @@ class Predictor:
     @property
     def day_one_version(self) -> str:
         return self._models()[1].version
+
+    @property
+    def day_one(self) -> ImageNetTagger:
+        """The day-one words (the backbone's ImageNet classifier), loaded."""
+        return self._models()[1]
 
     @property
     def activation_shape(self) -> tuple[int, ...]:

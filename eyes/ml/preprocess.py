@@ -7,6 +7,7 @@ mean/std is noticeably worse for these weights.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,17 +34,20 @@ def open_for_model(source: str | Path | BinaryIO) -> Image.Image:
     orientation is applied, and an animated image gives its first frame. The file is read
     completely and closed (a file object passed in stays open).
     """
-    with Image.open(source) as img:
-        if getattr(img, "n_frames", 1) > 1:
-            img.seek(0)
-        # draft() picks the smallest JPEG scale with both sides >= the size asked for; a no-op
-        # for other formats. It must come before load().
-        img.draft("RGB", (RESIZE_SIZE, RESIZE_SIZE))
-        img.load()
-        # In place: a copy of a large PNG (no reduced-scale decode) is hundreds of megabytes
-        # more. The loaded pixels no longer depend on the file.
-        ImageOps.exif_transpose(img, in_place=True)
-        return img
+    with warnings.catch_warnings():
+        # A broken EXIF block: Pillow warns and reads on, and so do we.
+        warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)
+        with Image.open(source) as img:
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            # draft() picks the smallest JPEG scale with both sides >= the size asked for; a no-op
+            # for other formats. It must come before load().
+            img.draft("RGB", (RESIZE_SIZE, RESIZE_SIZE))
+            img.load()
+            # In place: a copy of a large PNG (no reduced-scale decode) is hundreds of megabytes
+            # more. The loaded pixels no longer depend on the file.
+            ImageOps.exif_transpose(img, in_place=True)
+            return img
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

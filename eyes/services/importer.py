@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,7 +18,7 @@ from eyes.context import Context
 from eyes.db.models import User
 from eyes.domain import Visibility
 from eyes.errors import BadRequest, EyesError
-from eyes.images import pixel_count
+from eyes.images import pixel_count, plausible_date
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
 from eyes.services.serving import ModelInputs
@@ -63,6 +64,15 @@ def find_images(root: Path) -> list[Path]:
     )
 
 
+def file_date(path: Path) -> datetime | None:
+    """When the file was last modified: the date taken of a photo whose EXIF has none (a scan, an
+    export that dropped the metadata) is more often that than the day it was imported."""
+    try:
+        return plausible_date(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+    except (OSError, OverflowError, ValueError):
+        return None
+
+
 def resolve_owner(ctx: Context, name: str | None) -> User:
     if name is not None:
         return get_user_by_name(ctx, name)
@@ -98,7 +108,12 @@ def import_tree(
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
-            draft = PhotoDraft(filename=path.name, visibility=Visibility.parse(visibility), tags=tags)
+            draft = PhotoDraft(
+                filename=path.name,
+                visibility=Visibility.parse(visibility),
+                tags=tags,
+                taken_at=file_date(path),
+            )
             uploaded = upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:
             return shown, exc.message, None

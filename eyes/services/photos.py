@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, select
@@ -14,7 +15,7 @@ from sqlalchemy.sql import Executable
 from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
-from eyes.domain import Account, TagStatus, Visibility, new_key
+from eyes.domain import Account, PhotoOrder, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock
@@ -46,6 +47,7 @@ LISTED_COLUMNS = (  # in the order of views.ListedPhoto
     Image.sensitive_score,
     Photo.marked_sensitive,
     (Photo.hidden_at.is_not(None) | User.suspended_at.is_not(None)).label("hidden"),
+    Photo.lens,
 )  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -58,6 +60,8 @@ class PhotoDraft:
     description: str = ""
     visibility: Visibility = Visibility.PUBLIC
     tags: tuple[str, ...] = ()
+    # When the photo was taken if its EXIF does not say (an import: the file's modification time).
+    taken_at: datetime | None = None
 
 
 @dataclass
@@ -121,8 +125,9 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
                 description=description,
                 visibility=draft.visibility,
                 original_filename=safe_filename(draft.filename),
-                taken_at=decoded.taken_at,
+                taken_at=decoded.taken_at or draft.taken_at,
                 camera=decoded.camera,
+                lens=decoded.lens,
                 gps_latitude=decoded.gps.latitude if decoded.gps else None,
                 gps_longitude=decoded.gps.longitude if decoded.gps else None,
             )
@@ -303,8 +308,10 @@ def list_photos(
     tags: list[str] | None = None,
     before: int | None = None,
     limit: int | None = None,
+    sort: PhotoOrder = PhotoOrder.NEW,
 ) -> PhotoPage:
-    """Newest first, keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
+    """Newest first (or, `sort=taken`, the most recently taken first, undated photos last),
+    keyset-paginated by id (no OFFSET: page 1,000 costs what page 1 costs).
 
     Lists show public photos, plus the viewer's own when they look at their own photos or search;
     photos hidden by moderation only to their owner (services/photos.not_hidden).
@@ -316,14 +323,14 @@ def list_photos(
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     params: dict[str, object] = {"limit": limit + 1, "before": before}
-    if owner_account is None and not tags:  # the public feed: its statements are built once
+    if owner_account is None and not tags and sort == PhotoOrder.NEW:  # built once: the common case
         query = _FEED if before is None else _FEED_BEFORE
         if viewer is None:  # the same for every anonymous visitor
             return ctx.feed_cache.get_or_read(
                 (before, limit), lambda: _read_page(ctx, query, params, limit, viewer)
             )
     else:
-        query = _LISTED.order_by(Photo.id.desc()).limit(bindparam("limit"))
+        query = _LISTED.limit(bindparam("limit"))
         if owner_account is not None:
             query = query.where(Photo.owner_id == owner_account.id)
             if viewer is None or viewer.id != owner_account.id:
@@ -338,8 +345,14 @@ def list_photos(
                 .where(PhotoTag.photo_id == Photo.id, PhotoTag.status != TagStatus.REJECTED)
                 .where(PhotoTag.tag_id == select(Tag.id).where(Tag.name == name).scalar_subquery())
             )
-        if before is not None:
-            query = query.where(Photo.id < bindparam("before"))
+        if sort == PhotoOrder.TAKEN:
+            query = query.order_by(Photo.taken_at.desc().nulls_last(), Photo.id.desc())
+            if before is not None:
+                query = query.where(_taken_before(ctx, before, viewer))
+        else:
+            query = query.order_by(Photo.id.desc())
+            if before is not None:
+                query = query.where(Photo.id < bindparam("before"))
     return _read_page(ctx, query, params, limit, viewer)
 
 
@@ -366,6 +379,30 @@ def photo_views(
             shown[photo_id].append(TagPublic.make(name, source, status, confidence, version))
     threshold = ctx.settings.sensitive_threshold
     return [PhotoPublic.make(row, shown[row.id], viewer, threshold) for row in rows]
+
+
+def _taken_before(ctx: Context, before: int, viewer: Account | None) -> ColumnElement[bool]:
+    """What comes after photo `before` in the order of dates taken. The cursor's date is looked
+    up only among photos a list may show this viewer (public ones, and their own): ids can be
+    counted, and where the next page starts must not tell when someone's private or unlisted
+    photo was taken."""
+    with ctx.sessions() as session:
+        row = session.execute(
+            select(Photo.taken_at, Photo.visibility, Photo.owner_id).where(Photo.id == before)
+        ).first()
+    listed = row is not None and (
+        row.visibility == Visibility.PUBLIC or (viewer is not None and viewer.id == row.owner_id)
+    )
+    if row is None or not listed:
+        raise BadRequest("the page's starting photo is gone; start again from the first page")
+    if row.taken_at is None:
+        return Photo.taken_at.is_(None) & (Photo.id < before)
+    taken = row.taken_at
+    return (
+        (Photo.taken_at < taken)
+        | ((Photo.taken_at == taken) & (Photo.id < before))
+        | Photo.taken_at.is_(None)
+    )
 
 
 def update_photo(

@@ -142,6 +142,7 @@ class PhotoPublic(BaseModel):
     height: int
     taken_at: UtcDatetime | None = Field(description="When the camera says it was taken (EXIF)")
     camera: str
+    lens: str = Field("", description="The lens, as the camera wrote it (EXIF)")
     created_at: UtcDatetime
     tagging: TaggingState
     tags: list[TagPublic]
@@ -192,6 +193,7 @@ class PhotoPublic(BaseModel):
                 photo.image.sensitive_score,
                 photo.marked_sensitive,
                 photo.hidden_at is not None or photo.owner.suspended_at is not None,
+                photo.lens,
             ),
             [TagPublic.of(t) for t in shown],
             viewer,
@@ -223,6 +225,7 @@ class PhotoPublic(BaseModel):
             height=photo.height,
             taken_at=as_utc(photo.taken_at) if photo.taken_at else None,
             camera=photo.camera,
+            lens=photo.lens,
             created_at=as_utc(photo.created_at),
             tagging=photo.tagging,
             tags=sorted(tags, key=TagPublic.order),
@@ -262,6 +265,7 @@ class ListedPhoto(NamedTuple):
     sensitive_score: float | None
     marked_sensitive: bool
     hidden: bool  # hidden by an administrator, or the owner is suspended
+    lens: str
 
 
 class PhotoList(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
-from eyes.domain import Account, Visibility
+from eyes.domain import Account, PhotoOrder, Visibility
 from eyes.services import accounts, invitations, moderation
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
@@ -125,7 +125,7 @@ def _count_classify(ctx: Context, user: Account, client: str) -> None:
     ctx.limits.hit(s.classify_limit_per_ip, "classify-ip", client, what="classify calls from your address")
 
 
-@router.get("/photos", response_model=PhotoList, summary="List photos, newest first")
+@router.get("/photos", response_model=PhotoList, summary="List photos, newest first (or by date taken)")
 def list_photos(
     request: Request,
     ctx: ContextDep,
@@ -140,8 +140,14 @@ def list_photos(
     owner: Annotated[str | None, Query(description="Only this user's photos")] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Cursor from `next`")] = None,
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+    sort: Annotated[
+        PhotoOrder,
+        Query(description="new: the newest upload first; taken: the most recently taken first, undated last"),
+    ] = PhotoOrder.NEW,
 ) -> Response:
-    page = photo_service.list_photos(ctx, viewer, owner=owner, tags=tag, before=before, limit=limit)
+    page = photo_service.list_photos(
+        ctx, viewer, owner=owner, tags=tag, before=before, limit=limit, sort=sort
+    )
     # Serialised in one step: FastAPI's pass over the response model took longer than the query.
     body = PhotoList(items=page.items, next=next_page(request, page))
     return Response(body.model_dump_json(), media_type="application/json")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from eyes.domain import version_name
-from eyes.services import dashboard, labels, learn, registry, training, vocabulary
+from eyes.services import dashboard, labels, learn, model_card, model_export, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
 from eyes.services.views import PhotoPublic
 from eyes.web.deps import AdminDep, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
@@ -50,6 +51,39 @@ def list_models(ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
 @router.get("/models/{version}", summary="One model version, with its metrics and training curves")
 def show_model(version: str, ctx: ContextDep, viewer: ViewerDep) -> dict[str, Any]:
     return registry.describe_version(ctx, version, admin=viewer is not None and viewer.is_admin)
+
+
+@router.get(
+    "/models/{version}/card",
+    summary="A model's card: how to run its export, its training data, metrics and the gate's evidence",
+    response_model=None,
+)
+def model_card_of(
+    version: str, ctx: ContextDep, format: Literal["json", "markdown"] = "json"
+) -> dict[str, Any] | Response:
+    """`version` is v3, `champion` or `day-one`. The card is as public as the model's page;
+    `format=markdown` gives the README that travels with the export."""
+    card = model_export.build(ctx, version).card
+    if format == "markdown":
+        return PlainTextResponse(model_card.markdown(card), media_type="text/markdown; charset=utf-8")
+    return card
+
+
+@router.get(
+    "/models/{version}/export",
+    summary="A model as one self-contained ONNX file (members)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def export_model(version: str, ctx: ContextDep, user: UserDep) -> Response:
+    """Backbone, tuned layers and head in one ONNX file; labels and thresholds in its metadata.
+    The community's model is for its members: signed in, not for anonymous bulk downloads."""
+    exported = model_export.build(ctx, version)
+    return Response(
+        exported.onnx_bytes,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{exported.onnx_name}"'},
+    )
 
 
 class TrainRequest(BaseModel):

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
-from eyes.domain import Account, ReportReason, Visibility
+from eyes.domain import Account, PhotoOrder, ReportReason, Visibility
 from eyes.errors import EyesError
 from eyes.services import accounts, invitations, moderation, sessions
 from eyes.services import albums as album_service
@@ -63,22 +63,39 @@ PROFILE_ALBUMS = 12  # on the profile; the rest on /users/NAME/albums
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-def _grid(request: Request, viewer: Account | None, page: photo_service.PhotoPage) -> dict[str, Any]:
-    return {"photos": page.items, "next_url": next_page(request, page)}
+# The order of a list of photos (`?sort=taken`: by date taken).
+Sort = Annotated[PhotoOrder, Query()]
+
+
+def _grid(
+    request: Request, viewer: Account | None, page: photo_service.PhotoPage, sort: PhotoOrder = PhotoOrder.NEW
+) -> dict[str, Any]:
+    # The same list in each order, from its first page.
+    url = request.url.remove_query_params(["before", "sort"])
+    orders = {order.value: str(url.include_query_params(sort=order.value)) for order in PhotoOrder}
+    orders[PhotoOrder.NEW.value] = str(url)
+    return {"photos": page.items, "next_url": next_page(request, page), "sort": sort.value, "orders": orders}
 
 
 @router.get("/", response_class=HTMLResponse)
-def feed(request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None) -> Response:
-    page = photo_service.list_photos(ctx, viewer, before=before)
-    return render(request, "feed.html", title="Latest photos", **_grid(request, viewer, page))
+def feed(
+    request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None, sort: Sort = PhotoOrder.NEW
+) -> Response:
+    page = photo_service.list_photos(ctx, viewer, before=before, sort=sort)
+    return render(request, "feed.html", title="Latest photos", **_grid(request, viewer, page, sort))
 
 
 @router.get("/users/{username}", response_class=HTMLResponse)
 def profile(
-    username: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None
+    username: str,
+    request: Request,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    before: Cursor = None,
+    sort: Sort = PhotoOrder.NEW,
 ) -> Response:
     owner = accounts.profile(ctx, username)
-    page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before)
+    page = photo_service.list_photos(ctx, viewer, owner=owner.username, before=before, sort=sort)
     own = viewer is not None and viewer.username == owner.username
     albums = album_service.list_albums(ctx, viewer, owner=owner.username, limit=PROFILE_ALBUMS)
     return render(
@@ -90,28 +107,38 @@ def profile(
         more_albums=albums.next_before is not None,
         album_choices=album_service.album_choices(ctx, viewer) if own and viewer else [],
         visibilities=[v.value for v in Visibility],
-        **_grid(request, viewer, page),
+        **_grid(request, viewer, page, sort),
     )
 
 
 @router.get("/tags/{name}", response_class=HTMLResponse)
 def tag_page(
-    name: str, request: Request, ctx: ContextDep, viewer: ViewerDep, before: Cursor = None
+    name: str,
+    request: Request,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    before: Cursor = None,
+    sort: Sort = PhotoOrder.NEW,
 ) -> Response:
     tag = normalize_tag(name, ctx.settings.max_tag_length)
-    page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before)
-    return render(request, "tag.html", tag=tag, **_grid(request, viewer, page))
+    page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before, sort=sort)
+    return render(request, "tag.html", tag=tag, **_grid(request, viewer, page, sort))
 
 
 @router.get("/search", response_class=HTMLResponse)
 def search(
-    request: Request, ctx: ContextDep, viewer: ViewerDep, q: str = "", before: Cursor = None
+    request: Request,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    q: str = "",
+    before: Cursor = None,
+    sort: Sort = PhotoOrder.NEW,
 ) -> Response:
     tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length) if q.strip() else []
     grid: dict[str, Any] = {"photos": [], "next_url": None}
     if tags:
-        page = photo_service.list_photos(ctx, viewer, tags=tags, before=before)
-        grid = _grid(request, viewer, page)
+        page = photo_service.list_photos(ctx, viewer, tags=tags, before=before, sort=sort)
+        grid = _grid(request, viewer, page, sort)
     return render(request, "search.html", q=q, tags=tags, **grid)
 
 

@@ -12,7 +12,13 @@ from tests.conftest import fast_tier
 
 # Modules whose subject is torch itself (the architecture, the export, fine-tuning): marked slow,
 # and not even collected by the fast tier, which runs without torch (tests/conftest.py).
-TORCH_MODULES = {"test_efficientnet_lite.py", "test_export.py", "test_finetune.py", "test_tuned.py"}
+TORCH_MODULES = {
+    "test_efficientnet_lite.py",
+    "test_export.py",
+    "test_finetune.py",
+    "test_tuned.py",
+    "test_bundle.py",
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 CALTECH = (ROOT / ".." / "shared" / "datasets" / "caltech101-23").resolve()
