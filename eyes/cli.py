@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from eyes.config import Settings, get_settings
+from eyes.domain import License
 from eyes.errors import EyesError
 
 if TYPE_CHECKING:
@@ -212,10 +213,22 @@ def storage_sweep(older_than_hours: float, as_json: bool) -> None:
 @click.option(
     "--tags-from-folders", is_flag=True, help="Tag each photo with its folder's name, confirmed by the owner."
 )
+@click.option(
+    "--license",
+    "license_",
+    type=click.Choice([v.value for v in License]),
+    help="The licence of the new photos (default: the owner's default licence, set on the settings page).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def import_(
-    path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool, quiet: bool
+    path: Path,
+    owner: str | None,
+    visibility: str,
+    tags_from_folders: bool,
+    license_: str | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Import every image under PATH, skipping what the owner already has."""
     from eyes.services.importer import import_tree
@@ -227,6 +240,7 @@ def import_(
             owner=owner,
             visibility=visibility,
             tags_from_folders=tags_from_folders,
+            license=license_,
             progress=not quiet,
         )
     if as_json:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # The enums live with the rest of the vocabulary (eyes/domain.py); the columns store their values.
 from eyes.domain import (
     KEY_LENGTH,
+    License,
     ModelStage,
     TaggingState,
     TagSource,
@@ -67,6 +68,10 @@ class User(Base):
     # Private photos teach the shared model nothing unless their owner says they may.
     private_photos_teach: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The licence this user's new uploads get unless they choose another.
+    default_license: Mapped[License] = mapped_column(
+        _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
+    )
 
 
 class ApiToken(Base):
@@ -170,6 +175,10 @@ class Photo(Base):
     # 1 - the champion's best confidence: "help Eyes learn" asks about the least sure first.
     uncertainty: Mapped[float | None] = mapped_column(Float, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Chosen by the owner; only an open licence lets the photo leave in a data set export.
+    license: Mapped[License] = mapped_column(
+        _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
+    )
 
     owner: Mapped[User] = relationship()
     image: Mapped[Image] = relationship()

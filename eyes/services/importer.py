@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from eyes.context import Context
 from eyes.db.models import User
-from eyes.domain import Visibility
+from eyes.domain import License, Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.images import pixel_count
 from eyes.services.accounts import get_user_by_name
@@ -85,8 +85,12 @@ def import_tree(
     owner: str | None = None,
     visibility: str = "public",
     tags_from_folders: bool = False,
+    license: str | None = None,
     progress: bool = True,
 ) -> ImportReport:
+    """Import every image under `root` for `owner`; `license` (None: the owner's default licence)
+    is given to each new photo (one already there keeps its own)."""
+    chosen = License.parse(license) if license else None
     user = resolve_owner(ctx, owner)
     files = find_images(root)
     report = ImportReport()
@@ -98,7 +102,9 @@ def import_tree(
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
-            draft = PhotoDraft(filename=path.name, visibility=Visibility.parse(visibility), tags=tags)
+            draft = PhotoDraft(
+                filename=path.name, visibility=Visibility.parse(visibility), tags=tags, license=chosen
+            )
             uploaded = upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:
             return shown, exc.message, None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
-from eyes.domain import Account, TagStatus, Visibility, new_key
+from eyes.domain import Account, License, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock
@@ -42,6 +42,7 @@ LISTED_COLUMNS = (  # in the order of views.ListedPhoto
     Photo.gps_latitude,
     Photo.gps_longitude,
     Photo.original_filename,
+    Photo.license,
 )  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -54,6 +55,7 @@ class PhotoDraft:
     description: str = ""
     visibility: Visibility = Visibility.PUBLIC
     tags: tuple[str, ...] = ()
+    license: License | None = None  # None: the owner's default licence
 
 
 @dataclass
@@ -110,6 +112,7 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
         with transaction(ctx.sessions) as session:
             image_store.claim(session, ctx, prepared)
             check_quota(session, ctx.settings, owner_id, len(data))  # again: uploads in parallel
+            owner = session.get_one(User, owner_id)
             photo = Photo(
                 owner_id=owner_id,
                 sha256=sha256,
@@ -121,10 +124,10 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
                 camera=decoded.camera,
                 gps_latitude=decoded.gps.latitude if decoded.gps else None,
                 gps_longitude=decoded.gps.longitude if decoded.gps else None,
+                license=draft.license or owner.default_license,
             )
             session.add(photo)
             session.flush()
-            owner = session.get_one(User, owner_id)
             for name in tags:
                 set_owner_tag(session, photo, owner, name)
     except IntegrityError:
@@ -324,6 +327,7 @@ def update_photo(
     title: str | None = None,
     description: str | None = None,
     visibility: Visibility | None = None,
+    license: License | None = None,
 ) -> PhotoPublic:
     check_text(ctx, title, description)
     photo_id = get_owned_photo(ctx, key, user).id
@@ -339,6 +343,8 @@ def update_photo(
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
+        if license is not None:
+            photo.license = license  # what others may do with it: teaches the model no differently
     return PhotoPublic.of(get_photo(ctx, photo_id), user)
 
 

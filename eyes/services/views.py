@@ -10,7 +10,7 @@ from typing import Annotated, NamedTuple
 from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
-from eyes.domain import Account, TaggingState, TagSource, TagStatus, Visibility
+from eyes.domain import Account, License, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
 
 
@@ -38,6 +38,7 @@ class Me(UserPublic):
     private_photos_teach: bool = Field(
         description="Whether this user's private photos may train the shared model"
     )
+    default_license: License = Field(description="The licence this user's new uploads get unless they choose")
     storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
     storage_quota_bytes: int | None = Field(
         description="How many bytes of originals this user may store; null: no quota"
@@ -50,6 +51,7 @@ class Me(UserPublic):
             is_admin=user.is_admin,
             created_at=user.created_at,
             private_photos_teach=user.private_photos_teach,
+            default_license=user.default_license,
             storage_used_bytes=storage.used_bytes,
             storage_quota_bytes=storage.quota_bytes,
         )
@@ -148,6 +150,10 @@ class PhotoPublic(BaseModel):
     image_url: str
     location: Location | None = Field(None, description="Only ever shown to the owner")
     original_filename: str | None = Field(None, description="Only ever shown to the owner")
+    license: License = Field(
+        License.ALL_RIGHTS_RESERVED,
+        description="What others may do with the photo; only an open licence lets it into a data set export",
+    )
 
     @classmethod
     def of(cls, photo: Photo, viewer: Account | None) -> PhotoPublic:
@@ -171,6 +177,7 @@ class PhotoPublic(BaseModel):
                 photo.gps_latitude,
                 photo.gps_longitude,
                 photo.original_filename,
+                photo.license,
             ),
             [TagPublic.of(t) for t in shown],
             viewer,
@@ -203,6 +210,7 @@ class PhotoPublic(BaseModel):
             image_url=f"/media/{photo.media_key}/large.jpg",
             location=location,
             original_filename=photo.original_filename if own else None,
+            license=photo.license,
         )
 
 
@@ -226,6 +234,7 @@ class ListedPhoto(NamedTuple):
     gps_latitude: float | None
     gps_longitude: float | None
     original_filename: str
+    license: License
 
 
 class PhotoList(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
-from eyes.domain import Account, Visibility
+from eyes.domain import Account, License, Visibility
 from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
@@ -70,6 +70,11 @@ _UPLOAD_BODY = multipart_body(
         "title": {"type": "string"},
         "description": {"type": "string"},
         "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
+        "license": {
+            "type": "string",
+            "enum": [v.value for v in License],
+            "description": "What others may do with the photo (default: your default licence)",
+        },
         "tags": {"type": "string", "description": f"Comma-separated tags. {TAG_RULES}"},
     }
 )
@@ -101,6 +106,7 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             title=str(form.get("title") or ""),
             description=str(form.get("description") or ""),
             visibility=Visibility.parse(str(form.get("visibility") or "")),
+            license=License.parse(str(form.get("license") or "")) if form.get("license") else None,
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
         created, photo = await run_in_threadpool(_store_upload, ctx, user, file.path, draft)
@@ -152,10 +158,18 @@ def get_photo(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> PhotoPub
     return photo_service.show(ctx, photo_id, viewer)
 
 
-@router.patch("/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility")
+@router.patch(
+    "/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility, licence"
+)
 def update_photo(photo_id: PhotoId, body: PhotoUpdate, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     photo = photo_service.update_photo(
-        ctx, photo_id, user, title=body.title, description=body.description, visibility=body.visibility
+        ctx,
+        photo_id,
+        user,
+        title=body.title,
+        description=body.description,
+        visibility=body.visibility,
+        license=body.license,
     )
     return photo
 
@@ -219,7 +233,11 @@ def me(ctx: ContextDep, user: UserDep) -> Me:
 
 @router.patch("/me", response_model=Me, summary="Change your preferences")
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
-    updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
+    updated: Account = user
+    if body.private_photos_teach is not None:
+        updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
+    if body.default_license is not None:
+        updated = accounts.set_default_license(ctx, user, body.default_license)
     return Me.of_account(updated, storage_use(ctx, user.id))
 
 

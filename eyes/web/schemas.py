@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from eyes.domain import Visibility
+from eyes.domain import License, Visibility
 from eyes.services.tags import TAG_RULES
 
 
 class MeUpdate(BaseModel):
+    """Each field is optional: what is left out stays as it is."""
+
     # Strict: 0, 0.0 or "no" would otherwise pass as false, and a consent must be said plainly.
-    private_photos_teach: bool = Field(
-        strict=True, description="Let your private photos train the shared model"
+    private_photos_teach: bool | None = Field(
+        None, strict=True, description="Let your private photos train the shared model"
+    )
+    default_license: License | None = Field(
+        None, description="The licence your new uploads get unless you choose another"
     )
 
 
@@ -23,6 +28,7 @@ class PhotoUpdate(BaseModel):
     title: str | None = None
     description: str | None = None
     visibility: Visibility | None = None
+    license: License | None = Field(None, description="What others may do with the photo")
 
 
 class TagCreate(BaseModel):
