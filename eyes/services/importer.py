@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote
 
 import numpy as np
 from sqlalchemy import func, select
@@ -101,7 +102,9 @@ def import_tree(
         try:
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
-                tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
+                # %XX in a folder name is a character a file system refuses (how `eyes export
+                # dataset` writes such a tag); '%' itself is never part of a tag.
+                tags = (normalize_tag(unquote(path.parent.name), ctx.settings.max_tag_length),)
             draft = PhotoDraft(
                 filename=path.name, visibility=Visibility.parse(visibility), tags=tags, license=chosen
             )

@@ -6,6 +6,7 @@ import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
@@ -13,6 +14,8 @@ from eyes.domain import Account, License, Visibility
 from eyes.services import accounts, invitations
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
+from eyes.services.dataset import MAX_EXPORT_TAGS, MAX_MIN_AGREEMENT, DatasetFormat, plan_dataset
+from eyes.services.dataset_files import zip_stream
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
 from eyes.services.tags import TAG_RULES, parse_tag_list
@@ -268,3 +271,50 @@ def list_invitations(ctx: ContextDep, admin: AdminDep) -> list[InvitationPublic]
 def revoke_invitation(invitation_id: int, ctx: ContextDep, admin: AdminDep) -> Response:
     invitations.revoke(ctx, invitation_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/export/dataset",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "The data set, as a zip"}},
+    summary="Download the community's data set (administrators)",
+    description="Public photos under an open licence (CC0, CC BY, CC BY-SA) with their training-grade "
+    "labels, a manifest.jsonl (labels, who decided them and how, licence, author, content hash) and a "
+    "README.md card, as a zip streamed while it is made. Private, unlisted and all-rights-reserved "
+    "photos never leave. 404 `nothing_to_export` when no photo fits.",
+)
+def export_dataset(
+    ctx: ContextDep,
+    admin: AdminDep,
+    tag: Annotated[
+        list[str],
+        Query(
+            description=f"Only these tags (default: every tag with a training-grade label), at most "
+            f"{MAX_EXPORT_TAGS}. {TAG_RULES}",
+            json_schema_extra={"maxItems": MAX_EXPORT_TAGS},
+        ),
+    ] = [],  # noqa: B006
+    min_agreement: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_MIN_AGREEMENT,
+            description="Trusted voters who must agree for a vote to make a label (at least "
+            "EYES_MIN_VOTES_TO_AGREE, the default)",
+        ),
+    ] = None,
+    format: Annotated[
+        DatasetFormat,
+        Query(description="imagefolder: a folder per class; jsonl: every label in the manifest"),
+    ] = DatasetFormat.IMAGEFOLDER,
+) -> StreamingResponse:
+    # Everything is decided (and any 4xx raised) before the first byte goes out.
+    plan = plan_dataset(ctx, tags=tag, min_agreement=min_agreement, format=format)
+    return StreamingResponse(
+        zip_stream(ctx, plan),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{plan.name}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
