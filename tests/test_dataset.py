@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -408,3 +409,89 @@ def test_hostile_tag_names_stay_inside_the_imagefolder(
     assert len(written) == 4 and all(p.is_relative_to(out) and p.parent.parent == out for p in written)
     assert sorted(p.parent.name for p in written) == ["%2E%2E", "%2Essh", "%63on", "a%3Ab"]
     assert sorted(line["class"] for line in manifest(out)) == sorted(hostile)
+
+
+# -- the round trip ---------------------------------------------------------------------------
+
+ROUND_TRIP_CLASSES = ["Leopards", "airplanes", "watch"]
+TRAINING = {  # what the command line reads: two owners make a class, as the defaults ask
+    **ENV,
+    "EYES_MIN_LABELS_PER_TAG": "5",
+    "EYES_MIN_OWNERS_PER_TAG": "1",
+    "EYES_AUTO_TRAIN_AFTER": "0",
+}
+
+
+def run(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return eyes(settings, *args, stdin=stdin, env=TRAINING)
+
+
+def split_tree(tmp_path: Path, name: str, start: int, per_class: int) -> Path:
+    tree = tmp_path / name
+    for cls in ROUND_TRIP_CLASSES:
+        (tree / cls).mkdir(parents=True)
+        for src in sorted((CALTECH / cls).iterdir())[start : start + per_class]:
+            (tree / cls / src.name).symlink_to(src)
+    return tree
+
+
+def test_the_export_round_trips_into_a_fresh_eyes_that_learns_the_same(
+    community: Settings, tmp_path: Path
+) -> None:
+    """The issue's "done when": export, import into a fresh Eyes with --tags-from-folders, train,
+    and the accuracy matches (on the stand-in backbone: the same images give the same
+    embeddings, so the same labels must give the same model)."""
+    first = community
+    assert run(first, "users", "create", "alice", "--admin", stdin="a-long-password\n").returncode == 0
+    assert run(first, "users", "create", "bob", stdin="a-long-password\n").returncode == 0
+    for owner, start, license in (("alice", 0, "cc-by"), ("bob", 8, "cc0")):
+        tree = split_tree(tmp_path, owner, start, 8)
+        res = run(
+            first, "import", str(tree), "--owner", owner, "--tags-from-folders", "--license", license, "-q"
+        )
+        assert res.returncode == 0, res.stderr
+    # Photos that must not travel: all rights reserved (untagged, so that both Eyes learn from the
+    # same labels; tests above export labelled ones), and private (teaching nothing without consent).
+    kept = split_tree(tmp_path, "kept", 16, 2)
+    assert run(first, "import", str(kept), "--owner", "bob", "-q").returncode == 0
+    shut = split_tree(tmp_path, "shut", 18, 2)
+    res = run(
+        first, "import", str(shut), "--owner", "bob", "--visibility", "private", "--license", "cc0", "-q"
+    )
+    assert res.returncode == 0
+
+    out = tmp_path / "dataset"
+    res = run(first, "export", "dataset", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["classes"] == {name.lower(): 16 for name in ROUND_TRIP_CLASSES}
+    assert summary["licenses"] == {"cc-by": 24, "cc0": 24}
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "airplanes",
+        "leopards",
+        "manifest.jsonl",
+        "watch",
+    ]
+
+    trained = json.loads(run(first, "train", "--wait", "--json").stdout)
+
+    fresh = Settings(**{**first.model_dump(), "home": tmp_path / "fresh", "database_url": ""})
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "models").symlink_to((first.home / "models").resolve(), target_is_directory=True)
+    assert run(fresh, "users", "create", "carol", "--admin", stdin="a-long-password\n").returncode == 0
+    res = run(fresh, "import", str(out), "--tags-from-folders", "--json", "-q")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["imported"] == 48, "every exported photo, and nothing else"
+    retrained = json.loads(run(fresh, "train", "--wait", "--json").stdout)
+
+    assert trained["stage"] == retrained["stage"] == "champion"
+    assert trained["vocabulary"] == retrained["vocabulary"] == sorted(n.lower() for n in ROUND_TRIP_CLASSES)
+    assert trained["metrics"]["accuracy"] > 0.6, "a model worth comparing"
+    assert retrained["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"], abs=1e-9)
+    assert retrained["n_labelled_photos"] == trained["n_labelled_photos"] == 48
+
+    held_out = split_tree(tmp_path, "held-out", 30, 5)
+    before = json.loads(run(first, "evaluate", str(held_out), "--json").stdout)
+    after = json.loads(run(fresh, "evaluate", str(held_out), "--json").stdout)
+    assert after["accuracy"] == pytest.approx(before["accuracy"], abs=1e-9)
