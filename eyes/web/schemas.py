@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from eyes.domain import License, Visibility
 from eyes.services.tags import TAG_RULES
@@ -18,6 +18,14 @@ class MeUpdate(BaseModel):
     default_license: License | None = Field(
         None, description="The licence your new uploads get unless you choose another"
     )
+
+    @field_validator("private_photos_teach", "default_license", mode="before")
+    @classmethod
+    def _said(cls, value: object) -> object:
+        # Leave a field out to keep it; null says nothing, and is refused rather than guessed at.
+        if value is None:
+            raise ValueError("say true or false (or a licence), or leave the field out")
+        return value
 
 
 class InvitationCreate(BaseModel):
