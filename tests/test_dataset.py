@@ -410,6 +410,33 @@ def test_hostile_tag_names_stay_inside_the_imagefolder(
     assert sorted(p.parent.name for p in written) == ["%2E%2E", "%2Essh", "%63on", "a%3Ab"]
     assert sorted(line["class"] for line in manifest(out)) == sorted(hostile)
 
+    # And they read back: another account imports the folder with its tags.
+    users(ctx, "bob")
+    res = eyes(community, "import", str(out), "--owner", "bob", "--tags-from-folders", "--json", "-q")
+    assert res.returncode == 0 and json.loads(res.stdout)["imported"] == 4, res.stdout
+    with ctx.sessions() as session:
+        bob_photos = session.scalars(select(Photo).join(User).where(User.username == "bob")).all()
+        assert sorted(t.tag.name for p in bob_photos for t in p.tags if t.status == "confirmed") == sorted(
+            hostile
+        )
+
+
+def test_an_image_the_store_lost_is_reported_and_the_rest_exported(
+    ctx: Context, community: Settings, tmp_path: Path
+) -> None:
+    from eyes.services.image_store import original_key
+
+    owner = users(ctx, "alice")["alice"]
+    kept = add(ctx, owner, picture(tmp_path, "a.png", (200, 10, 10)), tags=("red",))
+    lost = add(ctx, owner, picture(tmp_path, "b.png", (210, 10, 10)), tags=("red",))
+    ctx.blobs.delete(original_key(lost.sha256))
+    out = tmp_path / "out"
+    res = eyes(community, "export", "dataset", str(out), "--json", "-q", env=ENV)
+    assert res.returncode == 1, "an export with a hole in it is not a success"
+    assert json.loads(res.stdout)["missing"] == [lost.sha256] and lost.sha256 in res.stderr
+    assert [line["sha256"] for line in manifest(out)] == [kept.sha256], "the manifest lists what is there"
+    assert "| red | 1 |" in (out / "README.md").read_text()
+
 
 # -- the round trip ---------------------------------------------------------------------------
 

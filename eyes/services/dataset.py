@@ -15,6 +15,7 @@ Writing the files (to a folder, or a zip streamed to a browser) is services/data
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -271,8 +272,6 @@ def folder_name(tag: str) -> str:
     if name.split(".")[0].lower() in _RESERVED:
         name = f"%{ord(name[0]):02X}{name[1:]}"
     if len(name.encode()) > MAX_FOLDER_BYTES:  # a long name in a wide script: cut, kept distinct
-        import hashlib
-
         digest = hashlib.sha256(tag.encode()).hexdigest()[:12]
         name = name.encode()[: MAX_FOLDER_BYTES - 13].decode(errors="ignore") + "~" + digest
     return name or "%00"
