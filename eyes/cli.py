@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from eyes.config import Settings, get_settings
+from eyes.domain import License
 from eyes.errors import EyesError
 
 if TYPE_CHECKING:
@@ -271,10 +272,22 @@ def storage_sweep(older_than_hours: float, as_json: bool) -> None:
 @click.option(
     "--tags-from-folders", is_flag=True, help="Tag each photo with its folder's name, confirmed by the owner."
 )
+@click.option(
+    "--license",
+    "license_",
+    type=click.Choice([v.value for v in License]),
+    help="The licence of the new photos (default: the owner's default licence, set on the settings page).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def import_(
-    path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool, quiet: bool
+    path: Path,
+    owner: str | None,
+    visibility: str,
+    tags_from_folders: bool,
+    license_: str | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Import every image under PATH, skipping what the owner already has."""
     from eyes.services.importer import import_tree
@@ -286,6 +299,7 @@ def import_(
             owner=owner,
             visibility=visibility,
             tags_from_folders=tags_from_folders,
+            license=license_,
             progress=not quiet,
         )
     if as_json:
@@ -602,6 +616,80 @@ def models_rollback() -> None:
         previous = registry.rollback(ctx)
         name = version_name(previous) if previous else ctx.tagger.day_one_version
     click.echo(f"{name} is in service again")
+
+
+@main.group()
+def export() -> None:
+    """Export what the community made, for others to take away."""
+
+
+@export.command("dataset")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--tags",
+    multiple=True,
+    help="Only these tags (comma-separated, or the option repeated); default: every tag with a "
+    "training-grade label.",
+)
+@click.option(
+    "--min-agreement",
+    type=int,
+    help="Trusted voters who must agree for a vote to make a label (default, and least: "
+    "EYES_MIN_VOTES_TO_AGREE). The owner's own decisions always count.",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["imagefolder", "jsonl"]),
+    default="imagefolder",
+    show_default=True,
+    help="imagefolder: a folder per class (single-label); jsonl: images/ and every label in the manifest.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def export_dataset(
+    directory: Path,
+    tags: tuple[str, ...],
+    min_agreement: int | None,
+    format_: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Write the community's data set into DIRECTORY (new, or empty).
+
+    Public photos under an open licence (CC0, CC BY, CC BY-SA) with their training-grade labels,
+    a manifest.jsonl (labels, who decided them and how, licence, author, content hash) and a
+    README.md card. Private, unlisted and all-rights-reserved photos never leave."""
+    from tqdm import tqdm
+
+    from eyes.errors import BadRequest
+    from eyes.services.dataset import plan_dataset
+    from eyes.services.dataset_files import ExportReport, FolderSink, write_dataset
+
+    if directory.exists() and any(directory.iterdir()):
+        raise click.UsageError(f"{directory} is not empty: name a new or empty folder (nothing was written)")
+    with _context() as ctx:
+        try:
+            plan = plan_dataset(ctx, tags=tags, min_agreement=min_agreement, format=format_)
+        except BadRequest as exc:
+            raise click.UsageError(exc.message) from None
+        directory.mkdir(parents=True, exist_ok=True)
+        report = ExportReport(directory=str(directory))
+        steps = write_dataset(ctx, plan, FolderSink(directory), report)
+        with tqdm(total=len(plan.items), desc="exporting", unit="photo", disable=quiet) as bar:
+            for _ in steps:
+                bar.update(1)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        classes = ", ".join(f"{name} {n}" for name, n in report.classes.items())
+        click.echo(f"wrote {report.written} photos to {directory} ({len(report.classes)} classes: {classes})")
+        for reason, n in report.skipped.items():
+            click.echo(f"  left out {n}: {reason}")
+    for sha in report.missing:
+        click.echo(f"missing from the store: {sha}", err=True)
+    if report.missing:
+        sys.exit(1)
 
 
 @main.group()

@@ -35,6 +35,51 @@ class Visibility(enum.StrEnum):
             raise BadRequest("visibility is one of: public, unlisted, private") from None
 
 
+class License(enum.StrEnum):
+    """The licence an owner gives a photo. Only the open ones let it leave in a data set export."""
+
+    ALL_RIGHTS_RESERVED = "all-rights-reserved"  # the default: nobody else may reuse it
+    CC0 = "cc0"
+    CC_BY = "cc-by"
+    CC_BY_SA = "cc-by-sa"
+
+    @classmethod
+    def parse(cls, raw: str | None, default: License | None = None) -> License:
+        """What a person or client said (empty: `default`, else all rights reserved), or a clear 400."""
+        if not raw:
+            return default or cls.ALL_RIGHTS_RESERVED
+        try:
+            return cls(raw.strip().lower())
+        except ValueError:
+            raise BadRequest(f"license is one of: {', '.join(cls)}") from None
+
+    @property
+    def display_name(self) -> str:
+        return _LICENSE_NAMES[self]
+
+    @property
+    def url(self) -> str | None:
+        return _LICENSE_URLS.get(self)
+
+    @property
+    def exportable(self) -> bool:
+        """Whether a photo under this licence may be copied into a data set others take away."""
+        return self != License.ALL_RIGHTS_RESERVED
+
+
+_LICENSE_NAMES = {
+    License.ALL_RIGHTS_RESERVED: "All rights reserved",
+    License.CC0: "CC0 1.0 (public domain)",
+    License.CC_BY: "CC BY 4.0 (attribution)",
+    License.CC_BY_SA: "CC BY-SA 4.0 (attribution, share alike)",
+}
+_LICENSE_URLS = {
+    License.CC0: "https://creativecommons.org/publicdomain/zero/1.0/",
+    License.CC_BY: "https://creativecommons.org/licenses/by/4.0/",
+    License.CC_BY_SA: "https://creativecommons.org/licenses/by-sa/4.0/",
+}
+
+
 class TaggingState(enum.StrEnum):
     PENDING = "pending"  # the database, not the queue, says this photo still needs its tags
     DONE = "done"
@@ -111,6 +156,9 @@ class Account(Protocol):
 
     @property
     def private_photos_teach(self) -> bool: ...
+
+    @property
+    def default_license(self) -> License: ...
 
     @property
     def created_at(self) -> datetime: ...

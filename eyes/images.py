@@ -193,6 +193,31 @@ def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:
     return out.getvalue()
 
 
+def without_location(data: bytes, *, max_pixels: int) -> bytes | None:
+    """The image again, upright and without any metadata, when its file may say where it was
+    taken (EXIF GPS, XMP, or the second pictures of an MPO); None when it says nothing of the
+    kind and may be shared as it is (its bytes, so its content hash, unchanged)."""
+    with _readable_image(io.BytesIO(data), max_pixels) as img:
+        has_gps = bool(img.getexif().get_ifd(_GPS_IFD))
+        has_xmp = any("xmp" in str(key).lower() for key in img.info)
+        if not (has_gps or has_xmp or img.format == "MPO"):
+            return None
+        fmt = ACCEPTED_FORMATS[str(img.format)]
+        img.load()
+        upright = ImageOps.exif_transpose(img)  # the orientation goes with the rest of the EXIF
+        icc = img.info.get("icc_profile")  # colours, not places: kept
+        upright.info = {}  # no writer may copy the EXIF or XMP over from here
+        out = io.BytesIO()
+        if fmt == "png":
+            upright.save(out, "PNG", optimize=False, icc_profile=icc)
+        elif fmt == "webp":
+            upright.save(out, "WEBP", quality=95, icc_profile=icc)
+        else:  # JPEG (GIF has no EXIF: never here)
+            rgb = upright if upright.mode in ("RGB", "L", "CMYK") else upright.convert("RGB")
+            rgb.save(out, "JPEG", quality=95, icc_profile=icc)
+        return out.getvalue()
+
+
 def safe_filename(name: str | None, limit: int = 255) -> str:
     """The last component of a client's file name, printable and bounded; display only, never a path."""
     if not name:

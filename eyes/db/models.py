@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # The enums live with the rest of the vocabulary (eyes/domain.py); the columns store their values.
 from eyes.domain import (
     KEY_LENGTH,
+    License,
     ModelStage,
     TaggingState,
     TagSource,
@@ -71,6 +72,10 @@ class User(Base):
     show_sensitive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Suspended by an administrator: cannot sign in, and their photos are shown to nobody else.
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The licence this user's new uploads get unless they choose another.
+    default_license: Mapped[License] = mapped_column(
+        _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
+    )
 
 
 class ApiToken(Base):
@@ -185,6 +190,10 @@ class Photo(Base):
     hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # An administrator looked at its high score and kept it: out of the moderation queue.
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Chosen by the owner; only an open licence lets the photo leave in a data set export.
+    license: Mapped[License] = mapped_column(
+        _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
+    )
 
     owner: Mapped[User] = relationship()
     image: Mapped[Image] = relationship()

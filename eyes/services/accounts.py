@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from eyes.context import Context
 from eyes.db.models import ApiToken, User, as_utc
 from eyes.db.session import transaction
-from eyes.domain import Account
+from eyes.domain import Account, License
 from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from eyes.services import invitations, label_clock, sessions
 from eyes.services.limits import Slots
@@ -241,4 +241,13 @@ def set_private_photos_teach(ctx: Context, user: Account, allowed: bool) -> User
         row = session.get_one(User, user.id)
         row.private_photos_teach = allowed
         label_clock.tick(session)
+        return row
+
+
+def set_default_license(ctx: Context, user: Account, license: License) -> User:
+    """The licence `user`'s new uploads (and imports) get unless they choose another; the photos
+    they already have keep theirs."""
+    with transaction(ctx.sessions) as session:
+        row = session.get_one(User, user.id)
+        row.default_license = license
         return row

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import func, select
 from tqdm import tqdm
 
 from eyes.context import Context
 from eyes.db.models import User
-from eyes.domain import Visibility
+from eyes.domain import License, Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.images import pixel_count, plausible_date
 from eyes.services.accounts import get_user_by_name
@@ -95,8 +96,12 @@ def import_tree(
     owner: str | None = None,
     visibility: str = "public",
     tags_from_folders: bool = False,
+    license: str | None = None,
     progress: bool = True,
 ) -> ImportReport:
+    """Import every image under `root` for `owner`; `license` (None: the owner's default licence)
+    is given to each new photo (one already there keeps its own)."""
+    chosen = License.parse(license) if license else None
     user = resolve_owner(ctx, owner)
     files = find_images(root)
     report = ImportReport()
@@ -107,12 +112,15 @@ def import_tree(
         try:
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
-                tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
+                # %XX in a folder name is a character a file system refuses (how `eyes export
+                # dataset` writes such a tag); '%' itself is never part of a tag.
+                tags = (normalize_tag(unquote(path.parent.name), ctx.settings.max_tag_length),)
             draft = PhotoDraft(
                 filename=path.name,
                 visibility=Visibility.parse(visibility),
                 tags=tags,
                 taken_at=file_date(path),
+                license=chosen,
             )
             uploaded = upload_photo(ctx, user.id, path, draft)
         except EyesError as exc:

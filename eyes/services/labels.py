@@ -85,6 +85,18 @@ def vote_counts(session: Session, photo_id: int) -> dict[str, tuple[int, int]]:
     return {name: (int(yes), int(no)) for name, yes, no in rows}
 
 
+@dataclass(frozen=True)
+class Decision:
+    """How one label came to be training grade: the owner of `photo_id` decided it, or trusted
+    users voted (`yes` for, `no` against; the owner's own vote is a decision, never counted)."""
+
+    photo_id: int
+    by: str  # "owner" or "votes"
+    agrees: bool  # what was decided: the tag is (True) or is not (False) on the photo
+    yes: int = 0
+    no: int = 0
+
+
 @dataclass
 class Labels:
     """Training-grade labels by image (content hash): a photo uploaded twice is one example."""
@@ -93,6 +105,10 @@ class Labels:
     negatives: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     owners: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # tag -> owners
     photos: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # sha -> photo ids
+    # (sha, tag) -> how it was decided; kept only when asked for (`explain`): a data set export
+    # says who decided each label, training needs only the labels. A label a hierarchy implies
+    # (a yes for the parent of a yes) has no entry.
+    decisions: dict[tuple[str, str], list[Decision]] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def count(self) -> int:
@@ -118,18 +134,30 @@ def teaching_photos() -> ColumnElement[bool]:
     )
 
 
-def training_labels(session: Session, settings: Settings) -> Labels:
+def training_labels(
+    session: Session,
+    settings: Settings,
+    *,
+    photos: ColumnElement[bool] | None = None,
+    explain: bool = False,
+) -> Labels:
+    """Every training-grade label of the photos that may teach, narrowed to `photos` when given
+    (a data set export takes only the photos that may leave); with `explain`, how each label
+    was decided (`Labels.decisions`)."""
     labels = Labels()
+    allowed = teaching_photos() if photos is None else and_(teaching_photos(), photos)
     decided = session.execute(
         select(Photo.id, Photo.sha256, Photo.owner_id, Tag.name, PhotoTag.status)
         .join(PhotoTag, PhotoTag.photo_id == Photo.id)
         .join(Tag, Tag.id == PhotoTag.tag_id)
-        .where(PhotoTag.status.in_([TagStatus.CONFIRMED, TagStatus.REJECTED]), teaching_photos())
+        .where(PhotoTag.status.in_([TagStatus.CONFIRMED, TagStatus.REJECTED]), allowed)
     )
     owner_says: set[tuple[int, str]] = set()
     for photo_id, sha, owner_id, name, status in decided:
         owner_says.add((photo_id, name))
         _add(labels, photo_id, sha, owner_id, name, status == TagStatus.CONFIRMED)
+        if explain:
+            labels.decisions[(sha, name)].append(Decision(photo_id, "owner", status == TagStatus.CONFIRMED))
 
     trusted = list(trusted_voters(session, settings))
     yes = func.sum(case((TagVote.agrees, 1), else_=0))
@@ -138,7 +166,7 @@ def training_labels(session: Session, settings: Settings) -> Labels:
         select(Photo.id, Photo.sha256, Photo.owner_id, Tag.name, yes, no)
         .join(TagVote, TagVote.photo_id == Photo.id)
         .join(Tag, Tag.id == TagVote.tag_id)
-        .where(TagVote.user_id != Photo.owner_id, TagVote.user_id.in_(trusted), teaching_photos())
+        .where(TagVote.user_id != Photo.owner_id, TagVote.user_id.in_(trusted), allowed)
         .group_by(Photo.id, Photo.sha256, Photo.owner_id, Tag.name)
     )
     need = settings.min_votes_to_agree
@@ -149,6 +177,12 @@ def training_labels(session: Session, settings: Settings) -> Labels:
             _add(labels, photo_id, sha, owner_id, name, True)
         elif n_no >= need and n_no > n_yes:
             _add(labels, photo_id, sha, owner_id, name, False)
+        else:
+            continue
+        if explain:
+            labels.decisions[(sha, name)].append(
+                Decision(photo_id, "votes", n_yes > n_no, int(n_yes), int(n_no))
+            )
     _apply_hierarchy(labels, hierarchy(session))
     return labels
 

@@ -15,7 +15,7 @@ from sqlalchemy.sql import Executable
 from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
-from eyes.domain import Account, PhotoOrder, TagStatus, Visibility, new_key
+from eyes.domain import Account, License, PhotoOrder, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock
@@ -48,6 +48,7 @@ LISTED_COLUMNS = (  # in the order of views.ListedPhoto
     Photo.marked_sensitive,
     (Photo.hidden_at.is_not(None) | User.suspended_at.is_not(None)).label("hidden"),
     Photo.lens,
+    Photo.license,
 )  # each tag is one more condition on the query: a few narrow it enough
 
 
@@ -62,6 +63,7 @@ class PhotoDraft:
     tags: tuple[str, ...] = ()
     # When the photo was taken if its EXIF does not say (an import: the file's modification time).
     taken_at: datetime | None = None
+    license: License | None = None  # None: the owner's default licence
 
 
 @dataclass
@@ -118,6 +120,7 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
         with transaction(ctx.sessions) as session:
             image_store.claim(session, ctx, prepared)
             check_quota(session, ctx.settings, owner_id, len(data))  # again: uploads in parallel
+            owner = session.get_one(User, owner_id)
             photo = Photo(
                 owner_id=owner_id,
                 sha256=sha256,
@@ -130,10 +133,10 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
                 lens=decoded.lens,
                 gps_latitude=decoded.gps.latitude if decoded.gps else None,
                 gps_longitude=decoded.gps.longitude if decoded.gps else None,
+                license=draft.license or owner.default_license,
             )
             session.add(photo)
             session.flush()
-            owner = session.get_one(User, owner_id)
             for name in tags:
                 set_owner_tag(session, photo, owner, name)
     except IntegrityError:
@@ -413,6 +416,7 @@ def update_photo(
     title: str | None = None,
     description: str | None = None,
     visibility: Visibility | None = None,
+    license: License | None = None,
 ) -> PhotoPublic:
     check_text(ctx, title, description)
     photo_id = get_owned_photo(ctx, key, user).id
@@ -428,6 +432,8 @@ def update_photo(
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
+        if license is not None:
+            photo.license = license  # what others may do with it: teaches the model no differently
     return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, NamedTuple
 from pydantic import AfterValidator, BaseModel, Field
 
 from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
-from eyes.domain import Account, ReportReason, TaggingState, TagSource, TagStatus, Visibility
+from eyes.domain import Account, License, ReportReason, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
 
 
@@ -39,6 +39,7 @@ class Me(UserPublic):
         description="Whether this user's private photos may train the shared model"
     )
     show_sensitive: bool = Field(description="Whether sensitive photos are shown to this user unblurred")
+    default_license: License = Field(description="The licence this user's new uploads get unless they choose")
     storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
     storage_quota_bytes: int | None = Field(
         description="How many bytes of originals this user may store; null: no quota"
@@ -52,6 +53,7 @@ class Me(UserPublic):
             created_at=user.created_at,
             private_photos_teach=user.private_photos_teach,
             show_sensitive=user.show_sensitive,
+            default_license=user.default_license,
             storage_used_bytes=storage.used_bytes,
             storage_quota_bytes=storage.quota_bytes,
         )
@@ -167,6 +169,10 @@ class PhotoPublic(BaseModel):
         description="Hidden by an administrator, or its owner is suspended: only the owner and "
         "administrators see it",
     )
+    license: License = Field(
+        License.ALL_RIGHTS_RESERVED,
+        description="What others may do with the photo; only an open licence lets it into a data set export",
+    )
 
     @classmethod
     def of(cls, photo: Photo, viewer: Account | None, sensitive_threshold: float) -> PhotoPublic:
@@ -194,6 +200,7 @@ class PhotoPublic(BaseModel):
                 photo.marked_sensitive,
                 photo.hidden_at is not None or photo.owner.suspended_at is not None,
                 photo.lens,
+                photo.license,
             ),
             [TagPublic.of(t) for t in shown],
             viewer,
@@ -239,6 +246,7 @@ class PhotoPublic(BaseModel):
             blurred=sensitive and not own and not opted_in,
             sensitive_score=score if own or (viewer is not None and viewer.is_admin) else None,
             hidden=photo.hidden,
+            license=photo.license,
         )
 
 
@@ -266,6 +274,7 @@ class ListedPhoto(NamedTuple):
     marked_sensitive: bool
     hidden: bool  # hidden by an administrator, or the owner is suspended
     lens: str
+    license: License
 
 
 class PhotoList(BaseModel):

@@ -6,13 +6,16 @@ import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
-from eyes.domain import Account, PhotoOrder, Visibility
+from eyes.domain import Account, License, PhotoOrder, Visibility
 from eyes.services import accounts, invitations, moderation
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
+from eyes.services.dataset import MAX_EXPORT_TAGS, MAX_MIN_AGREEMENT, DatasetFormat, plan_dataset
+from eyes.services.dataset_files import zip_stream
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
 from eyes.services.tags import TAG_RULES, parse_tag_list
@@ -70,6 +73,11 @@ _UPLOAD_BODY = multipart_body(
         "title": {"type": "string"},
         "description": {"type": "string"},
         "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
+        "license": {
+            "type": "string",
+            "enum": [v.value for v in License],
+            "description": "What others may do with the photo (default: your default licence)",
+        },
         "tags": {"type": "string", "description": f"Comma-separated tags. {TAG_RULES}"},
     }
 )
@@ -101,6 +109,7 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             title=str(form.get("title") or ""),
             description=str(form.get("description") or ""),
             visibility=Visibility.parse(str(form.get("visibility") or "")),
+            license=License.parse(str(form.get("license") or "")) if form.get("license") else None,
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
         created, photo = await run_in_threadpool(_store_upload, ctx, user, file.path, draft)
@@ -158,10 +167,18 @@ def get_photo(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> PhotoPub
     return photo_service.show(ctx, photo_id, viewer)
 
 
-@router.patch("/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility")
+@router.patch(
+    "/photos/{photo_id}", response_model=PhotoPublic, summary="Edit title, description, visibility, licence"
+)
 def update_photo(photo_id: PhotoId, body: PhotoUpdate, ctx: ContextDep, user: UserDep) -> PhotoPublic:
     photo = photo_service.update_photo(
-        ctx, photo_id, user, title=body.title, description=body.description, visibility=body.visibility
+        ctx,
+        photo_id,
+        user,
+        title=body.title,
+        description=body.description,
+        visibility=body.visibility,
+        license=body.license,
     )
     return photo
 
@@ -225,11 +242,13 @@ def me(ctx: ContextDep, user: UserDep) -> Me:
 
 @router.patch("/me", response_model=Me, summary="Change your preferences")
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
-    updated = user
+    updated: Account = user
     if body.private_photos_teach is not None:
         updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
     if body.show_sensitive is not None:
         updated = moderation.set_show_sensitive(ctx, user, body.show_sensitive)
+    if body.default_license is not None:
+        updated = accounts.set_default_license(ctx, user, body.default_license)
     return Me.of_account(updated, storage_use(ctx, user.id))
 
 
@@ -260,3 +279,50 @@ def list_invitations(ctx: ContextDep, admin: AdminDep) -> list[InvitationPublic]
 def revoke_invitation(invitation_id: int, ctx: ContextDep, admin: AdminDep) -> Response:
     invitations.revoke(ctx, invitation_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/export/dataset",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "The data set, as a zip"}},
+    summary="Download the community's data set (administrators)",
+    description="Public photos under an open licence (CC0, CC BY, CC BY-SA) with their training-grade "
+    "labels, a manifest.jsonl (labels, who decided them and how, licence, author, content hash) and a "
+    "README.md card, as a zip streamed while it is made. Private, unlisted and all-rights-reserved "
+    "photos never leave. 404 `nothing_to_export` when no photo fits.",
+)
+def export_dataset(
+    ctx: ContextDep,
+    admin: AdminDep,
+    tag: Annotated[
+        list[str],
+        Query(
+            description=f"Only these tags (default: every tag with a training-grade label), at most "
+            f"{MAX_EXPORT_TAGS}. {TAG_RULES}",
+            json_schema_extra={"maxItems": MAX_EXPORT_TAGS},
+        ),
+    ] = [],  # noqa: B006
+    min_agreement: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_MIN_AGREEMENT,
+            description="Trusted voters who must agree for a vote to make a label (at least "
+            "EYES_MIN_VOTES_TO_AGREE, the default)",
+        ),
+    ] = None,
+    format: Annotated[
+        DatasetFormat,
+        Query(description="imagefolder: a folder per class; jsonl: every label in the manifest"),
+    ] = DatasetFormat.IMAGEFOLDER,
+) -> StreamingResponse:
+    # Everything is decided (and any 4xx raised) before the first byte goes out.
+    plan = plan_dataset(ctx, tags=tag, min_agreement=min_agreement, format=format)
+    return StreamingResponse(
+        zip_stream(ctx, plan),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{plan.name}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from eyes.context import Context
-from eyes.domain import Account, PhotoOrder, ReportReason, Visibility
+from eyes.domain import Account, License, PhotoOrder, ReportReason, Visibility
 from eyes.errors import EyesError
 from eyes.services import accounts, invitations, moderation, sessions
 from eyes.services import albums as album_service
@@ -158,6 +158,8 @@ def photo_page(
         album_choices=album_service.album_choices(ctx, viewer) if own and viewer else [],
         report_reasons=[r.value for r in ReportReason],
         reported=reported,
+        licenses=list(License),
+        license=License(photo.license),
     )
 
 
@@ -169,9 +171,13 @@ def edit_photo(
     title: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     visibility: Annotated[str, Form()] = "public",
+    license: Annotated[str, Form()] = "",
 ) -> Response:
     vis = Visibility.parse(visibility)
-    photo_service.update_photo(ctx, photo_id, user, title=title, description=description, visibility=vis)
+    chosen = License.parse(license) if license else None  # a form without the field keeps it
+    photo_service.update_photo(
+        ctx, photo_id, user, title=title, description=description, visibility=vis, license=chosen
+    )
     return redirect(f"/photos/{photo_id}")
 
 
@@ -200,6 +206,7 @@ def upload_page(request: Request, user: UserDep, ctx: ContextDep) -> Response:
         "upload.html",
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
         visibilities=[v.value for v in Visibility],
+        licenses=list(License),
     )
 
 
@@ -309,6 +316,7 @@ def _settings(
         invitations=invitations.open_invitations(ctx) if user.is_admin else [],
         token_days=ctx.settings.api_token_days,
         signup=ctx.settings.signup,
+        licenses=list(License),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -365,6 +373,12 @@ def set_teaching(
     ctx: ContextDep, user: UserDep, private_photos_teach: Annotated[str, Form()] = ""
 ) -> Response:
     accounts.set_private_photos_teach(ctx, user, private_photos_teach == "on")
+    return redirect("/settings")
+
+
+@router.post("/settings/license")
+def set_default_license(ctx: ContextDep, user: UserDep, license: Annotated[str, Form()] = "") -> Response:
+    accounts.set_default_license(ctx, user, License.parse(license))
     return redirect("/settings")
 
 

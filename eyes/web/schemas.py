@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from eyes.domain import KEY_LENGTH, ReportReason, Visibility
+from eyes.domain import KEY_LENGTH, License, ReportReason, Visibility
 from eyes.services.albums import MAX_ORDER_LENGTH, MAX_PHOTOS_PER_REQUEST
 from eyes.services.tags import TAG_RULES
 from eyes.web.deps import KEY_PATTERN
@@ -21,11 +21,16 @@ class MeUpdate(BaseModel):
     show_sensitive: bool | None = Field(
         None, strict=True, description="Show sensitive photos unblurred (off: they are blurred)"
     )
+    default_license: License | None = Field(
+        None, description="The licence your new uploads get unless you choose another"
+    )
 
     @model_validator(mode="after")
     def _said_plainly(self) -> MeUpdate:
         if not self.model_fields_set:
-            raise ValueError("say which preference to change: private_photos_teach or show_sensitive")
+            raise ValueError(
+                "say which preference to change: private_photos_teach, show_sensitive or default_license"
+            )
         for name in self.model_fields_set:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} is true or false")
@@ -64,6 +69,7 @@ class PhotoUpdate(BaseModel):
     title: str | None = None
     description: str | None = None
     visibility: Visibility | None = None
+    license: License | None = Field(None, description="What others may do with the photo")
 
 
 class TagCreate(BaseModel):

@@ -16,6 +16,7 @@
     const form = new FormData();
     form.append("file", file, file.name);
     form.append("visibility", document.getElementById("visibility").value);
+    form.append("license", document.getElementById("license").value);
     form.append("tags", document.getElementById("tags").value);
 
     return new Promise((resolve) => {
