@@ -20,7 +20,7 @@ from eyes.context import Context, build_context
 from eyes.db.models import Photo, User
 from eyes.db.session import transaction
 from eyes.domain import License, Visibility
-from eyes.services import accounts, labels, photos
+from eyes.services import accounts, labels, moderation, photos
 from eyes.services.dataset import folder_name
 from eyes.services.dataset_files import FolderSink, checked_name
 from tests.conftest import CALTECH, sign_up, upload
@@ -255,6 +255,30 @@ def test_only_public_openly_licensed_photos_leave_with_their_training_grade_labe
     )
     assert res.returncode == 0, res.stderr
     assert voted.sha256 not in {line["sha256"] for line in manifest(stricter)}, "two votes are not three"
+
+
+def test_moderation_keeps_hidden_photos_and_suspended_accounts_out_of_the_export(
+    ctx: Context, community: Settings, tmp_path: Path
+) -> None:
+    people = users(ctx, "admin", "carol", "dan", admin="admin")
+    kept = add(ctx, people["carol"], picture(tmp_path, "k.png", (200, 10, 10)), tags=("cat",))
+    hidden = add(ctx, people["carol"], picture(tmp_path, "h.png", (10, 200, 10)), tags=("cat",))
+    suspended = add(ctx, people["dan"], picture(tmp_path, "s.png", (10, 10, 200)), tags=("dog",))
+    moderation.hide_photo(ctx, people["admin"], hidden.public_id, "not for the data set")
+    moderation.suspend_user(ctx, people["admin"], "dan")
+    out = tmp_path / "out"
+    res = eyes(community, "export", "dataset", str(out), "--format", "jsonl", "-q", env=ENV)
+    assert res.returncode == 0, res.stderr
+    assert {line["sha256"] for line in manifest(out)} == {kept.sha256}, (hidden.sha256, suspended.sha256)
+    assert b"dog" not in every_byte_under(out), "a suspended account's tag leaves with nothing"
+    moderation.restore_photo(ctx, people["admin"], hidden.public_id)
+    again = tmp_path / "again"
+    assert (
+        eyes(community, "export", "dataset", str(again), "--format", "jsonl", "-q", env=ENV).returncode == 0
+    )
+    assert {line["sha256"] for line in manifest(again)} == {kept.sha256, hidden.sha256}, (
+        "restored, it may leave"
+    )
 
 
 def test_a_location_never_leaves(ctx: Context, community: Settings, tmp_path: Path) -> None:
