@@ -17,6 +17,7 @@ from eyes.config import Settings
 from eyes.db.models import Image, Photo
 from eyes.jobs.tasks import sweep
 from eyes.services import labels
+from eyes.services.importer import import_tree
 from tests.conftest import CALTECH, context_of, csrf_of, sign_up, upload, wait_for_tagging
 from tests.standin_sensitive import red_image
 
@@ -107,6 +108,33 @@ def test_photos_stored_before_scores_existed_are_scored_by_the_sweep(people: Peo
         scores = session.scalars(select(Image.sensitive_score)).all()
     assert scores and all(s is not None and s < 0.1 for s in scores)
     assert people.owner.get(f"/api/v1/photos/{photo['id']}").json()["sensitive_score"] is not None
+
+
+def test_an_import_is_scored_in_the_background_and_blurred_for_others_until_then(
+    people: People, tmp_path: Path
+) -> None:
+    folder = tmp_path / "import"
+    folder.mkdir()
+    red_image(folder / "red.jpg")
+    (folder / "sunflower.jpg").write_bytes(PHOTOS[2].read_bytes())
+    ctx = context_of(people.admin)
+    jobs, ctx.jobs = ctx.jobs, None  # the background job held back, to see the photos before it
+    try:
+        report = import_tree(ctx, folder, owner="owner", progress=False)
+    finally:
+        ctx.jobs = jobs
+    assert report.imported == 2
+    with ctx.sessions() as session:
+        assert session.scalars(select(Image.sensitive_score)).all() == [None, None], "not scored yet"
+    listed = people.visitor.get("/api/v1/photos").json()["items"]
+    assert len(listed) == 2 and all(p["blurred"] for p in listed), "unchecked: blurred for others"
+    assert not any(p["blurred"] for p in people.owner.get("/api/v1/photos?owner=owner").json()["items"])
+    assert all(p["tags"] for p in people.owner.get("/api/v1/photos?owner=owner").json()["items"]), "tagged"
+
+    sweep(ctx)  # what the server's sweep does: the job scores what has no score
+    wait_for_tagging(people.admin)
+    shown = {p["title"] or p["id"]: p for p in people.visitor.get("/api/v1/photos").json()["items"]}
+    assert sorted(p["blurred"] for p in shown.values()) == [False, True], "only the red one stays blurred"
 
 
 def test_reporting_once_per_photo_with_a_reason_within_the_limit(people: People, tmp_path: Path) -> None:

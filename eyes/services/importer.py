@@ -154,6 +154,8 @@ def import_tree(
                 untagged, inputs = [], {}
         tag_photos(ctx, untagged, inputs)
     report.seconds = time.perf_counter() - started
+    if ctx.jobs is not None and report.imported:
+        ctx.jobs.enqueue("score_sensitive")  # else the server's next sweep finds them
     return report
 
 
@@ -162,7 +164,9 @@ def _model_input(ctx: Context, path: Path) -> ModelInputs | None:
     network cannot read it: tagging then records why)."""
     try:
         with ctx.limits.decoding.hold(pixel_count(path), patient=True):
-            return ctx.tagger.prepare_inputs(path)
+            # Scored for sensitive content afterwards, by the background job: the score costs
+            # more than the rest of an import, and others see the photo blurred until it has one.
+            return ctx.tagger.prepare_inputs(path, sensitive=False)
     except Exception:  # tagging decodes the stored original again and marks it untaggable
         return None
 

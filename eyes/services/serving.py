@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 class ModelInputs(NamedTuple):
     """One decoded image as both networks read it: the backbone's input and the
-    sensitive-content model's (one decode serves the two)."""
+    sensitive-content model's (one decode serves the two). No sensitive input: the image is
+    scored later, by the background job that scores what has no score (a bulk import)."""
 
     backbone: np.ndarray
-    sensitive: np.ndarray
+    sensitive: np.ndarray | None
 
 
 class ServingModels:
@@ -118,14 +119,26 @@ class ServingModels:
     def prepare(self, source: Path | BinaryIO) -> np.ndarray:
         return self.predictor.prepare(source)
 
-    def prepare_inputs(self, source: Path | BinaryIO) -> ModelInputs:
-        """Decode once (at reduced scale where the format allows) for both networks."""
-        from eyes.ml import sensitive
+    def prepare_inputs(self, source: Path | BinaryIO, *, sensitive: bool = True) -> ModelInputs:
+        """Decode once (at reduced scale where the format allows) for both networks, or for the
+        backbone alone when the sensitive-content score is left to the background job."""
+        from eyes.ml import sensitive as sensitive_model
         from eyes.ml.preprocess import open_for_model, preprocess
 
         image = open_for_model(source)
         try:
-            return ModelInputs(preprocess(image), sensitive.prepare(image))
+            return ModelInputs(preprocess(image), sensitive_model.prepare(image) if sensitive else None)
+        finally:
+            image.close()
+
+    def prepare_sensitive(self, source: Path | BinaryIO) -> np.ndarray:
+        """Decode for the sensitive-content model alone (an image embedded but not yet scored)."""
+        from eyes.ml import sensitive
+        from eyes.ml.preprocess import open_for_model
+
+        image = open_for_model(source)
+        try:
+            return sensitive.prepare(image)
         finally:
             image.close()
 

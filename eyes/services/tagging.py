@@ -187,7 +187,11 @@ def _compute(
         if not loaded:
             continue
         computed, activations = tagger.embed_with_activations(np.stack([i.backbone for i in inputs]))
-        sensitive = tagger.sensitive.scores(np.stack([i.sensitive for i in inputs]))
+        # Scored now where the caller prepared the input; the rest by the background job.
+        to_score = [
+            (sha, i.sensitive) for sha, i in zip(loaded, inputs, strict=True) if i.sensitive is not None
+        ]
+        scores = tagger.sensitive.scores(np.stack([x for _, x in to_score])) if to_score else np.zeros(0)
         backbone = tagger.backbone_id
         rows, act_rows = [], []
         for sha, vector, activation in zip(loaded, computed, activations, strict=True):
@@ -208,7 +212,8 @@ def _compute(
             upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
             upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
             write_sensitive_scores(
-                session, {sha: float(p) for sha, p in zip(loaded, sensitive, strict=True) if sha in kept}
+                session,
+                {sha: float(p) for (sha, _), p in zip(to_score, scores, strict=True) if sha in kept},
             )
 
 
@@ -253,7 +258,7 @@ def score_unscored(ctx: Context) -> int:
                 with ctx.blobs.open(original_key(sha)) as blob:
                     data = blob.read()
                 with ctx.limits.decoding.hold(pixel_count(data), patient=True):
-                    inputs.append(ctx.tagger.prepare_inputs(io.BytesIO(data)).sensitive)
+                    inputs.append(ctx.tagger.prepare_sensitive(io.BytesIO(data)))
                 loaded.append(sha)
             except (NotFound, OSError, ValueError, DecompressionBombError, EyesError) as exc:
                 log.warning("cannot score %s for sensitive content: %s", sha, exc)

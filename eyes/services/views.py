@@ -159,7 +159,9 @@ class PhotoPublic(BaseModel):
     )
     marked_sensitive: bool = Field(False, description="The owner marked it sensitive")
     blurred: bool = Field(
-        False, description="Sensitive, and this viewer did not opt in to see sensitive photos unblurred"
+        False,
+        description="Sensitive (or not yet checked), and this viewer did not opt in to see sensitive "
+        "photos unblurred",
     )
     sensitive_score: float | None = Field(
         None, description="The sensitive-content model's score, 0 to 1 (owner and administrators only)"
@@ -243,7 +245,9 @@ class PhotoPublic(BaseModel):
             original_filename=photo.original_filename if own else None,
             sensitive=sensitive,
             marked_sensitive=photo.marked_sensitive,
-            blurred=sensitive and not own and not opted_in,
+            # Not yet scored (a bulk import's photos, until the background job reaches them):
+            # blurred for others as if sensitive, since nothing has checked it yet.
+            blurred=(sensitive or score is None) and not own and not opted_in,
             sensitive_score=score if own or (viewer is not None and viewer.is_admin) else None,
             hidden=photo.hidden,
             license=photo.license,
