@@ -212,10 +212,22 @@ def storage_sweep(older_than_hours: float, as_json: bool) -> None:
 @click.option(
     "--tags-from-folders", is_flag=True, help="Tag each photo with its folder's name, confirmed by the owner."
 )
+@click.option(
+    "--skip-near-duplicates",
+    is_flag=True,
+    help="Leave out images that nearly duplicate a photo the owner has (or an earlier file): the same "
+    "scene re-encoded, resized or slightly cropped. Without it they are imported, and listed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def import_(
-    path: Path, owner: str | None, visibility: str, tags_from_folders: bool, as_json: bool, quiet: bool
+    path: Path,
+    owner: str | None,
+    visibility: str,
+    tags_from_folders: bool,
+    skip_near_duplicates: bool,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Import every image under PATH, skipping what the owner already has."""
     from eyes.services.importer import import_tree
@@ -227,6 +239,7 @@ def import_(
             owner=owner,
             visibility=visibility,
             tags_from_folders=tags_from_folders,
+            skip_near_duplicates=skip_near_duplicates,
             progress=not quiet,
         )
     if as_json:
@@ -234,10 +247,14 @@ def import_(
     else:
         click.echo(
             f"imported {report.imported}, already there {report.existing}, "
-            f"rejected {len(report.rejected)} ({report.seconds:.1f} s)"
+            f"rejected {len(report.rejected)}, skipped as near-duplicates {report.skipped_near_duplicates} "
+            f"({report.seconds:.1f} s)"
         )
         for file, reason in report.rejected:
             click.echo(f"  rejected {file}: {reason}")
+        verb = "skipped" if skip_near_duplicates else "imported"
+        for file, near in report.near_duplicates:
+            click.echo(f"  {verb} {file}: a near-duplicate of {near}")
     if report.rejected:
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -15,12 +16,18 @@ from sqlalchemy import func, select
 from tqdm import tqdm
 
 from eyes.context import Context
-from eyes.db.models import User
+from eyes.db.models import Photo, User
 from eyes.domain import Visibility
 from eyes.errors import BadRequest, EyesError
-from eyes.images import pixel_count
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
+from eyes.services.photos import PhotoDraft, Uploaded, owned_copy, upload_photo
+from eyes.ml.layout import match
+from eyes.services.similar import (
+    CANDIDATE_SIMILARITY,
+    Fingerprint,
+    fingerprint_of,
+    near_duplicates_among_own,
+)
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
 
@@ -31,6 +38,7 @@ STORE_THREADS = 2
 T = TypeVar("T")
 R = TypeVar("R")
 AHEAD = 2 * TAG_BATCH  # photos stored ahead of the network, at most
+RECENT = 64  # photos of this import compared with each file besides the index (see Admission)
 
 
 @dataclass
@@ -38,6 +46,9 @@ class ImportReport:
     imported: int = 0
     existing: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # (file, the owner's photo or earlier file it nearly duplicates): imported, or skipped when asked.
+    near_duplicates: list[tuple[str, str]] = field(default_factory=list)
+    skipped_near_duplicates: int = 0
     photo_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -46,6 +57,8 @@ class ImportReport:
             "imported": self.imported,
             "existing": self.existing,
             "rejected": [{"file": f, "reason": r} for f, r in self.rejected],
+            "near_duplicates": [{"file": f, "of": o} for f, o in self.near_duplicates],
+            "skipped_near_duplicates": self.skipped_near_duplicates,
             "seconds": round(self.seconds, 3),
             "images_per_second": round((self.imported + self.existing) / self.seconds, 1)
             if self.seconds
@@ -85,63 +98,101 @@ def import_tree(
     owner: str | None = None,
     visibility: str = "public",
     tags_from_folders: bool = False,
+    skip_near_duplicates: bool = False,
     progress: bool = True,
 ) -> ImportReport:
     user = resolve_owner(ctx, owner)
     files = find_images(root)
     report = ImportReport()
     started = time.perf_counter()
+    ctx.similar.index()  # built once, before the threads need it
+    admission = Admission(ctx, user.id)
 
-    def store(path: Path) -> tuple[str, Uploaded | str, np.ndarray | None]:
+    def store(path: Path) -> tuple[str, Uploaded | str, str | None]:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 tags = (normalize_tag(path.parent.name, ctx.settings.max_tag_length),)
             draft = PhotoDraft(filename=path.name, visibility=Visibility.parse(visibility), tags=tags)
-            uploaded = upload_photo(ctx, user.id, path, draft)
+            # Embedded before it is stored (once: tagging finds the embedding stored), so that a
+            # near-duplicate can be skipped before anything of it is written.
+            print_ = None if owned_copy(ctx, user.id, path) else fingerprint_of(ctx, path)
+            near = admission.check(shown, print_) if print_ is not None else None
+            if near is not None and skip_near_duplicates:
+                return shown, SKIPPED, near
+            uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
         except EyesError as exc:
             return shown, exc.message, None
-        return shown, uploaded, _model_input(ctx, path) if uploaded.created else None
+        return shown, uploaded, near
 
     untagged: list[int] = []
-    inputs: dict[int, np.ndarray] = {}
-    # Two threads store and prepare the network's input (decoding, thumbnails and resizing
-    # release the GIL) while this one runs the network on what they have stored, a batch at a
-    # time, from those inputs: the original is not read and decoded again.
+    # Two threads decode, embed and store (decoding, thumbnails and the network release the
+    # GIL) while this one runs the tags of what they have stored, a batch at a time.
     with (
         ThreadPoolExecutor(max_workers=STORE_THREADS) as pool,
         tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
     ):
-        for shown, result, model_input in _bounded_map(pool, store, files, AHEAD):
+        for shown, result, near in _bounded_map(pool, store, files, AHEAD):
             bar.update(1)
-            if isinstance(result, str):
+            if result is SKIPPED:
+                report.skipped_near_duplicates += 1
+            elif isinstance(result, str):
                 report.rejected.append((shown, result))
+                continue
+            if near is not None:
+                report.near_duplicates.append((shown, near))
+            if not isinstance(result, Uploaded):
                 continue
             report.photo_ids.append(result.photo_id)
             if result.created:
                 report.imported += 1
                 untagged.append(result.photo_id)
-                if model_input is not None:
-                    inputs[result.photo_id] = model_input
             else:
                 report.existing += 1
             if len(untagged) >= TAG_BATCH:
-                tag_photos(ctx, untagged, inputs)
-                untagged, inputs = [], {}
-        tag_photos(ctx, untagged, inputs)
+                tag_photos(ctx, untagged)
+                untagged = []
+        tag_photos(ctx, untagged)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _model_input(ctx: Context, path: Path) -> np.ndarray | None:
-    """The network's input for a photo just stored, made the way tagging makes it (None if the
-    network cannot read it: tagging then records why)."""
-    try:
-        with ctx.limits.decoding.hold(pixel_count(path), patient=True):
-            return ctx.tagger.prepare(path)
-    except Exception:  # tagging decodes the stored original again and marks it untaggable
+SKIPPED = "skipped: a near-duplicate of a photo the owner has"
+
+
+class Admission:
+    """Near-duplicates among the owner's photos (the index) and among the files of this import
+    checked just before (two threads store at once: the earlier one may not be indexed yet)."""
+
+    def __init__(self, ctx: Context, owner_id: int) -> None:
+        self._ctx = ctx
+        self._owner_id = owner_id
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[str, np.ndarray, np.ndarray]] = deque(maxlen=RECENT)
+
+    def check(self, shown: str, print_: Fingerprint) -> str | None:
+        """What this file nearly duplicates (a photo's URL, or an earlier file), or None."""
+        vector = print_.features[0] / max(float(np.linalg.norm(print_.features[0])), 1e-12)
+        with self._lock:
+            near = self._among_recent(vector, print_.layout)
+            if near is None:
+                found = near_duplicates_among_own(self._ctx, self._owner_id, vector, print_.layout)
+                near = self._url(found[0][0]) if found else None
+            if near is None:
+                self._recent.append((shown, vector, print_.layout))
+            return near
+
+    def _among_recent(self, vector: np.ndarray, grey: np.ndarray) -> str | None:
+        threshold = self._ctx.settings.near_duplicate_similarity
+        for shown, other, other_grey in self._recent:
+            if float(other @ vector) >= CANDIDATE_SIMILARITY and match(grey, other_grey) >= threshold:
+                return shown
         return None
+
+    def _url(self, photo_id: int) -> str:
+        with self._ctx.sessions() as session:
+            return f"/photos/{session.scalar(select(Photo.public_id).where(Photo.id == photo_id))}"
 
 
 def _bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: list[T], window: int) -> Iterator[R]:

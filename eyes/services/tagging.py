@@ -27,6 +27,7 @@ from eyes.services.tags import tag_ids
 
 log = logging.getLogger(__name__)
 BATCH = 64
+Features = tuple[np.ndarray, np.ndarray]  # an image's embedding and activation
 RETAG_CHUNK = 2000
 
 
@@ -175,28 +176,33 @@ def _compute(
         if not loaded:
             continue
         computed, activations = tagger.embed_with_activations(np.stack(inputs))
-        backbone = tagger.backbone_id
-        rows, act_rows = [], []
-        for sha, vector, activation in zip(loaded, computed, activations, strict=True):
-            vectors[sha] = vector
-            rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
-            act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
-        # Upserts: a row from an older backbone (exported before activations were kept, say) is
-        # replaced, not kept beside a new one that would then be computed again on every read.
-        with transaction(ctx.sessions) as session:
-            # Only for images still stored (the last photo of one may have been deleted meanwhile),
-            # locked until the commit (see image_store.claim).
-            kept = set(
-                session.scalars(
-                    update(Image)
-                    .where(Image.sha256.in_(loaded))
-                    .values(size_bytes=Image.size_bytes)
-                    .returning(Image.sha256)
-                    .execution_options(synchronize_session=False)
-                )
+        vectors.update(zip(loaded, computed, strict=True))
+        store_features(ctx, dict(zip(loaded, zip(computed, activations, strict=True), strict=True)))
+
+
+def store_features(ctx: Context, features: Mapping[str, Features]) -> None:
+    """Store the embedding and activation of each image (by sha256) that is still stored."""
+    backbone = ctx.tagger.backbone_id
+    rows, act_rows = [], []
+    for sha, (vector, activation) in features.items():
+        rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
+        act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
+    # Upserts: a row from an older backbone (exported before activations were kept, say) is
+    # replaced, not kept beside a new one that would then be computed again on every read.
+    with transaction(ctx.sessions) as session:
+        # Only for images still stored (the last photo of one may have been deleted meanwhile),
+        # locked until the commit (see image_store.claim).
+        kept = set(
+            session.scalars(
+                update(Image)
+                .where(Image.sha256.in_(list(features)))
+                .values(size_bytes=Image.size_bytes)
+                .returning(Image.sha256)
+                .execution_options(synchronize_session=False)
             )
-            upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
-            upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
+        )
+        upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
+        upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
 
 
 def replace_suggestions(

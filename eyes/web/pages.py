@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from eyes.context import Context
 from eyes.domain import Account, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, invitations, sessions
+from eyes.services import accounts, invitations, sessions, similar
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
 from eyes.services.tags import normalize_tag, parse_tag_list
@@ -107,6 +107,8 @@ def photo_page(photo_id: str, request: Request, ctx: ContextDep, viewer: ViewerD
         photo=photo,
         own=viewer is not None and viewer.username == photo.owner,
         visibilities=[v.value for v in Visibility],
+        similar=similar.similar_photos(ctx, photo_id, viewer),
+        near_duplicates=similar.near_duplicates_of_photo(ctx, photo_id, viewer),
     )
 
 
