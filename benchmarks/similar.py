@@ -38,8 +38,8 @@ from benchmarks.report import percentile, write_section
 from eyes.config import Settings
 from eyes.ml.embedder import Embedder
 from eyes.ml.files import ONNX_FILE
-from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.layout import match, open_signature
+from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.vector_index import Audience, VectorIndex
 from eyes.services.similar import CANDIDATE_SIMILARITY, CANDIDATES
 
@@ -80,7 +80,12 @@ def bench_queries(n: int, n_queries: int) -> dict[str, object]:
     index = VectorIndex(DIM)
     t = time.perf_counter()
     for start in range(0, n, 10_000):
-        index.add(keys[start : start + 10_000], x[start : start + 10_000], owners[start : start + 10_000], public[start : start + 10_000])
+        index.add(
+            keys[start : start + 10_000],
+            x[start : start + 10_000],
+            owners[start : start + 10_000],
+            public[start : start + 10_000],
+        )
     build_s = time.perf_counter() - t
     picks = rng.integers(0, n, n_queries)
     queries = x[picks]
@@ -169,7 +174,9 @@ def bench_near_duplicates(models_dir: Path, n_copied: int, threshold: float) -> 
         return [k for k, m in scores if m >= threshold], max((m for _, m in scores), default=0.0)
 
     t = time.perf_counter()
-    hits = np.array([o in near(v, g, frozenset())[0] for v, g, o in zip(copied, copied_layouts, of, strict=True)])
+    hits = np.array(
+        [o in near(v, g, frozenset())[0] for v, g, o in zip(copied, copied_layouts, of, strict=True)]
+    )
     check_ms = (time.perf_counter() - t) / len(copied) * 1000
     # Each original among the others: any near-duplicate found is a false positive (a distinct photo).
     distinct = [near(v, layouts[i], frozenset({i})) for i, v in enumerate(originals)]
@@ -177,7 +184,9 @@ def bench_near_duplicates(models_dir: Path, n_copied: int, threshold: float) -> 
     best_distinct = np.array([d[1] for d in distinct])
     copy_scores = np.array([match(g, layouts[o]) for g, o in zip(copied_layouts, of, strict=True)])
     to_original = np.sum(copied * originals[of], axis=1)
-    nearest_other = np.array([index.search(v, 1, owner, exclude=frozenset({i})).similarity[0] for i, v in enumerate(originals)])
+    nearest_other = np.array(
+        [index.search(v, 1, owner, exclude=frozenset({i})).similarity[0] for i, v in enumerate(originals)]
+    )
     return {
         "photos": len(files),
         "copied": len(picked),
@@ -194,7 +203,9 @@ def bench_near_duplicates(models_dir: Path, n_copied: int, threshold: float) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models_dir", nargs="?", type=Path)
     parser.add_argument("--quick", action="store_true", help="10,000 photos and 300 copies")
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
@@ -203,7 +214,9 @@ def main() -> None:
     models_dir = args.models_dir
     if models_dir is None:
         models_dir = Path(tempfile.mkdtemp(prefix="eyes-backbone-"))
-        subprocess.run([sys.executable, "-m", "eyes.ml.export", str(models_dir)], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "eyes.ml.export", str(models_dir)], check=True, capture_output=True
+        )
     with threadpool_limits(2):
         queries = bench_queries(10_000 if args.quick else 100_000, 200)
         dups = bench_near_duplicates(models_dir, 300 if args.quick else 1000, threshold)
@@ -211,28 +224,29 @@ def main() -> None:
     if args.no_write:
         return
     recall_rows = "\n".join(
-        f"| near-duplicate recall, {kind} | **{r:.1%}** | |" for kind, r in dups["recall"].items()  # type: ignore[attr-defined]
+        f"| near-duplicate recall, {kind} | **{r:.1%}** | |"
+        for kind, r in dups["recall"].items()  # type: ignore[attr-defined]
     )
     emb_min = ", ".join(f"{k}: {v:.2f}" for k, v in dups["embedding_copy_min"].items())  # type: ignore[attr-defined]
     body = f"""
 | measure | result | target |
 | --- | --- | --- |
-| "more like this" over {queries['n']:,} photos (n={queries['queries']}) | p50 {queries['plain_p50']:.2f} ms, p95 {queries['plain_p95']:.2f} ms | ≤ 50 ms |
-| the same, the 800 nearest being someone else's private photos | p50 {queries['crowded_p50']:.2f} ms, p95 {queries['crowded_p95']:.2f} ms | ≤ 50 ms |
-| building the index from {queries['n']:,} stored embeddings | {queries['build_s']:.1f} s | |
-| adding 1,000 photos to it | {queries['add_1000_ms']:.0f} ms | |
+| "more like this" over {queries["n"]:,} photos (n={queries["queries"]}) | p50 {queries["plain_p50"]:.2f} ms, p95 {queries["plain_p95"]:.2f} ms | ≤ 50 ms |
+| the same, the 800 nearest being someone else's private photos | p50 {queries["crowded_p50"]:.2f} ms, p95 {queries["crowded_p95"]:.2f} ms | ≤ 50 ms |
+| building the index from {queries["n"]:,} stored embeddings | {queries["build_s"]:.1f} s | |
+| adding 1,000 photos to it | {queries["add_1000_ms"]:.0f} ms | |
 {recall_rows}
-| near-duplicate recall, all {4 * dups['copied']:,} copies of {dups['copied']:,} photos | **{dups['recall_all']:.1%}** | |
-| false positives: photos of caltech101-23 ({dups['photos']:,}, no duplicates) that find a near-duplicate among the others | **{dups['false_positive_rate']:.2%}** | |
-| one near-duplicate check (index, then the layout of up to {CANDIDATES} candidates) | {dups['check_ms']:.1f} ms | |
+| near-duplicate recall, all {4 * dups["copied"]:,} copies of {dups["copied"]:,} photos | **{dups["recall_all"]:.1%}** | |
+| false positives: photos of caltech101-23 ({dups["photos"]:,}, no duplicates) that find a near-duplicate among the others | **{dups["false_positive_rate"]:.2%}** | |
+| one near-duplicate check (index, then the layout of up to {CANDIDATES} candidates) | {dups["check_ms"]:.1f} ms | |
 
 Thresholds: the embedding proposes the owner's photos at least {CANDIDATE_SIMILARITY} alike (cosine);
 the layout decides at ≥ {threshold} (`EYES_NEAR_DUPLICATE_SIMILARITY`, eyes/ml/layout.py). The
 embedding alone cannot decide: a copy's similarity to its original falls to {emb_min}, while a
-photo's nearest distinct photo in the set is at {dups['embedding_distinct_p50']:.2f} (median), up to
-{dups['embedding_distinct_max']:.3f}. Distinct photos whose best candidate lines up at or above a
-threshold, of {dups['photos']:,}: {', '.join(f'{t}: {c}' for t, c in dups['layout_distinct_above'].items())};
-copies below it, of {4 * dups['copied']:,}: {', '.join(f'{t}: {c}' for t, c in dups['layout_copies_below'].items())}.
+photo's nearest distinct photo in the set is at {dups["embedding_distinct_p50"]:.2f} (median), up to
+{dups["embedding_distinct_max"]:.3f}. Distinct photos whose best candidate lines up at or above a
+threshold, of {dups["photos"]:,}: {", ".join(f"{t}: {c}" for t, c in dups["layout_distinct_above"].items())};
+copies below it, of {4 * dups["copied"]:,}: {", ".join(f"{t}: {c}" for t, c in dups["layout_copies_below"].items())}.
 The query rows use synthetic embeddings of the real dimension (timing depends on sizes, not
 pixels); the near-duplicate rows use the real backbone on real photos (originals of about 300x225
 px, so a copy halved is smaller than the network's input).

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from eyes.jobs.queue import JobQueue
     from eyes.services.serving import ServingModels
     from eyes.services.similar_index import SimilarIndex
-    from eyes.services.similar_index import SimilarIndex
 
 
 @dataclass

@@ -94,7 +94,9 @@ def test_unknown_private_and_malformed_ids_are_the_same_404(client: TestClient) 
         assert client.get(f"/api/v1/photos/{bad}/similar").status_code == 404
     assert client.get(f"/photos/{private['id']}").status_code == 404
     for limit in (0, 49, -1, "x", 10**30):
-        assert client.get(f"/api/v1/photos/{public['id']}/similar", params={"limit": limit}).status_code == 422
+        assert (
+            client.get(f"/api/v1/photos/{public['id']}/similar", params={"limit": limit}).status_code == 422
+        )
     assert similar(client, public["id"], limit=48) == [], "Dee's private photo is not shown to Eve"
 
 
@@ -130,7 +132,9 @@ def test_a_photo_made_private_by_another_server_is_never_shown(client: TestClien
 
 def _internal_id(client: TestClient, key: str) -> int:
     with context_of(client).sessions() as session:
-        return int(session.scalar(Photo.__table__.select().with_only_columns(Photo.id).where(Photo.public_id == key)))
+        return int(
+            session.scalar(Photo.__table__.select().with_only_columns(Photo.id).where(Photo.public_id == key))
+        )
 
 
 def test_another_server_catches_up_with_uploads(client: TestClient, settings: Settings) -> None:
@@ -247,7 +251,9 @@ def test_a_crowd_of_private_neighbours_still_leaves_results() -> None:
     mine = index.search(query, 12, Audience(owner=3, public=True))
     assert set(mine.keys.tolist()) <= set((nearest + 1).tolist())
     index.remove([int(k) for k in mine.keys])
-    assert not set(index.search(query, 12, Audience(owner=3, public=True)).keys.tolist()) & set(mine.keys.tolist())
+    assert not set(index.search(query, 12, Audience(owner=3, public=True)).keys.tolist()) & set(
+        mine.keys.tolist()
+    )
 
 
 def _jpeg(rgb: Image.Image) -> bytes:

@@ -55,7 +55,13 @@ class VectorIndex:
         self._reset()
 
     def _reset(self) -> None:
-        index = faiss.IndexHNSWSQ(self.ndim, faiss.ScalarQuantizer.QT_fp16, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+        # faiss's bundled stubs lag its SWIG API (the quantizer type is an int there).
+        index = faiss.IndexHNSWSQ(
+            self.ndim,
+            faiss.ScalarQuantizer.QT_fp16,  # type: ignore[arg-type]
+            CONNECTIVITY,
+            faiss.METRIC_INNER_PRODUCT,
+        )
         index.hnsw.efConstruction = EF_CONSTRUCTION
         index.train(np.zeros((1, self.ndim), dtype=np.float32))  # float16 needs no statistics
         self._index = index
@@ -191,7 +197,7 @@ class VectorIndex:
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         ef = max(EF_SEARCH, 2 * count)
         while ef <= MAX_EF:
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)  # type: ignore[attr-defined]
             similarity, slots = self._index.search(query, count, params=params)
             if (slots[0] >= 0).all():
                 return slots[0].astype(np.int64), similarity[0].astype(np.float32)

@@ -19,9 +19,9 @@ from eyes.context import Context
 from eyes.db.models import Photo, User
 from eyes.domain import Visibility
 from eyes.errors import BadRequest, EyesError
+from eyes.ml.layout import match
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, owned_copy, upload_photo
-from eyes.ml.layout import match
 from eyes.services.similar import (
     CANDIDATE_SIMILARITY,
     Fingerprint,

@@ -65,7 +65,9 @@ class SimilarIndex:
             if self._catching_up is not None and self._catching_up.is_alive():
                 return
             self._synced_at = time.monotonic()  # one try per period, even if it fails
-            self._catching_up = threading.Thread(target=self._catch_up_logged, name="similar-sync", daemon=True)
+            self._catching_up = threading.Thread(
+                target=self._catch_up_logged, name="similar-sync", daemon=True
+            )
             self._catching_up.start()
 
     def _catch_up_logged(self) -> None:
