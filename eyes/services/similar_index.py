@@ -60,6 +60,16 @@ class SimilarIndex:
             return None
         return self._index if self._backbone == self._ctx.tagger.backbone_id else None
 
+    def warm_up(self) -> None:
+        """Build the index in the background now (at start), so that queries rarely wait for it."""
+        self._start_catch_up()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Wait for a catch-up under way (before the database it reads is closed)."""
+        thread = self._catching_up
+        if thread is not None:
+            thread.join(timeout)
+
     def _start_catch_up(self) -> None:
         with self._build_lock:
             if self._catching_up is not None and self._catching_up.is_alive():
