@@ -27,7 +27,7 @@ from sqlalchemy import select
 from eyes.context import Context
 from eyes.db.models import Embedding, Photo
 from eyes.domain import Account
-from eyes.errors import EyesError, NotFound
+from eyes.errors import InvalidImage, NotFound
 from eyes.images import pixel_count
 from eyes.ml import layout
 from eyes.ml.vector_index import Audience
@@ -79,14 +79,18 @@ class Fingerprint:
     layout: np.ndarray
 
 
-def fingerprint_of(ctx: Context, path: Path) -> Fingerprint | None:
+def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerprint | None:
     """An image file's features, as tagging computes them, and its layout (None when the network
-    cannot read it: tagging then records why)."""
+    cannot read it: tagging then records why). Decoding waits for its memory as uploads do: a
+    request (not `patient`) is told the server is busy rather than kept waiting."""
+    need = pixel_count(path)
+    if not 0 < need <= ctx.settings.max_image_pixels:
+        return None  # unreadable or too large: the upload refuses it, before decoding anything
     try:
-        with ctx.limits.decoding.hold(pixel_count(path), patient=True):
+        with ctx.limits.decoding.hold(need, patient=patient):
             prepared = ctx.tagger.prepare(path)
             grey = layout.open_signature(path)
-    except (OSError, ValueError, DecompressionBombError, EyesError) as exc:
+    except (OSError, ValueError, DecompressionBombError, InvalidImage) as exc:
         log.info("no features for %s: %s", path.name, exc)
         return None
     embeddings, activations = ctx.tagger.embed_with_activations(prepared[None])
@@ -159,7 +163,7 @@ def upload_and_check(ctx: Context, owner: Account, path: Path, draft: photos.Pho
     """Upload a photo (services/photos.py), embedded now rather than by the tagging job, so the
     answer can say which of the owner's photos it nearly duplicates."""
     ctx.similar.index()  # built before the photo joins it (a no-op but the first time)
-    print_ = None if photos.owned_copy(ctx, owner.id, path) else fingerprint_of(ctx, path)
+    print_ = None if photos.owned_copy(ctx, owner.id, path) else fingerprint_of(ctx, path, patient=False)
     uploaded = photos.upload_photo(ctx, owner.id, path, draft, print_.features if print_ else None)
     shown = photos.show_uploaded(ctx, uploaded, owner)
     if not uploaded.created or print_ is None:
