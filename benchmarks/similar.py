@@ -247,6 +247,8 @@ photo's nearest distinct photo in the set is at {dups["embedding_distinct_p50"]:
 {dups["embedding_distinct_max"]:.3f}. Distinct photos whose best candidate lines up at or above a
 threshold, of {dups["photos"]:,}: {", ".join(f"{t}: {c}" for t, c in dups["layout_distinct_above"].items())};
 copies below it, of {4 * dups["copied"]:,}: {", ".join(f"{t}: {c}" for t, c in dups["layout_copies_below"].items())}.
+The copies missed beyond those are the ones the embedding did not propose (their original was not
+among the owner's {CANDIDATES} most alike photos): mostly the cropped, halved and re-encoded ones.
 The query rows use synthetic embeddings of the real dimension (timing depends on sizes, not
 pixels); the near-duplicate rows use the real backbone on real photos (originals of about 300x225
 px, so a copy halved is smaller than the network's input).
