@@ -4,8 +4,9 @@ The backbone's embedding says what a photo shows, not which photo it is: on calt
 distinct photos of one class are often more alike by embedding (up to 0.99) than a photo and its
 own re-encoded, halved copy (down to 0.65; docs/benchmarks.md). So the embedding only proposes
 candidates, and this decides: both images as small grey thumbnails, and the best correlation of
-one with every window of the other that a crop of up to a fifth of each side could leave (at a
-corner, an edge's middle or the centre), both ways round. A resize or a new encoding changes a
+one with every window of the other that a crop of up to a fifth of each side could leave (kept
+fractions in steps of 5%, placed at 0, 1/4, 1/2, 3/4 or all of the room along each side), both
+ways round. A resize or a new encoding changes a
 24x24 grey summary of the frame very little; a crop changes it little once the right window is
 compared; another photo of the same kind of scene rarely lines up as well.
 """
@@ -64,10 +65,23 @@ def _summaries(grey: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
 
 
-def match(a: np.ndarray, b: np.ndarray) -> float:
-    """How well one image lines up with a crop of the other: 1.0 is the same picture. A flat
-    image (no contrast to line up) matches nothing."""
-    if min(a.shape + b.shape) < CELL or a.std() < 1.0 or b.std() < 1.0:
+def summaries(grey: np.ndarray) -> np.ndarray | None:
+    """Every window of a signature, summarised (the whole image first): what `matches` compares,
+    computed once per image however many it is compared with. None for an image too small or too
+    flat to line up (it matches nothing)."""
+    if min(grey.shape) < CELL or grey.std() < 1.0:
+        return None
+    return _summaries(grey, _windows(grey))
+
+
+def matches(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """How well one image lines up with a crop of the other, from their `summaries`: 1.0 is the
+    same picture."""
+    if a is None or b is None:
         return 0.0
-    in_a, in_b = _summaries(a, _windows(a)), _summaries(b, _windows(b))
-    return float(max((in_a @ in_b[0]).max(), (in_b @ in_a[0]).max()))
+    return float(max((a @ b[0]).max(), (b @ a[0]).max()))
+
+
+def match(a: np.ndarray, b: np.ndarray) -> float:
+    """`matches` of two signatures."""
+    return matches(summaries(a), summaries(b))

@@ -38,7 +38,6 @@ STORE_THREADS = 2
 T = TypeVar("T")
 R = TypeVar("R")
 AHEAD = 2 * TAG_BATCH  # photos stored ahead of the network, at most
-RECENT = 64  # photos of this import compared with each file besides the index (see Admission)
 
 
 @dataclass
@@ -121,7 +120,10 @@ def import_tree(
             near = admission.check(shown, print_) if print_ is not None else None
             if near is not None and skip_near_duplicates:
                 return shown, SKIPPED, near
-            uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
+            try:
+                uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
+            finally:
+                admission.settled(shown)  # indexed now (or refused): the index answers for it
         except EyesError as exc:
             return shown, exc.message, None
         return shown, uploaded, near
@@ -163,32 +165,46 @@ SKIPPED = "skipped: a near-duplicate of a photo the owner has"
 
 class Admission:
     """Near-duplicates among the owner's photos (the index) and among the files of this import
-    checked just before (two threads store at once: the earlier one may not be indexed yet)."""
+    that may not be in the index the check read (two threads store at once)."""
 
     def __init__(self, ctx: Context, owner_id: int) -> None:
         self._ctx = ctx
         self._owner_id = owner_id
         self._lock = threading.Lock()
-        self._recent: deque[tuple[str, np.ndarray, np.ndarray]] = deque(maxlen=RECENT)
+        self._in_flight: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Files indexed lately, numbered: a check compares those indexed since it read the index.
+        self._settled: deque[tuple[int, str, tuple[np.ndarray, np.ndarray]]] = deque(maxlen=4 * STORE_THREADS)
+        self._count = 0
 
     def check(self, shown: str, print_: Fingerprint) -> str | None:
-        """What this file nearly duplicates (a photo's URL, or an earlier file), or None."""
+        """What this file nearly duplicates (a photo's URL, or another file of this import), or
+        None; then the file is in flight until `settled`."""
         vector = print_.features[0] / max(float(np.linalg.norm(print_.features[0])), 1e-12)
         with self._lock:
-            near = self._among_recent(vector, print_.layout)
-            if near is None:
-                found = near_duplicates_among_own(self._ctx, self._owner_id, vector, print_.layout)
-                near = self._url(found[0][0]) if found else None
-            if near is None:
-                self._recent.append((shown, vector, print_.layout))
-            return near
+            since = self._count
+        # The index without the lock: it is the slow part, and the files it may miss are compared below.
+        found = near_duplicates_among_own(self._ctx, self._owner_id, vector, print_.layout)
+        if found:
+            return self._url(found[0][0])
+        with self._lock:
+            others = list(self._in_flight.items()) + [(f, e) for n, f, e in self._settled if n >= since]
+            threshold = self._ctx.settings.near_duplicate_similarity
+            for other, (other_vector, other_grey) in others:
+                if (
+                    float(other_vector @ vector) >= CANDIDATE_SIMILARITY
+                    and match(print_.layout, other_grey) >= threshold
+                ):
+                    return other
+            self._in_flight[shown] = (vector, print_.layout)
+            return None
 
-    def _among_recent(self, vector: np.ndarray, grey: np.ndarray) -> str | None:
-        threshold = self._ctx.settings.near_duplicate_similarity
-        for shown, other, other_grey in self._recent:
-            if float(other @ vector) >= CANDIDATE_SIMILARITY and match(grey, other_grey) >= threshold:
-                return shown
-        return None
+    def settled(self, shown: str) -> None:
+        """The file is in the index now (or was refused)."""
+        with self._lock:
+            entry = self._in_flight.pop(shown, None)
+            if entry is not None:
+                self._settled.append((self._count, shown, entry))
+                self._count += 1
 
     def _url(self, photo_id: int) -> str:
         with self._ctx.sessions() as session:

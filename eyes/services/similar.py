@@ -126,7 +126,9 @@ def near_duplicates_among_own(
     if not len(candidates.keys):
         return []
     threshold = ctx.settings.near_duplicate_similarity
-    scored = [(k, layout.match(grey, g)) for k, g in _stored_layouts(ctx, candidates.keys.tolist()).items()]
+    mine = layout.summaries(grey)
+    stored = _stored_layouts(ctx, candidates.keys.tolist())
+    scored = [(k, layout.matches(mine, layout.summaries(g))) for k, g in stored.items()]
     return sorted(((k, m) for k, m in scored if m >= threshold), key=lambda km: -km[1])
 
 
