@@ -72,6 +72,7 @@ bench: install wrk
 	$(BIN)/python -m benchmarks.feed
 	$(BIN)/python -m benchmarks.learning
 	$(BIN)/python -m benchmarks.load
+	$(BIN)/python -m benchmarks.similar
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -89,11 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx.tagger.load()  # a missing or broken model file stops the start, with its path and fix
         announce_setup_code(ctx)
         sweeper = start_workers(ctx)
+        ctx.similar.warm_up()  # the index of similar photos, built while the server starts serving
         try:
             yield
         finally:
             if sweeper is not None:
                 sweeper.stop()
+            ctx.similar.stop()
             ctx.close()
 
     app = Eyes(

@@ -278,6 +278,12 @@ def storage_sweep(older_than_hours: float, as_json: bool) -> None:
     type=click.Choice([v.value for v in License]),
     help="The licence of the new photos (default: the owner's default licence, set on the settings page).",
 )
+@click.option(
+    "--skip-near-duplicates",
+    is_flag=True,
+    help="Leave out images that nearly duplicate a photo the owner has (or an earlier file): the same "
+    "scene re-encoded, resized or slightly cropped. Without it they are imported, and listed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def import_(
@@ -286,6 +292,7 @@ def import_(
     visibility: str,
     tags_from_folders: bool,
     license_: str | None,
+    skip_near_duplicates: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -300,6 +307,7 @@ def import_(
             visibility=visibility,
             tags_from_folders=tags_from_folders,
             license=license_,
+            skip_near_duplicates=skip_near_duplicates,
             progress=not quiet,
         )
     if as_json:
@@ -307,10 +315,14 @@ def import_(
     else:
         click.echo(
             f"imported {report.imported}, already there {report.existing}, "
-            f"rejected {len(report.rejected)} ({report.seconds:.1f} s)"
+            f"rejected {len(report.rejected)}, skipped as near-duplicates {report.skipped_near_duplicates} "
+            f"({report.seconds:.1f} s)"
         )
         for file, reason in report.rejected:
             click.echo(f"  rejected {file}: {reason}")
+        verb = "skipped" if skip_near_duplicates else "imported"
+        for file, near in report.near_duplicates:
+            click.echo(f"  {verb} {file}: a near-duplicate of {near}")
     if report.rejected:
         sys.exit(1)
 

@@ -260,6 +260,19 @@ class Settings(BaseSettings):
     model_refresh_s: float = Field(
         3.0, description="How often each process checks for a newly promoted champion."
     )
+    similar_sync_s: float = Field(
+        30.0,
+        description="How often each process's index of similar photos catches up with what other "
+        "processes changed (uploads, deletes, visibility); its own changes apply at once.",
+    )
+    near_duplicate_similarity: float = Field(
+        0.96,
+        ge=0.0,
+        le=1.0,
+        description="How well two photos of one owner must line up (a crop-tolerant correlation of "
+        "their grey thumbnails, 1.0 the same picture) for one to be reported as a near-duplicate "
+        "of the other; chosen by measurement (docs/benchmarks.md).",
+    )
     training_timeout_s: float = Field(
         600.0, description="A training run silent for this long is taken as dead and marked failed."
     )

@@ -19,6 +19,7 @@ from eyes.storage import BlobStore, open_blob_store
 if TYPE_CHECKING:
     from eyes.jobs.queue import JobQueue
     from eyes.services.serving import ServingModels
+    from eyes.services.similar_index import SimilarIndex
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Context:
     # What this process computed from the labels, by purpose (services/label_clock.py).
     label_memo: dict[str, tuple[Any, float, Any]] = field(default_factory=dict, repr=False)
     _tagger: ServingModels | None = field(default=None, repr=False)
+    _similar: SimilarIndex | None = field(default=None, repr=False)
 
     @property
     def tagger(self) -> ServingModels:
@@ -45,6 +47,15 @@ class Context:
 
             self._tagger = ServingModels(self)
         return self._tagger
+
+    @property
+    def similar(self) -> SimilarIndex:
+        """This process's index of photos by their embeddings (services/similar_index.py)."""
+        if self._similar is None:
+            from eyes.services.similar_index import SimilarIndex
+
+            self._similar = SimilarIndex(self)
+        return self._similar
 
     def close(self) -> None:
         if self.jobs is not None:

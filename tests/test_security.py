@@ -271,7 +271,9 @@ def test_openapi_documents_upload_answers_and_tag_rules(client: TestClient) -> N
     assert {"200", "201"} <= set(upload_op["responses"])
     for code in ("200", "201"):
         schema = upload_op["responses"][code]["content"]["application/json"]["schema"]
-        assert schema["$ref"].endswith("/PhotoPublic"), code
+        # The photo, with the uploader's own photos it nearly duplicates (services/similar.py).
+        assert schema["$ref"].endswith("/PhotoUploaded"), code
+    assert "near_duplicates" in spec["components"]["schemas"]["PhotoUploaded"]["properties"]
     assert "already" in upload_op["responses"]["200"]["description"]
     described = [
         spec["components"]["schemas"]["TagCreate"]["properties"]["name"]["description"],

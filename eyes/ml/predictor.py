@@ -127,6 +127,10 @@ class Predictor:
         return self._models()[1]
 
     @property
+    def embedding_dim(self) -> int:
+        return self._models()[0].dim
+
+    @property
     def activation_shape(self) -> tuple[int, ...]:
         """Shape of one stored activation (where the fine-tuned top starts), from the backbone card."""
         return tuple(self._models()[0].card["activation"]["shape"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -12,17 +13,24 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
 
+import numpy as np
 from sqlalchemy import func, select
 from tqdm import tqdm
 
 from eyes.context import Context
-from eyes.db.models import User
+from eyes.db.models import Photo, User
 from eyes.domain import License, Visibility
 from eyes.errors import BadRequest, EyesError
-from eyes.images import pixel_count, plausible_date
+from eyes.images import plausible_date
+from eyes.ml.layout import match
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import PhotoDraft, Uploaded, upload_photo
-from eyes.services.serving import ModelInputs
+from eyes.services.photos import PhotoDraft, Uploaded, owned_copy, upload_photo
+from eyes.services.similar import (
+    CANDIDATE_SIMILARITY,
+    Fingerprint,
+    fingerprint_of,
+    near_duplicates_among_own,
+)
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
 
@@ -40,6 +48,9 @@ class ImportReport:
     imported: int = 0
     existing: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # (file, the owner's photo or earlier file it nearly duplicates): imported, or skipped when asked.
+    near_duplicates: list[tuple[str, str]] = field(default_factory=list)
+    skipped_near_duplicates: int = 0
     photo_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -48,6 +59,8 @@ class ImportReport:
             "imported": self.imported,
             "existing": self.existing,
             "rejected": [{"file": f, "reason": r} for f, r in self.rejected],
+            "near_duplicates": [{"file": f, "of": o} for f, o in self.near_duplicates],
+            "skipped_near_duplicates": self.skipped_near_duplicates,
             "seconds": round(self.seconds, 3),
             "images_per_second": round((self.imported + self.existing) / self.seconds, 1)
             if self.seconds
@@ -97,6 +110,7 @@ def import_tree(
     visibility: str = "public",
     tags_from_folders: bool = False,
     license: str | None = None,
+    skip_near_duplicates: bool = False,
     progress: bool = True,
 ) -> ImportReport:
     """Import every image under `root` for `owner`; `license` (None: the owner's default licence)
@@ -106,8 +120,10 @@ def import_tree(
     files = find_images(root)
     report = ImportReport()
     started = time.perf_counter()
+    ctx.similar.index()  # built once, before the threads need it
+    admission = Admission(ctx, user.id)
 
-    def store(path: Path) -> tuple[str, Uploaded | str, ModelInputs | None]:
+    def store(path: Path) -> tuple[str, Uploaded | str, str | None]:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
             tags: tuple[str, ...] = ()
@@ -122,53 +138,105 @@ def import_tree(
                 taken_at=file_date(path),
                 license=chosen,
             )
-            uploaded = upload_photo(ctx, user.id, path, draft)
+            # Embedded before it is stored (once: tagging finds the embedding stored), so that a
+            # near-duplicate can be skipped before anything of it is written.
+            print_ = None if owned_copy(ctx, user.id, path) else fingerprint_of(ctx, path)
+            near = admission.check(shown, print_) if print_ is not None else None
+            if near is not None and skip_near_duplicates:
+                return shown, SKIPPED, near
+            try:
+                uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
+            finally:
+                admission.settled(shown)  # indexed now (or refused): the index answers for it
         except EyesError as exc:
             return shown, exc.message, None
-        return shown, uploaded, _model_input(ctx, path) if uploaded.created else None
+        return shown, uploaded, near
 
     untagged: list[int] = []
-    inputs: dict[int, ModelInputs] = {}
-    # Two threads store and prepare the network's input (decoding, thumbnails and resizing
-    # release the GIL) while this one runs the network on what they have stored, a batch at a
-    # time, from those inputs: the original is not read and decoded again.
+    # Two threads decode, embed and store (decoding, thumbnails and the network release the
+    # GIL) while this one runs the tags of what they have stored, a batch at a time.
     with (
         ThreadPoolExecutor(max_workers=STORE_THREADS) as pool,
         tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
     ):
-        for shown, result, model_input in _bounded_map(pool, store, files, AHEAD):
+        for shown, result, near in _bounded_map(pool, store, files, AHEAD):
             bar.update(1)
-            if isinstance(result, str):
+            if result is SKIPPED:
+                report.skipped_near_duplicates += 1
+            elif isinstance(result, str):
                 report.rejected.append((shown, result))
+                continue
+            if near is not None:
+                report.near_duplicates.append((shown, near))
+            if not isinstance(result, Uploaded):
                 continue
             report.photo_ids.append(result.photo_id)
             if result.created:
                 report.imported += 1
                 untagged.append(result.photo_id)
-                if model_input is not None:
-                    inputs[result.photo_id] = model_input
             else:
                 report.existing += 1
             if len(untagged) >= TAG_BATCH:
-                tag_photos(ctx, untagged, inputs)
-                untagged, inputs = [], {}
-        tag_photos(ctx, untagged, inputs)
+                tag_photos(ctx, untagged, score_sensitive=False)
+                untagged = []
+        tag_photos(ctx, untagged, score_sensitive=False)
     report.seconds = time.perf_counter() - started
+    # Sensitive-content scores come afterwards, from the background job: the score costs more
+    # than the rest of an import, and others see the photos blurred until they have one.
     if ctx.jobs is not None and report.imported:
         ctx.jobs.enqueue("score_sensitive")  # else the server's next sweep finds them
     return report
 
 
-def _model_input(ctx: Context, path: Path) -> ModelInputs | None:
-    """The networks' inputs for a photo just stored, made the way tagging makes them (None if the
-    network cannot read it: tagging then records why)."""
-    try:
-        with ctx.limits.decoding.hold(pixel_count(path), patient=True):
-            # Scored for sensitive content afterwards, by the background job: the score costs
-            # more than the rest of an import, and others see the photo blurred until it has one.
-            return ctx.tagger.prepare_inputs(path, sensitive=False)
-    except Exception:  # tagging decodes the stored original again and marks it untaggable
-        return None
+SKIPPED = "skipped: a near-duplicate of a photo the owner has"
+
+
+class Admission:
+    """Near-duplicates among the owner's photos (the index) and among the files of this import
+    that may not be in the index the check read (two threads store at once)."""
+
+    def __init__(self, ctx: Context, owner_id: int) -> None:
+        self._ctx = ctx
+        self._owner_id = owner_id
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Files indexed lately, numbered: a check compares those indexed since it read the index.
+        self._settled: deque[tuple[int, str, tuple[np.ndarray, np.ndarray]]] = deque(maxlen=4 * STORE_THREADS)
+        self._count = 0
+
+    def check(self, shown: str, print_: Fingerprint) -> str | None:
+        """What this file nearly duplicates (a photo's URL, or another file of this import), or
+        None; then the file is in flight until `settled`."""
+        vector = print_.features[0] / max(float(np.linalg.norm(print_.features[0])), 1e-12)
+        with self._lock:
+            since = self._count
+        # The index without the lock: it is the slow part, and the files it may miss are compared below.
+        found = near_duplicates_among_own(self._ctx, self._owner_id, vector, print_.layout)
+        if found:
+            return self._url(found[0][0])
+        with self._lock:
+            others = list(self._in_flight.items()) + [(f, e) for n, f, e in self._settled if n >= since]
+            threshold = self._ctx.settings.near_duplicate_similarity
+            for other, (other_vector, other_grey) in others:
+                if (
+                    float(other_vector @ vector) >= CANDIDATE_SIMILARITY
+                    and match(print_.layout, other_grey) >= threshold
+                ):
+                    return other
+            self._in_flight[shown] = (vector, print_.layout)
+            return None
+
+    def settled(self, shown: str) -> None:
+        """The file is in the index now (or was refused)."""
+        with self._lock:
+            entry = self._in_flight.pop(shown, None)
+            if entry is not None:
+                self._settled.append((self._count, shown, entry))
+                self._count += 1
+
+    def _url(self, photo_id: int) -> str:
+        with self._ctx.sessions() as session:
+            return f"/photos/{session.scalar(select(Photo.public_id).where(Photo.id == photo_id))}"
 
 
 def _bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: list[T], window: int) -> Iterator[R]:

@@ -21,6 +21,7 @@ from eyes.images import decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock
 from eyes.services.accounts import get_user_by_name
 from eyes.services.quota import check_quota
+from eyes.services.tagging import Features, store_features
 from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
 
@@ -82,8 +83,13 @@ def check_text(ctx: Context, title: str | None, description: str | None) -> None
         )
 
 
-def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> Uploaded:
+def upload_photo(
+    ctx: Context, owner_id: int, path: Path, draft: PhotoDraft, features: Features | None = None
+) -> Uploaded:
     """Validate, store and record one photo, then queue its tagging.
+
+    `features`: the photo's embedding and activation when the caller has computed them (to look
+    for near-duplicates first): stored with it, so that tagging does not embed it again.
 
     Order matters for "nothing lost, nothing left behind": everything is checked before anything
     is written; blobs go in first (atomically, by content), then the rows in one transaction that
@@ -146,9 +152,17 @@ def upload_photo(ctx: Context, owner_id: int, path: Path, draft: PhotoDraft) -> 
             return Uploaded(existing, created=False)
         raise
     # Blobs of a failed transaction have no row: the orphan sweep takes them once they are old.
+    if features is not None:
+        store_features(ctx, {sha256: features})
+        ctx.similar.added(photo.id, owner_id, draft.visibility == Visibility.PUBLIC, features[0])
     if ctx.jobs is not None:
         ctx.jobs.enqueue("tag_photo", photo.id)
     return Uploaded(photo.id, created=True)
+
+
+def owned_copy(ctx: Context, owner_id: int, path: Path) -> int | None:
+    """The owner's photo of exactly these bytes, if they have one."""
+    return _owned_copy(ctx, owner_id, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
@@ -297,6 +311,19 @@ _SHOWN_TAGS = (
 )
 
 
+def visible_photos(ctx: Context, ids: list[int], viewer: Account | None) -> dict[int, PhotoPublic]:
+    """These photos (by internal id) as `viewer` sees them, leaving out what they may not see:
+    the public ones and the viewer's own (unlisted ones of others open only by their link)."""
+    if not ids:
+        return {}
+    listed = _PUBLIC & not_hidden()
+    shown_to = listed | (Photo.owner_id == viewer.id) if viewer is not None else listed
+    with ctx.sessions() as session:
+        rows = [ListedPhoto._make(r) for r in session.execute(_LISTED.where(Photo.id.in_(ids), shown_to))]
+        views = photo_views(ctx, session, rows, viewer)
+    return {row.id: view for row, view in zip(rows, views, strict=True)}
+
+
 @dataclass
 class PhotoPage:
     items: list[PhotoPublic]
@@ -420,6 +447,7 @@ def update_photo(
 ) -> PhotoPublic:
     check_text(ctx, title, description)
     photo_id = get_owned_photo(ctx, key, user).id
+    changed: Visibility | None = None
     with transaction(ctx.sessions) as session:
         photo = session.get_one(Photo, photo_id)
         if title is not None:
@@ -432,8 +460,11 @@ def update_photo(
             # New media URLs: whatever a browser or a shared cache kept under the old ones (for
             # a year, immutable) no longer matches anything this photo is now.
             photo.media_key = new_key()
+            changed = visibility
         if license is not None:
             photo.license = license  # what others may do with it: teaches the model no differently
+    if changed is not None:
+        ctx.similar.visibility_changed(photo_id, user.id, changed)
     return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 
@@ -464,5 +495,6 @@ def delete_photo(ctx: Context, key: str, user: Account) -> None:
     with transaction(ctx.sessions) as session:
         session.execute(delete(Photo).where(Photo.id == photo.id))
         label_clock.tick(session)
+    ctx.similar.removed(photo.id)
     # If this fails (the store is down), the sweep removes the unreferenced image later.
     image_store.remove_if_unreferenced(ctx, photo.sha256)

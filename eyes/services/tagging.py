@@ -28,6 +28,7 @@ from eyes.services.tags import tag_ids
 
 log = logging.getLogger(__name__)
 BATCH = 64
+Features = tuple[np.ndarray, np.ndarray]  # an image's embedding and activation
 RETAG_CHUNK = 2000
 
 
@@ -44,13 +45,11 @@ def tag_photo(ctx: Context, photo_id: int) -> None:
     tag_photos(ctx, [photo_id])
 
 
-def tag_photos(
-    ctx: Context, photo_ids: Sequence[int], inputs: Mapping[int, ModelInputs] | None = None
-) -> None:
+def tag_photos(ctx: Context, photo_ids: Sequence[int], *, score_sensitive: bool = True) -> None:
     """Tag the photos that are still pending, in batches. Safe to run twice or concurrently.
 
-    `inputs`: the networks' inputs of some of these photos, by photo id, when the caller has just
-    decoded them (a bulk import): those are not read and decoded again."""
+    Each image is also scored for sensitive content, unless `score_sensitive` is False (a bulk
+    import: the background job scores those afterwards)."""
     for start in range(0, len(photo_ids), BATCH):
         with ctx.sessions() as session:
             rows = session.execute(
@@ -61,8 +60,9 @@ def tag_photos(
             ).all()
         if not rows:
             continue
-        given = {sha: inputs[pid] for pid, sha in rows if inputs and pid in inputs}
-        vectors, failures = embeddings_for(ctx, sorted({sha for _, sha in rows}), given)
+        vectors, failures = embeddings_for(ctx, sorted({sha for _, sha in rows}), score_sensitive)
+        if score_sensitive:  # an upload embedded by its request: its score is still missing
+            score_images(ctx, unscored_among(ctx, sorted(vectors)))
         ready = [(pid, sha) for pid, sha in rows if sha in vectors]
         suggestions = _suggest(ctx, [sha for _, sha in ready], vectors)
         with transaction(ctx.sessions) as session:
@@ -134,15 +134,14 @@ def activations_for(ctx: Context, shas: list[str]) -> dict[str, np.ndarray]:
 
 
 def embeddings_for(
-    ctx: Context, shas: list[str], given: Mapping[str, ModelInputs] | None = None
+    ctx: Context, shas: list[str], score_sensitive: bool = True
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The stored embedding of each image, computing (and storing, with its activation and its
-    sensitive-content score) the missing ones, from `given` (the networks' inputs by sha256)
-    where there is one. Returns the vectors by sha256, and the reason for each image the network
-    could not read."""
+    """The stored embedding of each image, computing (and storing, with its activation and, unless
+    told not to, its sensitive-content score) the missing ones from their originals. Returns the
+    vectors by sha256, and the reason for each image the network could not read."""
     vectors = _stored(ctx, Embedding, Embedding.vector, shas, "<f4")
     failures: dict[str, str] = {}
-    _compute(ctx, [sha for sha in shas if sha not in vectors], vectors, failures, given)
+    _compute(ctx, [sha for sha in shas if sha not in vectors], vectors, failures, score_sensitive)
     return vectors, failures
 
 
@@ -151,19 +150,15 @@ def _compute(
     missing: list[str],
     vectors: dict[str, np.ndarray],
     failures: dict[str, str],
-    given: Mapping[str, ModelInputs] | None = None,
+    score_sensitive: bool = True,
 ) -> None:
-    """Decode (unless `given`), embed, score and store these images: embedding, activation and
-    sensitive-content score, from one decode."""
+    """Decode, embed, score and store these images: embedding, activation and sensitive-content
+    score, from one decode."""
     tagger = ctx.tagger
     for start in range(0, len(missing), BATCH):
         inputs: list[ModelInputs] = []
         loaded: list[str] = []
         for sha in missing[start : start + BATCH]:
-            if given and sha in given:
-                inputs.append(given[sha])
-                loaded.append(sha)
-                continue
             # A store that cannot be reached (or any other fault of the platform) raises: the job
             # fails, the photo stays pending and the sweep tries again. Only the image itself
             # can make a photo untaggable: bytes the network cannot read, or an original gone.
@@ -177,7 +172,7 @@ def _compute(
             try:
                 # Background work waits its turn for decoding memory as long as it takes.
                 with ctx.limits.decoding.hold(pixel_count(data), patient=True):
-                    inputs.append(tagger.prepare_inputs(io.BytesIO(data)))
+                    inputs.append(tagger.prepare_inputs(io.BytesIO(data), sensitive=score_sensitive))
                 loaded.append(sha)
             except (OSError, ValueError, DecompressionBombError, EyesError) as exc:
                 log.warning("cannot prepare %s for the network: %s", sha, exc)
@@ -187,34 +182,43 @@ def _compute(
         if not loaded:
             continue
         computed, activations = tagger.embed_with_activations(np.stack([i.backbone for i in inputs]))
+        vectors.update(zip(loaded, computed, strict=True))
         # Scored now where the caller prepared the input; the rest by the background job.
         to_score = [
             (sha, i.sensitive) for sha, i in zip(loaded, inputs, strict=True) if i.sensitive is not None
         ]
         scores = tagger.sensitive.scores(np.stack([x for _, x in to_score])) if to_score else np.zeros(0)
-        backbone = tagger.backbone_id
-        rows, act_rows = [], []
-        for sha, vector, activation in zip(loaded, computed, activations, strict=True):
-            vectors[sha] = vector
-            rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
-            act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
-        # Upserts: a row from an older backbone (exported before activations were kept, say) is
-        # replaced, not kept beside a new one that would then be computed again on every read.
-        with transaction(ctx.sessions) as session:
-            # Only for images still stored (the last photo of one may have been deleted meanwhile),
-            # locked until the commit (see image_store.claim).
-            kept = {
-                sha
-                for (sha,) in lock_rows(
-                    session, Image.size_bytes, Image.sha256.in_(loaded), returning=(Image.sha256,)
-                )
-            }
-            upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
-            upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
-            write_sensitive_scores(
-                session,
-                {sha: float(p) for (sha, _), p in zip(to_score, scores, strict=True) if sha in kept},
+        store_features(
+            ctx,
+            dict(zip(loaded, zip(computed, activations, strict=True), strict=True)),
+            {sha: float(p) for (sha, _), p in zip(to_score, scores, strict=True)},
+        )
+
+
+def store_features(
+    ctx: Context, features: Mapping[str, Features], scores: Mapping[str, float] | None = None
+) -> None:
+    """Store the embedding and activation (and the sensitive-content score, where there is one) of
+    each image (by sha256) that is still stored."""
+    backbone = ctx.tagger.backbone_id
+    rows, act_rows = [], []
+    for sha, (vector, activation) in features.items():
+        rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
+        act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
+    # Upserts: a row from an older backbone (exported before activations were kept, say) is
+    # replaced, not kept beside a new one that would then be computed again on every read.
+    with transaction(ctx.sessions) as session:
+        # Only for images still stored (the last photo of one may have been deleted meanwhile),
+        # locked until the commit (see image_store.claim).
+        kept = {
+            sha
+            for (sha,) in lock_rows(
+                session, Image.size_bytes, Image.sha256.in_(list(features)), returning=(Image.sha256,)
             )
+        }
+        upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
+        upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
+        write_sensitive_scores(session, {sha: p for sha, p in (scores or {}).items() if sha in kept})
 
 
 def write_sensitive_scores(session: Session, scores: Mapping[str, float]) -> None:
@@ -228,6 +232,18 @@ def write_sensitive_scores(session: Session, scores: Mapping[str, float]) -> Non
         .values(sensitive_score=bindparam("b_score")),
         [{"b_sha": sha, "b_score": score} for sha, score in scores.items()],
     )
+
+
+def unscored_among(ctx: Context, shas: Sequence[str]) -> list[str]:
+    """Those of these images that have no sensitive-content score yet."""
+    if not shas:
+        return []
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Image.sha256).where(Image.sha256.in_(list(shas)), Image.sensitive_score.is_(None))
+            )
+        )
 
 
 def unscored_images(ctx: Context, after: str = "", limit: int = BATCH) -> list[str]:
@@ -251,9 +267,17 @@ def score_unscored(ctx: Context) -> int:
     done, after = 0, ""
     while shas := unscored_images(ctx, after):
         after = shas[-1]
+        done += score_images(ctx, shas)
+    return done
+
+
+def score_images(ctx: Context, shas: Sequence[str]) -> int:
+    """Score these images for sensitive content from their stored originals; returns how many."""
+    done = 0
+    for start in range(0, len(shas), BATCH):
         inputs: list[np.ndarray] = []
         loaded: list[str] = []
-        for sha in shas:
+        for sha in shas[start : start + BATCH]:
             try:
                 with ctx.blobs.open(original_key(sha)) as blob:
                     data = blob.read()

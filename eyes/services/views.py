@@ -254,6 +254,34 @@ class PhotoPublic(BaseModel):
         )
 
 
+class NearDuplicate(BaseModel):
+    """One of the owner's own photos that another nearly duplicates (re-encoded, resized, cropped)."""
+
+    id: str
+    title: str
+    url: str
+    thumbnail_url: str
+    similarity: float = Field(description="How well the two line up: 1.0 is the same picture")
+
+    @classmethod
+    def of(cls, photo: PhotoPublic, similarity: float) -> NearDuplicate:
+        return cls(
+            id=photo.id,
+            title=photo.title,
+            url=photo.url,
+            thumbnail_url=photo.thumbnail_url,
+            similarity=round(similarity, 4),
+        )
+
+
+class PhotoUploaded(PhotoPublic):
+    near_duplicates: list[NearDuplicate] = Field(
+        default_factory=list,
+        description="Your own photos this one nearly duplicates (the same scene re-encoded, resized "
+        "or slightly cropped), most similar first",
+    )
+
+
 class ListedPhoto(NamedTuple):
     """The columns a photo is shown with (one row of the feed's query)."""
 

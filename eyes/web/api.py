@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, Visibility
-from eyes.services import accounts, invitations, moderation
+from eyes.services import accounts, invitations, moderation, similar
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
 from eyes.services.dataset import MAX_EXPORT_TAGS, MAX_MIN_AGREEMENT, DatasetFormat, plan_dataset
@@ -26,6 +26,7 @@ from eyes.services.views import (
     Me,
     PhotoList,
     PhotoPublic,
+    PhotoUploaded,
     TagPublic,
     TagScore,
 )
@@ -86,17 +87,19 @@ _UPLOAD_BODY = multipart_body(
 @router.post(
     "/photos",
     status_code=201,
-    response_model=PhotoPublic,
+    response_model=PhotoUploaded,
     responses={
-        201: {"description": "The new photo"},
-        200: {"model": PhotoPublic, "description": "You had already uploaded these bytes: your photo"},
+        201: {"description": "The new photo, with your photos it nearly duplicates"},
+        200: {"model": PhotoUploaded, "description": "You had already uploaded these bytes: your photo"},
     },
     openapi_extra=_UPLOAD_BODY,
     summary="Upload a photo",
     description="One image per request (JPEG, PNG, WebP or GIF). Answers 201 with the new photo, "
-    "or 200 with the existing one when you had already uploaded the same bytes.",
+    "or 200 with the existing one when you had already uploaded the same bytes. "
+    "`near_duplicates` lists your own photos this one nearly duplicates (re-encoded, resized or "
+    "slightly cropped): it is stored all the same.",
 )
-async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoPublic:
+async def upload(request: Request, response: Response, ctx: ContextDep, user: UserDep) -> PhotoUploaded:
     s = ctx.settings
     # Counted before the body is read: a refused upload costs nothing. (Everything that may block,
     # the limiter's Redis included, runs on the thread pool: never on the event loop.)
@@ -121,9 +124,10 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
 
 def _store_upload(
     ctx: Context, user: Account, path: pathlib.Path, draft: photo_service.PhotoDraft
-) -> tuple[bool, PhotoPublic]:
-    result = photo_service.upload_photo(ctx, user.id, path, draft)
-    return result.created, photo_service.show_uploaded(ctx, result, user)
+) -> tuple[bool, PhotoUploaded]:
+    result = similar.upload_and_check(ctx, user, path, draft)
+    body = PhotoUploaded(**result.photo.model_dump(), near_duplicates=result.near_duplicates)
+    return result.created, body
 
 
 def _count_classify(ctx: Context, user: Account, client: str) -> None:
@@ -165,6 +169,22 @@ def list_photos(
 @router.get("/photos/{photo_id}", response_model=PhotoPublic, summary="One photo")
 def get_photo(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> PhotoPublic:
     return photo_service.show(ctx, photo_id, viewer)
+
+
+@router.get(
+    "/photos/{photo_id}/similar",
+    response_model=list[PhotoPublic],
+    summary="More like this: similar photos you may see",
+    description="The photos most like this one, most similar first: public photos and your own "
+    "(nobody else's unlisted or private ones). From the embeddings stored at upload.",
+)
+def similar_photos(
+    photo_id: PhotoId,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=similar.MAX_SIMILAR)] = 12,
+) -> list[PhotoPublic]:
+    return similar.similar_photos(ctx, photo_id, viewer, limit)
 
 
 @router.patch(

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, ReportReason, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, invitations, moderation, sessions
+from eyes.services import accounts, invitations, moderation, sessions, similar
 from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
@@ -160,6 +160,8 @@ def photo_page(
         reported=reported,
         licenses=list(License),
         license=License(photo.license),
+        similar=similar.similar_photos(ctx, photo_id, viewer),
+        near_duplicates=similar.near_duplicates_of_photo(ctx, photo_id, viewer),
     )
 
 

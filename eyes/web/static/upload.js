@@ -36,6 +36,19 @@
           status.innerHTML = (xhr.status === 200 ? "already uploaded: " : "uploaded: ") + '<a></a>';
           const a = status.querySelector("a");
           a.href = body.url; a.textContent = "open photo";
+          // Stored all the same; the owner decides whether to keep both.
+          if (body.near_duplicates && body.near_duplicates.length) {
+            const note = document.createElement("span");
+            note.className = "near-duplicates";
+            note.append(" · looks like a near-duplicate of your ");
+            body.near_duplicates.forEach((d, i) => {
+              const link = document.createElement("a");
+              link.href = d.url; link.textContent = d.title || "photo";
+              if (i) note.append(", ");
+              note.append(link);
+            });
+            status.append(note);
+          }
         } else {
           li.classList.add("failed");
           status.textContent = "failed: " + ((body.error && body.error.message) || xhr.statusText || "network error");

@@ -1,0 +1,176 @@
+"""Similar photos ("more like this") and near-duplicates, from the stored embeddings.
+
+Nothing is decoded or embedded for a query: a photo's embedding was stored when it was uploaded
+(services/tagging.py), and the process's index (services/similar_index.py) holds them all. A
+viewer sees only public photos and their own: the index keeps to those, and every result is
+checked against the database again before it is shown, so what the index does not know yet
+(a photo made private by another server a moment ago) is never shown either.
+
+A near-duplicate is the same picture re-encoded, resized or slightly cropped, among the same
+owner's photos. The embedding proposes (the owner's photos at least CANDIDATE_SIMILARITY alike),
+but it knows what a photo shows, not which photo it is; the layout decides (eyes/ml/layout.py: a
+crop-tolerant correlation of small grey thumbnails, at least `near_duplicate_similarity`; both
+thresholds measured in docs/benchmarks.md). Uploads report them; `eyes import
+--skip-near-duplicates` skips them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL.Image import DecompressionBombError
+from sqlalchemy import select
+
+from eyes.context import Context
+from eyes.db.models import Embedding, Photo
+from eyes.domain import Account
+from eyes.errors import InvalidImage, NotFound
+from eyes.images import pixel_count
+from eyes.ml import layout
+from eyes.ml.vector_index import Audience
+from eyes.services import photos
+from eyes.services.image_store import thumb_key
+from eyes.services.tagging import Features
+from eyes.services.views import NearDuplicate, PhotoPublic
+
+log = logging.getLogger(__name__)
+MAX_SIMILAR = 48
+NEAR_DUPLICATES_SHOWN = 5
+CANDIDATES = 5  # the owner's most alike photos whose layout is compared
+CANDIDATE_SIMILARITY = 0.6  # embeddings less alike than this are never the same picture
+SPARE = 8  # results asked of the index beyond those shown, for any the database then leaves out
+
+
+def _stored_vector(ctx: Context, photo_id: int, sha256: str) -> np.ndarray | None:
+    vector = ctx.similar.index().vector(photo_id)
+    if vector is not None:
+        return vector
+    with ctx.sessions() as session:  # embedded, but not indexed yet (another server's upload)
+        data = session.scalar(
+            select(Embedding.vector).where(
+                Embedding.sha256 == sha256, Embedding.backbone == ctx.tagger.backbone_id
+            )
+        )
+    return None if data is None else np.frombuffer(data, dtype="<f4")
+
+
+def similar_photos(ctx: Context, key: str, viewer: Account | None, limit: int = 12) -> list[PhotoPublic]:
+    """The photos most like this one that `viewer` may see, most similar first. A photo the viewer
+    may not see is 'not found', as everywhere; one not embedded yet has none."""
+    photo = photos.get_visible_photo(ctx, key, viewer)
+    limit = max(1, min(limit, MAX_SIMILAR))
+    vector = _stored_vector(ctx, photo.id, photo.sha256)
+    if vector is None:
+        return []
+    audience = Audience(owner=viewer.id if viewer is not None else None, public=True)
+    found = ctx.similar.index().search(vector, limit + SPARE, audience, exclude=frozenset({photo.id}))
+    shown = photos.visible_photos(ctx, found.keys.tolist(), viewer)
+    return [shown[k] for k in found.keys.tolist() if k in shown][:limit]
+
+
+@dataclass
+class Fingerprint:
+    """What a near-duplicate check compares: the embedding (and activation, to be stored), the layout."""
+
+    features: Features
+    layout: np.ndarray
+
+
+def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerprint | None:
+    """An image file's features, as tagging computes them, and its layout (None when the network
+    cannot read it: tagging then records why). Decoding waits for its memory as uploads do: a
+    request (not `patient`) is told the server is busy rather than kept waiting."""
+    need = pixel_count(path)
+    if not 0 < need <= ctx.settings.max_image_pixels:
+        return None  # unreadable or too large: the upload refuses it, before decoding anything
+    try:
+        with ctx.limits.decoding.hold(need, patient=patient):
+            prepared = ctx.tagger.prepare(path)
+            grey = layout.open_signature(path)
+    except (OSError, ValueError, DecompressionBombError, InvalidImage) as exc:
+        log.info("no features for %s: %s", path.name, exc)
+        return None
+    embeddings, activations = ctx.tagger.embed_with_activations(prepared[None])
+    return Fingerprint((embeddings[0], activations[0]), grey)
+
+
+def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray]:
+    """The layout of stored photos, from their grid thumbnails (the original is not read)."""
+    with ctx.sessions() as session:
+        rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
+    found = {}
+    for photo_id, sha in rows:
+        try:
+            with ctx.blobs.open(thumb_key(sha, "small")) as blob:
+                found[photo_id] = layout.open_signature(blob)
+        except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
+            log.warning("no thumbnail of %s to compare: %s", sha, exc)
+    return found
+
+
+def near_duplicates_among_own(
+    ctx: Context, owner_id: int, vector: np.ndarray, grey: np.ndarray, exclude: frozenset[int] = frozenset()
+) -> list[tuple[int, float]]:
+    """The owner's photos (internal ids) that an image nearly duplicates, with how well they line
+    up, best first."""
+    candidates = ctx.similar.index().search(
+        vector,
+        CANDIDATES,
+        Audience(owner=owner_id, public=False),
+        exclude=exclude,
+        min_similarity=CANDIDATE_SIMILARITY,
+    )
+    if not len(candidates.keys):
+        return []
+    threshold = ctx.settings.near_duplicate_similarity
+    mine = layout.summaries(grey)
+    stored = _stored_layouts(ctx, candidates.keys.tolist())
+    scored = [(k, layout.matches(mine, layout.summaries(g))) for k, g in stored.items()]
+    return sorted(((k, m) for k, m in scored if m >= threshold), key=lambda km: -km[1])
+
+
+def _shown(ctx: Context, near: list[tuple[int, float]], owner: Account) -> list[NearDuplicate]:
+    mine = photos.visible_photos(ctx, [k for k, _ in near], owner)
+    return [
+        NearDuplicate.of(mine[k], similarity)
+        for k, similarity in near[:NEAR_DUPLICATES_SHOWN]
+        if k in mine and mine[k].owner == owner.username
+    ]
+
+
+def near_duplicates_of_photo(ctx: Context, key: str, viewer: Account | None) -> list[NearDuplicate]:
+    """The owner's other photos this one nearly duplicates: for its owner's eyes only (empty for
+    anybody else, who may not even know those photos exist)."""
+    photo = photos.get_visible_photo(ctx, key, viewer)
+    if viewer is None or viewer.id != photo.owner_id:
+        return []
+    vector = _stored_vector(ctx, photo.id, photo.sha256)
+    grey = _stored_layouts(ctx, [photo.id]).get(photo.id)
+    if vector is None or grey is None:
+        return []
+    return _shown(ctx, near_duplicates_among_own(ctx, viewer.id, vector, grey, frozenset({photo.id})), viewer)
+
+
+@dataclass
+class UploadResult:
+    photo: PhotoPublic
+    created: bool
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+
+
+def upload_and_check(ctx: Context, owner: Account, path: Path, draft: photos.PhotoDraft) -> UploadResult:
+    """Upload a photo (services/photos.py), embedded now rather than by the tagging job, so the
+    answer can say which of the owner's photos it nearly duplicates."""
+    ctx.similar.index()  # built before the photo joins it (a no-op but the first time)
+    print_ = None if photos.owned_copy(ctx, owner.id, path) else fingerprint_of(ctx, path, patient=False)
+    uploaded = photos.upload_photo(ctx, owner.id, path, draft, print_.features if print_ else None)
+    shown = photos.show_uploaded(ctx, uploaded, owner)
+    if not uploaded.created or print_ is None:
+        return UploadResult(shown, uploaded.created)
+    near = near_duplicates_among_own(
+        ctx, owner.id, print_.features[0], print_.layout, frozenset({uploaded.photo_id})
+    )
+    return UploadResult(shown, True, _shown(ctx, near, owner))
