@@ -52,7 +52,7 @@ def _windows(grey: np.ndarray) -> np.ndarray:
 def _summaries(grey: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """Each window as CELL x CELL averages, centred and of unit length: (windows, CELL * CELL)."""
     h, w = grey.shape
-    integral = np.zeros((h + 1, w + 1), dtype=np.float64)
+    integral = np.zeros((h + 1, w + 1), dtype=np.float32)  # 96 x 96 grey levels: exact in float32
     integral[1:, 1:] = grey.cumsum(0).cumsum(1)
     steps = np.linspace(0.0, 1.0, CELL + 1)
     xs = np.rint(windows[:, 0:1] + (windows[:, 2:3] - windows[:, 0:1]) * steps).astype(int).clip(0, w)
@@ -60,7 +60,7 @@ def _summaries(grey: np.ndarray, windows: np.ndarray) -> np.ndarray:
     corner = integral[ys[:, :, None], xs[:, None, :]]  # (n, CELL+1, CELL+1)
     sums = corner[:, 1:, 1:] - corner[:, :-1, 1:] - corner[:, 1:, :-1] + corner[:, :-1, :-1]
     area = np.maximum(np.diff(ys)[:, :, None] * np.diff(xs)[:, None, :], 1)
-    cells = (sums / area).reshape(len(windows), -1)
+    cells = (sums / area).astype(np.float32).reshape(len(windows), -1)
     cells -= cells.mean(axis=1, keepdims=True)
     return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
 

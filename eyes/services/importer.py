@@ -22,7 +22,7 @@ from eyes.db.models import Photo, User
 from eyes.domain import License, Visibility
 from eyes.errors import BadRequest, EyesError
 from eyes.images import plausible_date
-from eyes.ml.layout import match
+from eyes.ml.layout import matches
 from eyes.services.accounts import get_user_by_name
 from eyes.services.photos import PhotoDraft, Uploaded, owned_copy, upload_photo
 from eyes.services.similar import (
@@ -199,9 +199,11 @@ class Admission:
         self._ctx = ctx
         self._owner_id = owner_id
         self._lock = threading.Lock()
-        self._in_flight: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._in_flight: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         # Files indexed lately, numbered: a check compares those indexed since it read the index.
-        self._settled: deque[tuple[int, str, tuple[np.ndarray, np.ndarray]]] = deque(maxlen=4 * STORE_THREADS)
+        self._settled: deque[tuple[int, str, tuple[np.ndarray, np.ndarray | None]]] = deque(
+            maxlen=4 * STORE_THREADS
+        )
         self._count = 0
 
     def check(self, shown: str, print_: Fingerprint) -> str | None:
@@ -217,10 +219,10 @@ class Admission:
         with self._lock:
             others = list(self._in_flight.items()) + [(f, e) for n, f, e in self._settled if n >= since]
             threshold = self._ctx.settings.near_duplicate_similarity
-            for other, (other_vector, other_grey) in others:
+            for other, (other_vector, other_layout) in others:
                 if (
                     float(other_vector @ vector) >= CANDIDATE_SIMILARITY
-                    and match(print_.layout, other_grey) >= threshold
+                    and matches(print_.layout, other_layout) >= threshold
                 ):
                     return other
             self._in_flight[shown] = (vector, print_.layout)

@@ -17,7 +17,10 @@ thresholds measured in docs/benchmarks.md). Uploads report them; `eyes import
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from eyes.domain import Account
 from eyes.errors import InvalidImage, NotFound
 from eyes.images import pixel_count
 from eyes.ml import layout
+from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.vector_index import Audience
 from eyes.services import photos
 from eyes.services.image_store import thumb_key
@@ -76,7 +80,12 @@ class Fingerprint:
     """What a near-duplicate check compares: the embedding (and activation, to be stored), the layout."""
 
     features: Features
-    layout: np.ndarray
+    grey: np.ndarray  # its layout signature (eyes/ml/layout.py)
+
+    @cached_property
+    def layout(self) -> np.ndarray | None:
+        """Its windows summarised: once, and only if it meets a candidate."""
+        return layout.summaries(self.grey)
 
 
 def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerprint | None:
@@ -88,8 +97,12 @@ def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerp
         return None  # unreadable or too large: the upload refuses it, before decoding anything
     try:
         with ctx.limits.decoding.hold(need, patient=patient):
-            prepared = ctx.tagger.prepare(path)
-            grey = layout.open_signature(path)
+            image = open_for_model(path)  # one decode for the network and the layout
+            try:
+                prepared = preprocess(image)
+                grey = layout.signature(image)
+            finally:
+                image.close()
     except (OSError, ValueError, DecompressionBombError, InvalidImage) as exc:
         log.info("no features for %s: %s", path.name, exc)
         return None
@@ -97,22 +110,50 @@ def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerp
     return Fingerprint((embeddings[0], activations[0]), grey)
 
 
-def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray]:
-    """The layout of stored photos, from their grid thumbnails (the original is not read)."""
-    with ctx.sessions() as session:
-        rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
-    found = {}
-    for photo_id, sha in rows:
-        try:
+class _Summaries:
+    """Stored photos' layout summaries by content hash, the most recently used kept (about 1 MB
+    each): a bulk import of similar photos meets the same few candidates again and again, and
+    summarising one costs more than the rest of its check."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, np.ndarray | None] = OrderedDict()
+
+    def get(self, ctx: Context, sha: str) -> np.ndarray | None:
+        with self._lock:
+            if sha in self._kept:
+                self._kept.move_to_end(sha)
+                return self._kept[sha]
+        try:  # from the grid thumbnail: the original is not read
             with ctx.blobs.open(thumb_key(sha, "small")) as blob:
-                found[photo_id] = layout.open_signature(blob)
+                found = layout.summaries(layout.open_signature(blob))
         except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
             log.warning("no thumbnail of %s to compare: %s", sha, exc)
-    return found
+            return None
+        with self._lock:
+            self._kept[sha] = found
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return found
+
+
+_SUMMARIES = _Summaries()
+
+
+def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray | None]:
+    """The layout summaries of stored photos, by photo id."""
+    with ctx.sessions() as session:
+        rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
+    return {photo_id: _SUMMARIES.get(ctx, sha) for photo_id, sha in rows}
 
 
 def near_duplicates_among_own(
-    ctx: Context, owner_id: int, vector: np.ndarray, grey: np.ndarray, exclude: frozenset[int] = frozenset()
+    ctx: Context,
+    owner_id: int,
+    vector: np.ndarray,
+    mine: np.ndarray | None,
+    exclude: frozenset[int] = frozenset(),
 ) -> list[tuple[int, float]]:
     """The owner's photos (internal ids) that an image nearly duplicates, with how well they line
     up, best first."""
@@ -126,9 +167,8 @@ def near_duplicates_among_own(
     if not len(candidates.keys):
         return []
     threshold = ctx.settings.near_duplicate_similarity
-    mine = layout.summaries(grey)
     stored = _stored_layouts(ctx, candidates.keys.tolist())
-    scored = [(k, layout.matches(mine, layout.summaries(g))) for k, g in stored.items()]
+    scored = [(k, layout.matches(mine, theirs)) for k, theirs in stored.items()]
     return sorted(((k, m) for k, m in scored if m >= threshold), key=lambda km: -km[1])
 
 
@@ -148,10 +188,10 @@ def near_duplicates_of_photo(ctx: Context, key: str, viewer: Account | None) -> 
     if viewer is None or viewer.id != photo.owner_id:
         return []
     vector = _stored_vector(ctx, photo.id, photo.sha256)
-    grey = _stored_layouts(ctx, [photo.id]).get(photo.id)
-    if vector is None or grey is None:
+    mine = _stored_layouts(ctx, [photo.id]).get(photo.id)
+    if vector is None or mine is None:
         return []
-    return _shown(ctx, near_duplicates_among_own(ctx, viewer.id, vector, grey, frozenset({photo.id})), viewer)
+    return _shown(ctx, near_duplicates_among_own(ctx, viewer.id, vector, mine, frozenset({photo.id})), viewer)
 
 
 @dataclass
