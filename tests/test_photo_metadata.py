@@ -117,6 +117,49 @@ def test_lists_sort_by_date_taken_undated_last_across_pages(client: TestClient) 
     assert client.get("/api/v1/photos", params={"sort": "sideways"}).status_code == 422
 
 
+def test_an_album_sorts_by_date_taken_across_pages_and_hides_what_others_may_not_see(
+    client: TestClient,
+) -> None:
+    sign_up(client, "dee")
+    dates = ["2010:05:05 10:00:00", None, "2022:07:07 07:00:00", "2015:01:01 01:00:00"]
+    ids = [
+        post(client, with_exif(real_photo(i, "watch"), {DATE_TAKEN: d} if d else None))["id"]
+        for i, d in enumerate(dates)
+    ]
+    secret = post(
+        client, with_exif(real_photo(5, "watch"), {DATE_TAKEN: "2023:01:01 00:00:00"}), visibility="private"
+    )
+    album = client.post("/api/v1/albums", json={"title": "Watches", "photos": [*ids, secret["id"]]}).json()
+    url = f"/api/v1/albums/{album['id']}/photos"
+
+    def walk(viewer: TestClient) -> list[str]:
+        seen: list[str] = []
+        page: str | None = url
+        params: dict[str, object] | None = {"sort": "taken", "limit": 1}
+        while page:
+            body = viewer.get(page, params=params).json()
+            seen += [p["id"] for p in body["items"]]
+            page, params = body["next"], None
+            assert len(seen) <= 5, "pages never repeat a photo"
+        return seen
+
+    assert walk(client) == [secret["id"], ids[2], ids[3], ids[0], ids[1]], "undated last"
+    visitor = TestClient(client.app, base_url="http://127.0.0.1")
+    assert walk(visitor) == [ids[2], ids[3], ids[0], ids[1]], "a private photo is never shown to others"
+    assert [p["id"] for p in client.get(url).json()["items"]] == [*ids, secret["id"]], "the album's order"
+    # The private photo's place as a cursor tells a visitor nothing: the same answer as a gone one.
+    positions = {p: i for i, p in enumerate([*ids, secret["id"]])}
+    gone = visitor.get(url, params={"sort": "taken", "after": positions[secret["id"]]})
+    assert (
+        gone.status_code == 400
+        and visitor.get(url, params={"sort": "taken", "after": 999}).json() == gone.json()
+    )
+    assert visitor.get(url, params={"sort": "sideways"}).status_code == 422
+    page = visitor.get(f"/albums/{album['id']}?sort=taken").text
+    assert re.findall(r'href="/photos/([A-Za-z0-9_-]{22})"', page) == [ids[2], ids[3], ids[0], ids[1]]
+    assert 'aria-current="true">date taken' in page
+
+
 def test_a_cursor_tells_nothing_about_photos_the_viewer_cannot_list(client: TestClient) -> None:
     sign_up(client, "dee")
     public = post(client, with_exif(real_photo(0, "watch"), {DATE_TAKEN: "2020:01:01 00:00:00"}))

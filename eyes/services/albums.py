@@ -138,29 +138,62 @@ def albums_with_photo(ctx: Context, photo_key: str, viewer: Account | None) -> l
 
 
 def album_photos(
-    ctx: Context, key: str, viewer: Account | None, *, after: int | None = None, limit: int | None = None
+    ctx: Context,
+    key: str,
+    viewer: Account | None,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
+    by_date_taken: bool = False,
 ) -> AlbumPhotoPage:
-    """The album's photos that `viewer` may see, in the album's order, keyset-paginated by
-    position."""
+    """The album's photos that `viewer` may see, in the album's order (or, `by_date_taken`, the
+    most recently taken first, undated ones last), keyset-paginated by the last one's position."""
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     with ctx.sessions() as session:
         album = _visible(session, key, viewer)
+        in_album = (AlbumPhoto.album_id == album.id) & _photo_shown_to(viewer)
         query = (
             select(AlbumPhoto.position, *LISTED_COLUMNS)
             .join(Photo, Photo.id == AlbumPhoto.photo_id)
             .join(User, User.id == Photo.owner_id)
             .join(Image, Image.sha256 == Photo.sha256)
-            .where(AlbumPhoto.album_id == album.id, _photo_shown_to(viewer))
-            .order_by(AlbumPhoto.position)
+            .where(in_album)
             .limit(limit + 1)
         )
-        if after is not None:
-            query = query.where(AlbumPhoto.position > after)
+        if by_date_taken:
+            query = query.order_by(Photo.taken_at.desc().nulls_last(), AlbumPhoto.position)
+            if after is not None:
+                query = query.where(_taken_after(session, in_album, after))
+        else:
+            query = query.order_by(AlbumPhoto.position)
+            if after is not None:
+                query = query.where(AlbumPhoto.position > after)
         rows = list(session.execute(query))
         more = len(rows) > limit
         rows = rows[:limit]
         items = photo_views(ctx, session, [ListedPhoto._make(row[1:]) for row in rows], viewer)
     return AlbumPhotoPage(items, rows[-1].position if more and rows else None)
+
+
+def _taken_after(session: Session, in_album: ColumnElement[bool], position: int) -> ColumnElement[bool]:
+    """What follows the photo at `position` in the order of dates taken; its date is looked up
+    only among the album's photos this viewer sees."""
+    cursor = session.execute(
+        select(Photo.taken_at)
+        .join(AlbumPhoto, AlbumPhoto.photo_id == Photo.id)
+        .join(User, User.id == Photo.owner_id)
+        .where(in_album, AlbumPhoto.position == position)
+    ).first()
+    if cursor is None:
+        raise BadRequest("the page's starting photo is gone; start again from the first page")
+    if cursor.taken_at is None:
+        return Photo.taken_at.is_(None) & (AlbumPhoto.position > position)
+    taken = cursor.taken_at
+    return (
+        (Photo.taken_at < taken)
+        | ((Photo.taken_at == taken) & (AlbumPhoto.position > position))
+        | Photo.taken_at.is_(None)
+    )
 
 
 def _views(session: Session, albums: list[Album], viewer: Account | None) -> list[AlbumPublic]:

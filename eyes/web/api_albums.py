@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -79,8 +79,14 @@ def album_photos(
     viewer: ViewerDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Cursor from `next`")] = None,
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+    sort: Annotated[
+        Literal["album", "taken"],
+        Query(description="`album`: the owner's order; `taken`: the most recently taken first, undated last"),
+    ] = "album",
 ) -> Response:
-    page = album_service.album_photos(ctx, album_id, viewer, after=after, limit=limit)
+    page = album_service.album_photos(
+        ctx, album_id, viewer, after=after, limit=limit, by_date_taken=sort == "taken"
+    )
     following = (
         request.url.include_query_params(after=page.next_after) if page.next_after is not None else None
     )

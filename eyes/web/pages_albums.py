@@ -3,7 +3,7 @@ without JavaScript: the grid's selection is a form of checkboxes)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,10 +21,15 @@ Position = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 @router.get("/albums/{album_id}", response_class=HTMLResponse)
 def album_page(
-    album_id: str, request: Request, ctx: ContextDep, viewer: ViewerDep, after: Position = None
+    album_id: str,
+    request: Request,
+    ctx: ContextDep,
+    viewer: ViewerDep,
+    after: Position = None,
+    sort: Literal["album", "taken"] = "album",
 ) -> Response:
     album = album_service.show_album(ctx, album_id, viewer)
-    page = album_service.album_photos(ctx, album_id, viewer, after=after)
+    page = album_service.album_photos(ctx, album_id, viewer, after=after, by_date_taken=sort == "taken")
     following = (
         request.url.include_query_params(after=page.next_after) if page.next_after is not None else None
     )
@@ -33,6 +38,11 @@ def album_page(
         "album.html",
         album=album,
         photos=page.items,
+        sort=sort,
+        orders={
+            o: str(request.url.remove_query_params(["after", "sort"]).include_query_params(sort=o))
+            for o in ("album", "taken")
+        },
         next_url=str(following) if following else None,
         own=viewer is not None and viewer.username == album.owner,
         visibilities=[v.value for v in Visibility],
