@@ -30,6 +30,7 @@ from eyes.services.similar import (
     Fingerprint,
     fingerprint_of,
     near_duplicates_among_own,
+    remember_layout,
 )
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
@@ -146,6 +147,8 @@ def import_tree(
                 return shown, SKIPPED, near
             try:
                 uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
+                if print_ is not None and uploaded.created:
+                    remember_layout(uploaded.photo_id, print_)
             finally:
                 admission.settled(shown)  # indexed now (or refused): the index answers for it
         except EyesError as exc:

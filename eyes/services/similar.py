@@ -111,41 +111,51 @@ def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerp
 
 
 class _Summaries:
-    """Stored photos' layout summaries by content hash, the most recently used kept (about 1 MB
-    each): a bulk import of similar photos meets the same few candidates again and again, and
-    summarising one costs more than the rest of its check."""
+    """Stored photos' layout summaries by photo id (ids are never given again), the most recently
+    used kept (about 1 MB each): a bulk import of similar photos meets the same candidates again
+    and again, and summarising one costs more than the rest of its check."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 64) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._kept: OrderedDict[str, np.ndarray | None] = OrderedDict()
+        self._kept: OrderedDict[int, np.ndarray | None] = OrderedDict()
 
-    def get(self, ctx: Context, sha: str) -> np.ndarray | None:
+    def get(self, ctx: Context, photo_id: int, sha: str) -> np.ndarray | None:
         with self._lock:
-            if sha in self._kept:
-                self._kept.move_to_end(sha)
-                return self._kept[sha]
+            if photo_id in self._kept:
+                self._kept.move_to_end(photo_id)
+                return self._kept[photo_id]
         try:  # from the grid thumbnail: the original is not read
             with ctx.blobs.open(thumb_key(sha, "small")) as blob:
                 found = layout.summaries(layout.open_signature(blob))
         except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
             log.warning("no thumbnail of %s to compare: %s", sha, exc)
             return None
+        self.remember(photo_id, found)
+        return found
+
+    def remember(self, photo_id: int, found: np.ndarray | None) -> None:
         with self._lock:
-            self._kept[sha] = found
+            self._kept[photo_id] = found
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
-        return found
 
 
 _SUMMARIES = _Summaries()
+
+
+def remember_layout(photo_id: int, print_: Fingerprint) -> None:
+    """A photo just stored whose layout was summarised for its own check: the next photos of an
+    import, which often meet it as a candidate, do not summarise it again."""
+    if "layout" in print_.__dict__:  # computed (a cached property): never computed only for this
+        _SUMMARIES.remember(photo_id, print_.layout)
 
 
 def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray | None]:
     """The layout summaries of stored photos, by photo id."""
     with ctx.sessions() as session:
         rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
-    return {photo_id: _SUMMARIES.get(ctx, sha) for photo_id, sha in rows}
+    return {photo_id: _SUMMARIES.get(ctx, photo_id, sha) for photo_id, sha in rows}
 
 
 def near_duplicates_among_own(
