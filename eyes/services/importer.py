@@ -148,7 +148,7 @@ def import_tree(
             try:
                 uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
                 if print_ is not None and uploaded.created:
-                    remember_layout(uploaded.photo_id, print_)
+                    remember_layout(ctx, uploaded.photo_id, print_)
             finally:
                 admission.settled(shown)  # indexed now (or refused): the index answers for it
         except EyesError as exc:

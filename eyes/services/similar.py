@@ -17,8 +17,6 @@ thresholds measured in docs/benchmarks.md). Uploads report them; `eyes import
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,13 +28,12 @@ from sqlalchemy import select
 from eyes.context import Context
 from eyes.db.models import Embedding, Photo
 from eyes.domain import Account
-from eyes.errors import InvalidImage, NotFound
+from eyes.errors import InvalidImage
 from eyes.images import pixel_count
 from eyes.ml import layout
 from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.vector_index import Audience
 from eyes.services import photos
-from eyes.services.image_store import thumb_key
 from eyes.services.tagging import Features
 from eyes.services.views import NearDuplicate, PhotoPublic
 
@@ -110,52 +107,18 @@ def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerp
     return Fingerprint((embeddings[0], activations[0]), grey)
 
 
-class _Summaries:
-    """Stored photos' layout summaries by photo id (ids are never given again), the most recently
-    used kept (about 1 MB each): a bulk import of similar photos meets the same candidates again
-    and again, and summarising one costs more than the rest of its check."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[int, np.ndarray | None] = OrderedDict()
-
-    def get(self, ctx: Context, photo_id: int, sha: str) -> np.ndarray | None:
-        with self._lock:
-            if photo_id in self._kept:
-                self._kept.move_to_end(photo_id)
-                return self._kept[photo_id]
-        try:  # from the grid thumbnail: the original is not read
-            with ctx.blobs.open(thumb_key(sha, "small")) as blob:
-                found = layout.summaries(layout.open_signature(blob))
-        except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
-            log.warning("no thumbnail of %s to compare: %s", sha, exc)
-            return None
-        self.remember(photo_id, found)
-        return found
-
-    def remember(self, photo_id: int, found: np.ndarray | None) -> None:
-        with self._lock:
-            self._kept[photo_id] = found
-            while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
-
-
-_SUMMARIES = _Summaries()
-
-
-def remember_layout(photo_id: int, print_: Fingerprint) -> None:
+def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
     """A photo just stored whose layout was summarised for its own check: the next photos of an
     import, which often meet it as a candidate, do not summarise it again."""
     if "layout" in print_.__dict__:  # computed (a cached property): never computed only for this
-        _SUMMARIES.remember(photo_id, print_.layout)
+        ctx.similar.layouts.remember(photo_id, print_.layout)
 
 
 def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray | None]:
     """The layout summaries of stored photos, by photo id."""
     with ctx.sessions() as session:
         rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
-    return {photo_id: _SUMMARIES.get(ctx, photo_id, sha) for photo_id, sha in rows}
+    return {photo_id: ctx.similar.layouts.get(ctx, photo_id, sha) for photo_id, sha in rows}
 
 
 def near_duplicates_among_own(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,13 +24,47 @@ from sqlalchemy import select
 
 from eyes.db.models import Embedding, Photo
 from eyes.domain import Visibility
+from eyes.errors import NotFound
+from eyes.ml import layout
 from eyes.ml.vector_index import VectorIndex
+from eyes.services.image_store import thumb_key
 
 if TYPE_CHECKING:
     from eyes.context import Context
 
 log = logging.getLogger(__name__)
 CHUNK = 2000  # embeddings read (and added) at a time
+
+
+class LayoutCache:
+    """`ctx.similar.layouts`: stored photos' layout summaries (eyes/ml/layout.py) by photo id (ids are never given again), the most recently
+    used kept (about 1 MB each): a bulk import of similar photos meets the same candidates again
+    and again, and summarising one costs more than the rest of its check."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[int, np.ndarray | None] = OrderedDict()
+
+    def get(self, ctx: Context, photo_id: int, sha: str) -> np.ndarray | None:
+        with self._lock:
+            if photo_id in self._kept:
+                self._kept.move_to_end(photo_id)
+                return self._kept[photo_id]
+        try:  # from the grid thumbnail: the original is not read
+            with ctx.blobs.open(thumb_key(sha, "small")) as blob:
+                found = layout.summaries(layout.open_signature(blob))
+        except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
+            log.warning("no thumbnail of %s to compare: %s", sha, exc)
+            return None
+        self.remember(photo_id, found)
+        return found
+
+    def remember(self, photo_id: int, found: np.ndarray | None) -> None:
+        with self._lock:
+            self._kept[photo_id] = found
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
 
 
 class SimilarIndex:
@@ -42,6 +77,7 @@ class SimilarIndex:
         self._build_lock = threading.Lock()  # one build or catch-up at a time
         self._synced_at = float("-inf")
         self._catching_up: threading.Thread | None = None
+        self.layouts = LayoutCache()  # for the near-duplicate check (services/similar.py)
 
     def index(self) -> VectorIndex:
         """The index, built now if this process has none yet (or the backbone changed), and a
