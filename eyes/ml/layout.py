@@ -20,11 +20,16 @@ SIDE = 96  # the thumbnail's longer side, in pixels
 CELL = 24  # windows are compared as CELL x CELL grey averages
 FRACTIONS = (1.0, 0.95, 0.9, 0.85, 0.8)  # of a side a crop may keep
 ANCHORS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where a crop may sit along a side
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK"}  # modes Image.reduce takes
 
 
 def signature(image: Image.Image) -> np.ndarray:
-    """A small grey thumbnail (float32, the longer side SIDE): what `match` compares."""
-    grey = ImageOps.exif_transpose(image).convert("L")
+    """A small grey thumbnail (float32, the longer side SIDE) of an upright image: what `match`
+    compares. Reduced before it is converted: a copy of a 49-megapixel photo at full size would
+    cost more memory than its decode."""
+    factor = min(image.size) // (2 * SIDE)
+    small = image.reduce(factor) if factor > 1 and image.mode in _REDUCIBLE else image
+    grey = small.convert("L")
     grey.thumbnail((SIDE, SIDE), Image.Resampling.BOX)
     return np.asarray(grey, dtype=np.float32)
 
@@ -33,7 +38,7 @@ def open_signature(source: object) -> np.ndarray:
     """The signature of an image file (a path or a file object), decoded at a reduced scale."""
     with Image.open(source) as img:  # type: ignore[arg-type]
         img.draft("L", (2 * SIDE, 2 * SIDE))
-        return signature(img)
+        return signature(ImageOps.exif_transpose(img))
 
 
 def _windows(grey: np.ndarray) -> np.ndarray:
