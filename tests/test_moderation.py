@@ -353,3 +353,26 @@ def test_the_queue_lists_reports_and_high_scores_until_reviewed(people: People, 
     assert people.admin.get("/api/v1/moderation/queue").json() == []
     assert "Nothing to review" in people.admin.get("/moderation").text
     assert people.other.get(f"/api/v1/photos/{red['id']}").json()["blurred"], "kept, still blurred"
+
+
+def test_a_suspended_accounts_votes_teach_nothing(settings: Settings) -> None:
+    trusting = settings.model_copy(
+        update={"min_votes_to_agree": 2, "trust_min_agreements": 0, "trust_min_account_age_days": 0}
+    )
+    with TestClient(create_app(trusting), base_url="http://127.0.0.1") as admin:
+        people = People(admin)
+        vandal = people._member("vandal")
+        photo = _tagged(people, PHOTOS[0])
+        for voter in (people.other, vandal):
+            res = voter.post(f"/api/v1/photos/{photo['id']}/votes", json={"tag": "teapot", "agrees": True})
+            assert res.status_code == 200, res.text
+        ctx = context_of(admin)
+
+        def taught() -> set[str]:
+            with ctx.sessions() as session:
+                found = labels.training_labels(session, ctx.settings).positives
+            return {name for names in found.values() for name in names}
+
+        assert "teapot" in taught(), "two trusted votes agree"
+        assert admin.post("/api/v1/moderation/users/vandal/suspend").status_code == 204
+        assert "teapot" not in taught(), "one vote left: a suspended account's votes count no more"
