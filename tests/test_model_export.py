@@ -272,6 +272,21 @@ def test_the_day_one_model_exports_when_nothing_was_trained(ctx: Context, tmp_pa
     assert again.onnx_bytes == exported.onnx_bytes, "the same model gives the same bytes"
 
 
+def test_the_day_one_export_follows_a_changed_tag_threshold(
+    ctx: Context, export_settings: Settings, tmp_path: Path
+) -> None:
+    model_export.export_to(ctx, "day-one", tmp_path / "before")  # kept in the blob store
+    stricter = build_context(export_settings.model_copy(update={"tag_threshold": 0.5}))
+    try:
+        exported, _ = model_export.export_to(stricter, "day-one", tmp_path / "after")
+        name = f"eyes-{stricter.tagger.day_one_version}.onnx"
+        _, labels, thresholds = run_exported(tmp_path / "after" / name, unseen_photos(1), stricter)
+    finally:
+        stricter.close()
+    assert set(exported.card["thresholds"].values()) == {0.5}
+    assert thresholds == [0.5] * len(labels), "the file's thresholds are the card's and the server's"
+
+
 def test_names_that_name_nothing_exportable_are_clear_errors(ctx: Context, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="no model v99"):
         model_export.export_to(ctx, "v99", tmp_path / "out")

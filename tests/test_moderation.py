@@ -353,3 +353,44 @@ def test_the_queue_lists_reports_and_high_scores_until_reviewed(people: People, 
     assert people.admin.get("/api/v1/moderation/queue").json() == []
     assert "Nothing to review" in people.admin.get("/moderation").text
     assert people.other.get(f"/api/v1/photos/{red['id']}").json()["blurred"], "kept, still blurred"
+
+
+def test_a_suspended_accounts_votes_teach_nothing(settings: Settings) -> None:
+    trusting = settings.model_copy(
+        update={"min_votes_to_agree": 2, "trust_min_agreements": 0, "trust_min_account_age_days": 0}
+    )
+    with TestClient(create_app(trusting), base_url="http://127.0.0.1") as admin:
+        people = People(admin)
+        vandal = people._member("vandal")
+        photo = _tagged(people, PHOTOS[0])
+        for voter in (people.other, vandal):
+            res = voter.post(f"/api/v1/photos/{photo['id']}/votes", json={"tag": "teapot", "agrees": True})
+            assert res.status_code == 200, res.text
+        ctx = context_of(admin)
+
+        def taught() -> set[str]:
+            with ctx.sessions() as session:
+                found = labels.training_labels(session, ctx.settings).positives
+            return {name for names in found.values() for name in names}
+
+        assert "teapot" in taught(), "two trusted votes agree"
+        assert admin.post("/api/v1/moderation/users/vandal/suspend").status_code == 204
+        assert "teapot" not in taught(), "one vote left: a suspended account's votes count no more"
+
+
+def test_a_sensitive_album_cover_is_blurred_for_others_as_in_every_grid(
+    people: People, tmp_path: Path
+) -> None:
+    red = _tagged(people, red_image(tmp_path / "red.jpg"), title="red wall")
+    made = people.owner.post("/api/v1/albums", json={"title": "Walls", "photos": [red["id"]]})
+    assert made.status_code == 201, made.text
+    album = made.json()
+    assert not album["cover_blurred"], "never blurred for its owner"
+    for viewer in (people.other, people.visitor):
+        seen = viewer.get(f"/api/v1/albums/{album['id']}").json()
+        assert seen["cover_photo"] == red["id"] and seen["cover_blurred"]
+        for page in ("/users/owner", "/users/owner/albums"):
+            assert 'class="card album-card blurred"' in viewer.get(page).text, page
+    people.other.patch("/api/v1/me", json={"show_sensitive": True})
+    assert not people.other.get(f"/api/v1/albums/{album['id']}").json()["cover_blurred"], "opted in"
+    assert 'class="card album-card"' in people.owner.get("/users/owner/albums").text

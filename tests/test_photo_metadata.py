@@ -290,3 +290,29 @@ def test_a_broken_exif_block_keeps_the_photo_and_drops_the_metadata(client: Test
     photo = res.json()
     assert photo["camera"] == "" and photo["lens"] == "" and photo["location"] is None
     assert client.get(f"/photos/{photo['id']}").status_code == 200
+
+
+def test_a_cursor_tells_nothing_about_hidden_photos_nor_a_suspended_accounts(client: TestClient) -> None:
+    sign_up(client, "root")  # the first account: an administrator
+    owner = TestClient(client.app, base_url="http://127.0.0.1")
+    sign_up(owner, "eve")
+    date = {DATE_TAKEN: "2021:01:01 00:00:00"}
+    shown = post(owner, with_exif(real_photo(0, "watch"), {DATE_TAKEN: "2020:01:01 00:00:00"}))
+    hidden = post(owner, with_exif(real_photo(1, "watch"), date))
+    assert client.post(f"/api/v1/moderation/photos/{hidden['id']}/hide", json={}).status_code == 200
+    gus = TestClient(client.app, base_url="http://127.0.0.1")
+    sign_up(gus, "gus")
+    suspended = post(gus, with_exif(real_photo(2, "watch"), date))
+    assert client.post("/api/v1/moderation/users/gus/suspend").status_code == 204
+    ctx = context_of(client)
+    with ctx.sessions() as session:
+        ids = dict(session.execute(select(Photo.public_id, Photo.id)).all())
+    stranger = TestClient(client.app, base_url="http://127.0.0.1")
+    gone = stranger.get("/api/v1/photos", params={"sort": "taken", "before": 10**9})
+    for photo in (hidden, suspended):
+        for viewer in (stranger, client):  # a visitor, and an administrator (lists leave them out too)
+            res = viewer.get("/api/v1/photos", params={"sort": "taken", "before": ids[photo["id"]]})
+            assert res.status_code == 400 and res.json() == gone.json(), "the same answer as a gone photo"
+            assert viewer.get("/", params={"sort": "taken", "before": ids[photo["id"]]}).status_code == 400
+    own = owner.get("/api/v1/photos", params={"sort": "taken", "before": ids[hidden["id"]], "owner": "eve"})
+    assert own.status_code == 200 and [p["id"] for p in own.json()["items"]] == [shown["id"]]

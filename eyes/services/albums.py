@@ -71,7 +71,7 @@ def _visible(session: Session, key: str, viewer: Account | None) -> Album:
 def show_album(ctx: Context, key: str, viewer: Account | None) -> AlbumPublic:
     with ctx.sessions() as session:
         album = _visible(session, key, viewer)
-        return _views(session, [album], viewer)[0]
+        return _views(ctx, session, [album], viewer)[0]
 
 
 def list_albums(
@@ -103,7 +103,7 @@ def list_albums(
         albums = list(session.scalars(query))
         more = len(albums) > limit
         albums = albums[:limit]
-        items = _views(session, albums, viewer)
+        items = _views(ctx, session, albums, viewer)
     return AlbumPage(items, albums[-1].id if more and albums else None)
 
 
@@ -134,7 +134,7 @@ def albums_with_photo(ctx: Context, photo_key: str, viewer: Account | None) -> l
             query = query.where(Album.visibility == Visibility.PUBLIC)
         else:
             query = query.where((Album.visibility == Visibility.PUBLIC) | (Album.owner_id == viewer.id))
-        return _views(session, list(session.scalars(query)), viewer)
+        return _views(ctx, session, list(session.scalars(query)), viewer)
 
 
 def album_photos(
@@ -196,9 +196,9 @@ def _taken_after(session: Session, in_album: ColumnElement[bool], position: int)
     )
 
 
-def _views(session: Session, albums: list[Album], viewer: Account | None) -> list[AlbumPublic]:
+def _views(ctx: Context, session: Session, albums: list[Album], viewer: Account | None) -> list[AlbumPublic]:
     """Albums as `viewer` sees them: three queries for any number (counts, chosen covers, first
-    photos), never one per album."""
+    photos), never one per album. A sensitive cover is blurred as the photo is in a grid."""
     if not albums:
         return []
     ids = [a.id for a in albums]
@@ -216,32 +216,48 @@ def _views(session: Session, albums: list[Album], viewer: Account | None) -> lis
     )
     # A chosen cover shows only to whoever may see that photo; else the first photo they may see.
     chosen = {a.cover_photo_id for a in albums if a.cover_photo_id is not None}
-    covers: dict[int, Row[int, str, str]] = {}
+    cover_columns = (Photo.public_id, Photo.media_key, Image.sensitive_score, Photo.marked_sensitive)
+    covers: dict[int, Row[int, str, str, float | None, bool]] = {}
     if chosen:
         for row in session.execute(
-            select(Photo.id, Photo.public_id, Photo.media_key).where(Photo.id.in_(chosen), shown)
+            select(Photo.id, *cover_columns)
+            .join(Image, Image.sha256 == Photo.sha256)
+            .where(Photo.id.in_(chosen), shown)
         ):
             covers[row.id] = row
     first = (
         select(
             AlbumPhoto.album_id,
-            Photo.public_id,
-            Photo.media_key,
+            *cover_columns,
             func.row_number().over(partition_by=AlbumPhoto.album_id, order_by=AlbumPhoto.position).label("n"),
         )
         .join(Photo, Photo.id == AlbumPhoto.photo_id)
+        .join(Image, Image.sha256 == Photo.sha256)
         .where(AlbumPhoto.album_id.in_(ids), shown)
         .subquery()
     )
     firsts = {
         row.album_id: row
         for row in session.execute(
-            select(first.c.album_id, first.c.public_id, first.c.media_key).where(first.c.n == 1)
+            select(
+                first.c.album_id,
+                first.c.public_id,
+                first.c.media_key,
+                first.c.sensitive_score,
+                first.c.marked_sensitive,
+            ).where(first.c.n == 1)
         )
     }
+    threshold = ctx.settings.sensitive_threshold
+    opted_in = viewer is not None and viewer.show_sensitive
     views = []
     for album in albums:
         cover = covers.get(album.cover_photo_id or 0) or firsts.get(album.id)
+        # The rule of PhotoPublic.make: sensitive (or not scored yet) is blurred for others.
+        sensitive = cover is not None and (
+            cover.marked_sensitive or cover.sensitive_score is None or cover.sensitive_score >= threshold
+        )
+        own = viewer is not None and viewer.id == album.owner_id
         views.append(
             AlbumPublic(
                 id=album.public_id,
@@ -252,6 +268,7 @@ def _views(session: Session, albums: list[Album], viewer: Account | None) -> lis
                 photo_count=counts.get(album.id, 0),
                 cover_photo=cover.public_id if cover is not None else None,
                 cover_url=f"/media/{cover.media_key}/small.jpg" if cover is not None else None,
+                cover_blurred=sensitive and not own and not opted_in,
                 url=f"/albums/{album.public_id}",
                 created_at=album.created_at,
                 updated_at=album.updated_at,
@@ -342,7 +359,7 @@ def create_album(
         session.flush()
         if photos:
             _add(ctx, session, album, user, photos)
-        return _views(session, [album], user)[0]
+        return _views(ctx, session, [album], user)[0]
 
 
 _UNSET = object()
@@ -376,7 +393,7 @@ def update_album(
                 raise BadRequest("the cover is one of the album's photos: add it first")
             album.cover_photo_id = photo_id
         session.flush()
-        return _views(session, [album], user)[0]
+        return _views(ctx, session, [album], user)[0]
 
 
 def delete_album(ctx: Context, key: str, user: Account) -> None:
@@ -395,7 +412,7 @@ def add_photos(ctx: Context, key: str, user: Account, photo_keys: list[str]) -> 
     with transaction(ctx.sessions) as session:
         album = _lock_owned(session, key, user)
         _add(ctx, session, album, user, photo_keys)
-        return _views(session, [album], user)[0]
+        return _views(ctx, session, [album], user)[0]
 
 
 def _add(ctx: Context, session: Session, album: Album, user: Account, photo_keys: list[str]) -> None:
@@ -435,7 +452,7 @@ def remove_photo(ctx: Context, key: str, user: Account, photo_key: str) -> Album
         if album.cover_photo_id == photo_id:
             album.cover_photo_id = None
         session.flush()
-        return _views(session, [album], user)[0]
+        return _views(ctx, session, [album], user)[0]
 
 
 def reorder(ctx: Context, key: str, user: Account, photo_keys: list[str]) -> AlbumPublic:
@@ -461,7 +478,7 @@ def reorder(ctx: Context, key: str, user: Account, photo_keys: list[str]) -> Alb
                 f"{missing} of its photos are missing, {strangers} named are not in it"
             )
         _place(session, album.id, [members[k] for k in photo_keys])
-        return _views(session, [album], user)[0]
+        return _views(ctx, session, [album], user)[0]
 
 
 def move_photo(ctx: Context, key: str, user: Account, photo_key: str, offset: int) -> None:

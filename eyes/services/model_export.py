@@ -3,8 +3,8 @@
 `eyes models export VERSION DIR`, `GET /api/v1/models/{version}/export` and `/card`. A name is a
 version (`v3`), `champion` (what is in service, the day-one model when nothing was trained) or
 `day-one`. The ONNX file is built from the version's checked files (eyes/ml/bundle.py) once per
-version and backbone and kept in the blob store: versions never change, and the file's bytes do
-not depend on when it was built.
+version and backbone (and, for the day-one model, tag threshold) and kept in the blob store:
+versions never change, and the file's bytes do not depend on when it was built.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def build(ctx: Context, name: str) -> Exported:
             f"{backbone.backbone_id}: its weights do not fit, so it cannot be exported from here"
         )
     onnx_name = f"eyes-{target.name}.onnx"
-    key = f"models/exports/{target.name}-{backbone.sha256[:16]}.onnx"
+    # The day-one file carries EYES_TAG_THRESHOLD in its metadata: a new threshold is a new file.
+    made_with = f"-t{float(ctx.settings.tag_threshold)!r}" if version is None else ""
+    key = f"models/exports/{target.name}-{backbone.sha256[:16]}{made_with}.onnx"
     try:
         with ctx.blobs.open(key) as f:
             data = f.read()

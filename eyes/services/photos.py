@@ -413,15 +413,18 @@ def photo_views(
 
 def _taken_before(ctx: Context, before: int, viewer: Account | None) -> ColumnElement[bool]:
     """What comes after photo `before` in the order of dates taken. The cursor's date is looked
-    up only among photos a list may show this viewer (public ones, and their own): ids can be
-    counted, and where the next page starts must not tell when someone's private or unlisted
-    photo was taken."""
+    up only among photos a list may show this viewer (public ones not hidden by moderation, and
+    their own): ids can be counted, and where the next page starts must not tell when someone's
+    private, unlisted or hidden photo was taken, nor that it exists."""
     with ctx.sessions() as session:
         row = session.execute(
-            select(Photo.taken_at, Photo.visibility, Photo.owner_id).where(Photo.id == before)
+            select(Photo.taken_at, Photo.visibility, Photo.owner_id, not_hidden().label("shown")).where(
+                Photo.id == before
+            )
         ).first()
     listed = row is not None and (
-        row.visibility == Visibility.PUBLIC or (viewer is not None and viewer.id == row.owner_id)
+        (row.visibility == Visibility.PUBLIC and bool(row.shown))
+        or (viewer is not None and viewer.id == row.owner_id)
     )
     if row is None or not listed:
         raise BadRequest("the page's starting photo is gone; start again from the first page")

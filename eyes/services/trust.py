@@ -53,7 +53,7 @@ def voting_records(session: Session, settings: Settings) -> dict[int, tuple[int,
 
 
 def trusted_voters(session: Session, settings: Settings) -> set[int]:
-    """The accounts whose votes count towards training labels."""
+    """The accounts whose votes count towards training labels (never a suspended one)."""
     records = voting_records(session, settings)
     cutoff = _established_before(settings)
     trusted = set(session.scalars(select(User.id).where(User.is_admin)))
@@ -69,4 +69,6 @@ def trusted_voters(session: Session, settings: Settings) -> set[int]:
             and agree >= settings.trust_min_agreement_rate * total
         ):
             trusted.add(user_id)
-    return trusted
+    # A suspended account teaches nothing: its photos are hidden (services/photos.not_hidden),
+    # and the votes it cast before are set aside with them (suspending ticks the label clock).
+    return trusted - set(session.scalars(select(User.id).where(User.suspended_at.is_not(None))))

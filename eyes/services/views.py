@@ -338,6 +338,10 @@ class AlbumPublic(BaseModel):
         None, description="Id of the photo shown as the cover: the chosen one, else the first you may see"
     )
     cover_url: str | None = Field(None, description="Thumbnail of the cover")
+    cover_blurred: bool = Field(
+        False,
+        description="The cover is sensitive (or not checked yet) and you did not opt in: show it blurred",
+    )
     url: str
     created_at: UtcDatetime
     updated_at: UtcDatetime
