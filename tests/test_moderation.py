@@ -311,6 +311,32 @@ def test_a_suspended_account_cannot_sign_in_use_tokens_or_show_its_photos(people
     assert people.other.get(f"/api/v1/photos/{photo['id']}").status_code == 200
 
 
+def test_a_suspended_accounts_albums_are_found_by_nobody_else_until_lifted(people: People) -> None:
+    album = people.owner.post("/api/v1/albums", json={"title": "Abusive title"}).json()
+    assert people.other.get(f"/api/v1/albums/{album['id']}").status_code == 200
+    people.admin.post("/api/v1/moderation/users/owner/suspend")
+    for viewer in (people.other, people.visitor, people.admin):
+        assert viewer.get(f"/api/v1/albums/{album['id']}").status_code == 404
+        assert viewer.get(f"/albums/{album['id']}").status_code == 404
+        assert viewer.get("/api/v1/albums", params={"owner": "owner"}).json()["items"] == []
+        assert "Abusive title" not in viewer.get("/users/owner/albums").text
+    people.admin.post("/api/v1/moderation/users/owner/unsuspend")
+    assert people.other.get(f"/api/v1/albums/{album['id']}").status_code == 200
+
+
+def test_a_warning_names_only_a_photo_of_the_warned_user(people: People) -> None:
+    theirs = _tagged(people, PHOTOS[0], visibility="private")
+    res = people.admin.post(
+        "/api/v1/moderation/users/other/warn", json={"message": "about this", "photo": theirs["id"]}
+    )
+    assert res.status_code == 400, res.text
+    assert people.other.get("/api/v1/me/notices").json() == [], "no notice shows them someone else's photo"
+    ok = people.admin.post(
+        "/api/v1/moderation/users/owner/warn", json={"message": "yours", "photo": theirs["id"]}
+    )
+    assert ok.status_code == 204, ok.text
+
+
 def test_administrators_cannot_be_suspended_nor_suspend_themselves(people: People) -> None:
     assert people.admin.post("/api/v1/moderation/users/admin/suspend").status_code == 400
     assert people.admin.post("/api/v1/moderation/users/nobody/suspend").status_code == 404

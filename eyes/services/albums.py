@@ -20,7 +20,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, Visibility
 from eyes.errors import BadRequest, Conflict, Forbidden, NotFound
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import LISTED_COLUMNS, check_text, not_hidden, photo_views
+from eyes.services.photos import LISTED_COLUMNS, check_text, not_hidden, owner_not_suspended, photo_views
 from eyes.services.views import AlbumChoice, AlbumPublic, ListedPhoto, PhotoPublic
 
 MAX_PHOTOS_PER_REQUEST = 100  # photos added in one request: a bigger batch is a clear 400
@@ -44,6 +44,10 @@ def _may_see(visibility: Visibility, owner_id: int, viewer: Account | None) -> b
     return visibility != Visibility.PRIVATE or (viewer is not None and viewer.id == owner_id)
 
 
+# Albums listed to others: public ones of accounts that are not suspended.
+_LISTED = (Album.visibility == Visibility.PUBLIC) & owner_not_suspended(Album.owner_id)
+
+
 def _photo_shown_to(viewer: Account | None) -> ColumnElement[bool]:
     """Which photos of an album `viewer` sees (an album holds its owner's photos only)."""
     shown = (Photo.visibility != Visibility.PRIVATE) & not_hidden()
@@ -62,8 +66,13 @@ def _title(title: str) -> str:
 
 def _visible(session: Session, key: str, viewer: Account | None) -> Album:
     album = session.scalar(select(Album).where(Album.public_id == key))
-    # Someone else's private album is 'not found': its existence is private too.
+    # Someone else's private album is 'not found': its existence is private too. So is a
+    # suspended account's album, to everyone but its owner (its title and text may be the abuse).
     if album is None or not _may_see(album.visibility, album.owner_id, viewer):
+        raise NotFound(_NOT_FOUND)
+    if (viewer is None or viewer.id != album.owner_id) and session.scalar(
+        select(User.suspended_at).where(User.id == album.owner_id)
+    ):
         raise NotFound(_NOT_FOUND)
     return album
 
@@ -87,7 +96,7 @@ def list_albums(
     listed for anybody but its owner."""
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
-    public = Album.visibility == Visibility.PUBLIC
+    public = _LISTED
     query = select(Album).order_by(Album.id.desc()).limit(limit + 1)
     if owner_account is not None:
         query = query.where(Album.owner_id == owner_account.id)
@@ -131,9 +140,9 @@ def albums_with_photo(ctx: Context, photo_key: str, viewer: Account | None) -> l
             .order_by(Album.id.desc())
         )
         if viewer is None:
-            query = query.where(Album.visibility == Visibility.PUBLIC)
+            query = query.where(_LISTED)
         else:
-            query = query.where((Album.visibility == Visibility.PUBLIC) | (Album.owner_id == viewer.id))
+            query = query.where(_LISTED | (Album.owner_id == viewer.id))
         return _views(ctx, session, list(session.scalars(query)), viewer)
 
 

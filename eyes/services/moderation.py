@@ -247,7 +247,10 @@ def warn_user(
     message = _message(message, required=True)
     with transaction(ctx.sessions) as session:
         user = _user(session, username)
-        photo_id = _photo_for_admin(session, photo_key).id if photo_key else None
+        photo = _photo_for_admin(session, photo_key) if photo_key else None
+        if photo is not None and photo.owner_id != user.id:  # the notice would show them another's photo
+            raise BadRequest(f"that photo is not {user.username}'s: a warning names one of their own photos")
+        photo_id = photo.id if photo is not None else None
         session.add(Notice(user_id=user.id, photo_id=photo_id, message=message, created_by_id=admin.id))
 
 

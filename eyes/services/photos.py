@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -178,7 +179,12 @@ def not_hidden() -> ColumnElement[bool]:
     suspended. Every list, search and similar-photo answer for anyone but the owner, and
     everything that teaches the model or leaves the platform (training labels in
     services/labels.py, dataset exports), selects only these."""
-    return and_(Photo.hidden_at.is_(None), Photo.owner_id.not_in(_SUSPENDED))
+    return and_(Photo.hidden_at.is_(None), owner_not_suspended(Photo.owner_id))
+
+
+def owner_not_suspended(owner_id: Any) -> ColumnElement[bool]:
+    """What belongs to an account that is not suspended (its photos, its albums): shown to others."""
+    return owner_id.not_in(_SUSPENDED)  # type: ignore[no-any-return]
 
 
 def is_hidden(photo: Photo) -> bool:
