@@ -795,3 +795,34 @@ def bench_learn(
         _print_json(result)
     else:
         click.echo(f"wrote {out}.json and {out}.png")
+
+
+@main.group()
+def faces() -> None:
+    """Faces found in photos (EYES_FACES, and each owner's own preference)."""
+
+
+@faces.command("scan")
+@click.option("--owner", help="Only this account's photos (default: every owner with faces on).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def faces_scan(owner: str | None, as_json: bool, quiet: bool) -> None:
+    """Look for faces in the stored photos of owners who turned faces on and that were not
+    scanned yet. Resumable: stopped and started again, it goes on where it was."""
+    from tqdm import tqdm
+
+    from eyes.services import faces as face_service
+    from eyes.services.accounts import get_user_by_name
+
+    with _context() as ctx:
+        if not ctx.settings.faces:
+            raise click.ClickException("faces are off for this instance: set EYES_FACES=true first")
+        owner_id = get_user_by_name(ctx, owner).id if owner else None
+        total = face_service.count_unscanned(ctx, owner_id)
+        with tqdm(total=total, desc="faces", unit="photo", disable=quiet or as_json) as bar:
+            done = face_service.scan_all(ctx, owner_id, progress=bar.update)
+        left = face_service.count_unscanned(ctx, owner_id)
+    if as_json:
+        _print_json({"scanned": done, "left": left})
+    else:
+        click.echo(f"looked for faces in {done} photos ({left} left)")

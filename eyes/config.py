@@ -273,6 +273,16 @@ class Settings(BaseSettings):
         "their grey thumbnails, 1.0 the same picture) for one to be reported as a near-duplicate "
         "of the other; chosen by measurement (docs/benchmarks.md).",
     )
+    faces: bool = Field(
+        False,
+        description="Find faces in photos (for owners who turn faces on in their settings): boxes "
+        "and descriptors, the owner's data alone (docs/faces.md). Off: nothing is scanned.",
+    )
+    faces_finder: str = Field(
+        "",
+        description="Empty: dlib's HOG detector, 5-point landmarks and ResNet descriptor "
+        "(`face-recognition-models`); `module:callable` names another face finder (tests).",
+    )
     training_timeout_s: float = Field(
         600.0, description="A training run silent for this long is taken as dead and marked failed."
     )

@@ -18,6 +18,7 @@ from eyes.storage import BlobStore, open_blob_store
 
 if TYPE_CHECKING:
     from eyes.jobs.queue import JobQueue
+    from eyes.ml.faces import FaceFinder
     from eyes.services.serving import ServingModels
     from eyes.services.similar_index import SimilarIndex
 
@@ -38,6 +39,7 @@ class Context:
     label_memo: dict[str, tuple[Any, float, Any]] = field(default_factory=dict, repr=False)
     _tagger: ServingModels | None = field(default=None, repr=False)
     _similar: SimilarIndex | None = field(default=None, repr=False)
+    _faces: FaceFinder | None = field(default=None, repr=False)
 
     @property
     def tagger(self) -> ServingModels:
@@ -56,6 +58,15 @@ class Context:
 
             self._similar = SimilarIndex(self)
         return self._similar
+
+    @property
+    def faces(self) -> FaceFinder:
+        """The face finder (EYES_FACES_FINDER), loaded on first use: only where faces are on."""
+        if self._faces is None:
+            from eyes.ml.faces import load_finder
+
+            self._faces = load_finder(self.settings.faces_finder)
+        return self._faces
 
     def close(self) -> None:
         if self.jobs is not None:

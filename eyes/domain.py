@@ -165,3 +165,6 @@ class Account(Protocol):
 
     @property
     def show_sensitive(self) -> bool: ...
+
+    @property
+    def faces_enabled(self) -> bool: ...

@@ -76,6 +76,8 @@ class User(Base):
     default_license: Mapped[License] = mapped_column(
         _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
     )
+    # Faces are found in this user's photos only when they turn this on (and EYES_FACES is on).
+    faces_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiToken(Base):
@@ -194,6 +196,9 @@ class Photo(Base):
     license: Mapped[License] = mapped_column(
         _enum(License), default=License.ALL_RIGHTS_RESERVED, server_default=License.ALL_RIGHTS_RESERVED.value
     )
+
+    # When faces were looked for in this photo (None: not yet; `eyes faces scan` resumes there).
+    faces_scanned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     owner: Mapped[User] = relationship()
     image: Mapped[Image] = relationship()
@@ -424,3 +429,19 @@ class Notice(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Face(Base):
+    """A face found in a photo: the owner's data alone. Its descriptor is computed once."""
+
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    # The box in the upright original's pixels.
+    left: Mapped[int] = mapped_column(Integer)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # 128 little-endian float32
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -18,6 +18,10 @@ def _tag_photo(ctx: Context, photo_id: int) -> None:
     from eyes.services.tagging import tag_photo
 
     tag_photo(ctx, photo_id)
+    if ctx.settings.faces:  # the same job, off the request path; a no-op unless the owner opted in
+        from eyes.services.faces import scan_photos
+
+        scan_photos(ctx, [photo_id])
 
 
 def _train(ctx: Context, version_id: int) -> None:
@@ -41,13 +45,28 @@ def _score_sensitive(ctx: Context) -> None:
         log.info("scored %d stored images for sensitive content", count)
 
 
+def _scan_faces(ctx: Context) -> None:
+    from eyes.services.faces import scan_all
+
+    count = scan_all(ctx)
+    if count:
+        log.info("looked for faces in %d stored photos", count)
+
+
 TASKS: dict[str, Callable[..., Any]] = {
     "tag_photo": _tag_photo,
     "train": _train,
     "retag": _retag,
     "score_sensitive": _score_sensitive,
+    "scan_faces": _scan_faces,
 }
-QUEUES = {"tag_photo": "tag", "retag": "tag", "train": "train", "score_sensitive": "tag"}
+QUEUES = {
+    "tag_photo": "tag",
+    "retag": "tag",
+    "train": "train",
+    "score_sensitive": "tag",
+    "scan_faces": "tag",
+}
 
 
 def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
@@ -56,6 +75,7 @@ def run_task(ctx: Context, name: str, args: tuple[object, ...]) -> None:
 
 def sweep(ctx: Context) -> None:
     """Queue every piece of work the database says is still pending."""
+    from eyes.services import faces
     from eyes.services.tagging import pending_photo_ids, unscored_images
     from eyes.services.training import fail_stale_runs, maybe_start_automatic_run, runs_under_way
 
@@ -65,6 +85,8 @@ def sweep(ctx: Context) -> None:
         ctx.jobs.enqueue("tag_photo", photo_id)
     if unscored_images(ctx, limit=1):  # stored before sensitive-content scores existed
         ctx.jobs.enqueue("score_sensitive")
+    if ctx.settings.faces and faces.unscanned_photo_ids(ctx, limit=1):  # an owner turned faces on
+        ctx.jobs.enqueue("scan_faces")
     fail_stale_runs(ctx)
     for run in runs_under_way(ctx):
         ctx.jobs.enqueue("train", run.id)

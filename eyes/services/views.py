@@ -39,6 +39,9 @@ class Me(UserPublic):
         description="Whether this user's private photos may train the shared model"
     )
     show_sensitive: bool = Field(description="Whether sensitive photos are shown to this user unblurred")
+    faces_enabled: bool = Field(
+        False, description="Whether faces are found in this user's photos (theirs alone to see)"
+    )
     default_license: License = Field(description="The licence this user's new uploads get unless they choose")
     storage_used_bytes: int = Field(description="Bytes of this user's originals (a duplicate counts once)")
     storage_quota_bytes: int | None = Field(
@@ -53,6 +56,7 @@ class Me(UserPublic):
             created_at=user.created_at,
             private_photos_teach=user.private_photos_teach,
             show_sensitive=user.show_sensitive,
+            faces_enabled=user.faces_enabled,
             default_license=user.default_license,
             storage_used_bytes=storage.used_bytes,
             storage_quota_bytes=storage.quota_bytes,

@@ -11,11 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, Visibility
-from eyes.services import accounts, invitations, moderation, similar
+from eyes.services import accounts, faces, invitations, moderation, similar
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
 from eyes.services.dataset import MAX_EXPORT_TAGS, MAX_MIN_AGREEMENT, DatasetFormat, plan_dataset
 from eyes.services.dataset_files import zip_stream
+from eyes.services.faces import FacePublic
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
 from eyes.services.tags import TAG_RULES, parse_tag_list
@@ -269,7 +270,16 @@ def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
         updated = moderation.set_show_sensitive(ctx, user, body.show_sensitive)
     if body.default_license is not None:
         updated = accounts.set_default_license(ctx, user, body.default_license)
+    if body.faces_enabled is not None:
+        updated = faces.set_faces_enabled(ctx, user, body.faces_enabled)
     return Me.of_account(updated, storage_use(ctx, user.id))
+
+
+@router.get(
+    "/me/faces", response_model=list[FacePublic], summary="The faces found in your photos (yours alone)"
+)
+def my_faces(ctx: ContextDep, user: UserDep) -> list[FacePublic]:
+    return faces.my_faces(ctx, user)
 
 
 @router.post(

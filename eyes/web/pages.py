@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, ReportReason, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, invitations, moderation, sessions, similar
+from eyes.services import accounts, faces, invitations, moderation, sessions, similar
 from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
@@ -162,6 +162,7 @@ def photo_page(
         license=License(photo.license),
         similar=similar.similar_photos(ctx, photo_id, viewer),
         near_duplicates=similar.near_duplicates_of_photo(ctx, photo_id, viewer),
+        face_count=faces.face_count(ctx, photo_id, viewer),
     )
 
 
@@ -318,6 +319,7 @@ def _settings(
         invitations=invitations.open_invitations(ctx) if user.is_admin else [],
         token_days=ctx.settings.api_token_days,
         signup=ctx.settings.signup,
+        faces_available=ctx.settings.faces,
         licenses=list(License),
     )
     response.headers["Cache-Control"] = "no-store"

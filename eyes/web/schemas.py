@@ -24,12 +24,16 @@ class MeUpdate(BaseModel):
     default_license: License | None = Field(
         None, description="The licence your new uploads get unless you choose another"
     )
+    faces_enabled: bool | None = Field(
+        None, strict=True, description="Find faces in your photos (off: none found, and yours deleted)"
+    )
 
     @model_validator(mode="after")
     def _said_plainly(self) -> MeUpdate:
         if not self.model_fields_set:
             raise ValueError(
-                "say which preference to change: private_photos_teach, show_sensitive or default_license"
+                "say which preference to change: private_photos_teach, show_sensitive, default_license "
+                "or faces_enabled"
             )
         for name in self.model_fields_set:
             if getattr(self, name) is None:

@@ -1,0 +1,169 @@
+"""Faces on upload: found for owners who opted in, shown to them alone, gone with their photo or
+their consent. The fast tier runs on the stand-in finder (tests/standin_faces.py); the real dlib
+models are tested in tests/ml/test_faces.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from eyes.app import create_app
+from eyes.config import Settings
+from eyes.db.models import Face, Photo
+from tests.conftest import context_of, sign_up, upload, wait_for_tagging
+from tests.standin_faces import SPEC, faces_image
+from tests.test_cli import eyes
+
+
+@pytest.fixture
+def faces_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"faces": True, "faces_finder": SPEC})
+
+
+@pytest.fixture
+def app_client(faces_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(faces_settings), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def opt_in(client: TestClient, on: bool = True) -> None:
+    res = client.patch("/api/v1/me", json={"faces_enabled": on})
+    assert res.status_code == 200, res.text
+    assert res.json()["faces_enabled"] is on
+
+
+def stored_faces(client: TestClient) -> int:
+    with context_of(client).sessions() as session:
+        return int(session.scalar(select(func.count(Face.id))) or 0)
+
+
+def test_an_owner_who_opted_in_sees_the_faces_of_an_upload(app_client: TestClient, tmp_path: Path) -> None:
+    sign_up(app_client, "anna")
+    assert app_client.get("/api/v1/me").json()["faces_enabled"] is False  # off unless she says so
+    opt_in(app_client)
+    photo = upload(app_client, faces_image(tmp_path / "three.png", 3))
+    wait_for_tagging(app_client)
+
+    found = app_client.get("/api/v1/me/faces").json()
+    assert len(found) == 3
+    assert {f["photo"] for f in found} == {photo["id"]}
+    assert all("descriptor" not in f for f in found)
+    assert sorted((f["left"], f["top"], f["right"], f["bottom"]) for f in found)[0] == (16, 16, 64, 64)
+    page = app_client.get(f"/photos/{photo['id']}").text
+    assert "3 faces" in page
+    # Stored once: a second pass finds nothing left to do.
+    from eyes.services.faces import count_unscanned
+
+    assert count_unscanned(context_of(app_client)) == 0
+
+
+def test_nobody_else_learns_anything_about_faces(
+    app_client: TestClient, faces_settings: Settings, tmp_path: Path
+) -> None:
+    sign_up(app_client, "anna")
+    opt_in(app_client)
+    photo = upload(app_client, faces_image(tmp_path / "two.png", 2))
+    wait_for_tagging(app_client)
+    assert len(app_client.get("/api/v1/me/faces").json()) == 2
+
+    for who in ("bob", None):  # another user, then a visitor
+        with TestClient(app_client.app, base_url="http://127.0.0.1") as other:
+            if who:
+                sign_up(other, who)
+                opt_in(other)  # even with faces on for himself
+            page = other.get(f"/photos/{photo['id']}")
+            assert page.status_code == 200
+            assert "face-count" not in page.text and "2 faces" not in page.text
+            body = other.get(f"/api/v1/photos/{photo['id']}")
+            assert body.status_code == 200 and "face" not in body.text.lower()
+            mine = other.get("/api/v1/me/faces")
+            if who:
+                assert mine.status_code == 200 and mine.json() == []
+            else:
+                assert mine.status_code == 401
+
+
+def test_nothing_is_found_unless_the_instance_and_the_owner_both_say_so(
+    client: TestClient, app_client: TestClient, tmp_path: Path
+) -> None:
+    # The instance switch off (the plain `client`): her preference alone finds nothing.
+    sign_up(client, "anna")
+    opt_in(client)
+    upload(client, faces_image(tmp_path / "a.png", 1))
+    wait_for_tagging(client)
+    assert stored_faces(client) == 0
+    assert client.get("/api/v1/me/faces").json() == []
+    assert 'id="faces-enabled"' not in client.get("/settings").text
+
+    # The instance on (the same database), the owner not opted in: nothing of his either.
+    sign_up(app_client, "bob")
+    assert 'id="faces-enabled"' in app_client.get("/settings").text
+    photo = upload(app_client, faces_image(tmp_path / "b.png", 1, seed=1))
+    wait_for_tagging(app_client)
+    assert app_client.get("/api/v1/me/faces").json() == []
+    with context_of(app_client).sessions() as session:
+        his = select(Photo.id).where(Photo.public_id == photo["id"])
+        assert session.scalar(select(func.count(Face.id)).where(Face.photo_id.in_(his))) == 0
+
+
+def test_turning_faces_off_deletes_them_and_deleting_a_photo_deletes_its_faces(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    sign_up(app_client, "anna")
+    opt_in(app_client)
+    first = upload(app_client, faces_image(tmp_path / "a.png", 2))
+    second = upload(app_client, faces_image(tmp_path / "b.png", 1, seed=1))
+    wait_for_tagging(app_client)
+    assert stored_faces(app_client) == 3
+
+    assert app_client.delete(f"/api/v1/photos/{first['id']}").status_code == 204
+    assert stored_faces(app_client) == 1
+    assert [f["photo"] for f in app_client.get("/api/v1/me/faces").json()] == [second["id"]]
+
+    # Off through the settings page: every face of hers is gone at once.
+    page = app_client.get("/settings").text
+    assert 'id="faces-enabled"' in page
+    res = app_client.post("/settings/faces", data={}, follow_redirects=False)
+    assert res.status_code == 303
+    assert app_client.get("/api/v1/me").json()["faces_enabled"] is False
+    assert stored_faces(app_client) == 0
+    assert "face-count" not in app_client.get(f"/photos/{second['id']}").text
+
+
+def test_preference_input_is_said_plainly(app_client: TestClient) -> None:
+    sign_up(app_client, "anna")
+    for bad in ("yes", 1, None, [True]):
+        assert app_client.patch("/api/v1/me", json={"faces_enabled": bad}).status_code == 422
+    assert app_client.get("/api/v1/me").json()["faces_enabled"] is False
+
+
+def test_faces_scan_processes_stored_photos_and_resumes(
+    app_client: TestClient, faces_settings: Settings, tmp_path: Path
+) -> None:
+    sign_up(app_client, "anna")
+    for i in range(3):
+        upload(app_client, faces_image(tmp_path / f"{i}.png", i + 1, seed=i))
+    wait_for_tagging(app_client)
+    assert stored_faces(app_client) == 0  # stored before she opted in
+    ctx = context_of(app_client)
+    ctx.jobs = None  # the server's sweep would scan them too: here the command does
+    opt_in(app_client)
+
+    env = {"EYES_FACES": "true", "EYES_FACES_FINDER": SPEC}
+    result = eyes(faces_settings, "faces", "scan", "--owner", "anna", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"scanned": 3, "left": 0}
+    assert stored_faces(app_client) == 1 + 2 + 3
+    again = eyes(faces_settings, "faces", "scan", "--json", env=env)
+    assert again.returncode == 0 and json.loads(again.stdout) == {"scanned": 0, "left": 0}
+    assert stored_faces(app_client) == 6  # never recomputed
+
+    off = eyes(faces_settings, "faces", "scan", env={"EYES_FACES": "false"})
+    assert off.returncode == 1 and "EYES_FACES" in off.stderr
+    with ctx.sessions() as session:
+        assert session.scalar(select(func.count(Photo.id)).where(Photo.faces_scanned_at.is_(None))) == 0
