@@ -114,14 +114,22 @@ def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
 
 
 def _find(ctx: Context, sha: str) -> list[FoundFace]:
-    """The faces in one stored original (none if it cannot be read: it is marked scanned)."""
+    """The faces in one stored original; none if the image itself cannot be read (it is marked
+    scanned). A fault of the platform (a store out of reach, models that cannot load) raises: the
+    job fails, the photo stays unscanned and the sweep tries again."""
+    finder = ctx.faces
     try:
         with ctx.blobs.open(original_key(sha)) as blob:
             data = blob.read()
+    except NotFound as exc:
+        log.warning("the original of %s is missing: %s", sha, exc)
+        return []
+    try:
         with ctx.limits.decoding.hold(pixel_count(data), patient=True):
             image = decode(data, max_pixels=ctx.settings.max_image_pixels).image
-            return list(ctx.faces.find(image))
-    except (NotFound, OSError, ValueError, DecompressionBombError, EyesError) as exc:
+            return list(finder.find(image))
+    # dlib raises RuntimeError on an image it cannot process: that photo has no faces.
+    except (OSError, ValueError, RuntimeError, DecompressionBombError, EyesError) as exc:
         log.warning("cannot look for faces in %s: %s", sha, exc)
         return []
 
