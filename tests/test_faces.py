@@ -71,7 +71,8 @@ def test_nobody_else_learns_anything_about_faces(
     wait_for_tagging(app_client)
     assert len(app_client.get("/api/v1/me/faces").json()) == 2
 
-    for who in ("bob", None):  # another user, then a visitor
+    for who in ("bob", None):  # another user, then a visitor (anna, the first account, is an
+        # administrator: tests below check she sees nothing of others' faces either)
         with TestClient(app_client.app, base_url="http://127.0.0.1") as other:
             if who:
                 sign_up(other, who)
@@ -86,6 +87,21 @@ def test_nobody_else_learns_anything_about_faces(
                 assert mine.status_code == 200 and mine.json() == []
             else:
                 assert mine.status_code == 401
+
+
+def test_an_administrator_sees_nothing_of_others_faces(app_client: TestClient, tmp_path: Path) -> None:
+    sign_up(app_client, "root")  # the first account: an administrator
+    assert app_client.get("/api/v1/me").json()["is_admin"] is True
+    opt_in(app_client)
+    with TestClient(app_client.app, base_url="http://127.0.0.1") as bob:
+        sign_up(bob, "bob")
+        opt_in(bob)
+        photo = upload(bob, faces_image(tmp_path / "bob.png", 2))
+        wait_for_tagging(bob)
+        assert len(bob.get("/api/v1/me/faces").json()) == 2
+    assert "face-count" not in app_client.get(f"/photos/{photo['id']}").text
+    assert app_client.get("/api/v1/me/faces").json() == []
+    assert "face" not in app_client.get(f"/api/v1/photos/{photo['id']}").text.lower()
 
 
 def test_nothing_is_found_unless_the_instance_and_the_owner_both_say_so(
@@ -135,11 +151,20 @@ def test_turning_faces_off_deletes_them_and_deleting_a_photo_deletes_its_faces(
     assert "face-count" not in app_client.get(f"/photos/{second['id']}").text
 
 
-def test_preference_input_is_said_plainly(app_client: TestClient) -> None:
+def test_preference_and_paging_input_is_said_plainly(app_client: TestClient, tmp_path: Path) -> None:
     sign_up(app_client, "anna")
     for bad in ("yes", 1, None, [True]):
         assert app_client.patch("/api/v1/me", json={"faces_enabled": bad}).status_code == 422
     assert app_client.get("/api/v1/me").json()["faces_enabled"] is False
+    opt_in(app_client)
+    upload(app_client, faces_image(tmp_path / "five.png", 5))
+    wait_for_tagging(app_client)
+    first = app_client.get("/api/v1/me/faces", params={"limit": 2}).json()
+    rest = app_client.get("/api/v1/me/faces", params={"after": first[-1]["id"]}).json()
+    assert len(first) == 2 and len(rest) == 3
+    assert {f["id"] for f in first}.isdisjoint(f["id"] for f in rest)
+    for bad in ({"limit": 0}, {"limit": 10**6}, {"after": -1}, {"after": 2**70}, {"after": "x"}):
+        assert app_client.get("/api/v1/me/faces", params=bad).status_code == 422
 
 
 def test_faces_scan_processes_stored_photos_and_resumes(

@@ -27,6 +27,7 @@ from eyes.services.image_store import original_key
 
 log = logging.getLogger(__name__)
 BATCH = 50
+MAX_PAGE = 1000  # faces per page of GET /api/v1/me/faces
 
 
 class FacePublic(BaseModel):
@@ -160,15 +161,15 @@ def set_faces_enabled(ctx: Context, user: Account, enabled: bool) -> User:
         return row
 
 
-def my_faces(ctx: Context, user: Account, limit: int = 1000) -> list[FacePublic]:
-    """The faces found in `user`'s own photos (never anybody else's)."""
+def my_faces(ctx: Context, user: Account, after: int = 0, limit: int = MAX_PAGE) -> list[FacePublic]:
+    """The faces found in `user`'s own photos (never anybody else's), by id after `after`."""
     with ctx.sessions() as session:
         rows = session.execute(
             select(Face.id, Photo.public_id, Face.left, Face.top, Face.right, Face.bottom)
             .join(Photo, Photo.id == Face.photo_id)
-            .where(Photo.owner_id == user.id)
+            .where(Photo.owner_id == user.id, Face.id > after)
             .order_by(Face.id)
-            .limit(limit)
+            .limit(min(limit, MAX_PAGE))
         ).all()
     return [FacePublic(id=r[0], photo=r[1], left=r[2], top=r[3], right=r[4], bottom=r[5]) for r in rows]
 

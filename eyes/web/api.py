@@ -278,8 +278,13 @@ def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
 @router.get(
     "/me/faces", response_model=list[FacePublic], summary="The faces found in your photos (yours alone)"
 )
-def my_faces(ctx: ContextDep, user: UserDep) -> list[FacePublic]:
-    return faces.my_faces(ctx, user)
+def my_faces(
+    ctx: ContextDep,
+    user: UserDep,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Only faces with a larger id (paging)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=faces.MAX_PAGE, description="At most this many")] = faces.MAX_PAGE,
+) -> list[FacePublic]:
+    return faces.my_faces(ctx, user, after=after, limit=limit)
 
 
 @router.post(
