@@ -5,6 +5,7 @@ models are tested in tests/ml/test_faces.py."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,27 +169,41 @@ def test_preference_and_paging_input_is_said_plainly(app_client: TestClient, tmp
 
 
 def test_faces_scan_processes_stored_photos_and_resumes(
-    app_client: TestClient, faces_settings: Settings, tmp_path: Path
+    client: TestClient, faces_settings: Settings, tmp_path: Path
 ) -> None:
-    sign_up(app_client, "anna")
+    # The server runs with faces off (its sweep scans nothing); the command runs with them on.
+    sign_up(client, "anna")
+    opt_in(client)
     for i in range(3):
-        upload(app_client, faces_image(tmp_path / f"{i}.png", i + 1, seed=i))
-    wait_for_tagging(app_client)
-    assert stored_faces(app_client) == 0  # stored before she opted in
-    ctx = context_of(app_client)
-    ctx.jobs = None  # the server's sweep would scan them too: here the command does
-    opt_in(app_client)
+        upload(client, faces_image(tmp_path / f"{i}.png", i + 1, seed=i))
+    wait_for_tagging(client)
+    assert stored_faces(client) == 0
 
     env = {"EYES_FACES": "true", "EYES_FACES_FINDER": SPEC}
     result = eyes(faces_settings, "faces", "scan", "--owner", "anna", "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"scanned": 3, "left": 0}
-    assert stored_faces(app_client) == 1 + 2 + 3
+    assert stored_faces(client) == 1 + 2 + 3
     again = eyes(faces_settings, "faces", "scan", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout) == {"scanned": 0, "left": 0}
-    assert stored_faces(app_client) == 6  # never recomputed
+    assert stored_faces(client) == 6  # never recomputed
+    assert eyes(faces_settings, "faces", "scan", "--owner", "nobody", env=env).returncode == 1
 
     off = eyes(faces_settings, "faces", "scan", env={"EYES_FACES": "false"})
     assert off.returncode == 1 and "EYES_FACES" in off.stderr
-    with ctx.sessions() as session:
+    with context_of(client).sessions() as session:
         assert session.scalar(select(func.count(Photo.id)).where(Photo.faces_scanned_at.is_(None))) == 0
+
+
+def test_photos_stored_before_the_owner_opted_in_are_found_by_the_servers_sweep(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    sign_up(app_client, "anna")
+    upload(app_client, faces_image(tmp_path / "a.png", 2))
+    wait_for_tagging(app_client)
+    assert stored_faces(app_client) == 0
+    opt_in(app_client)
+    deadline = time.monotonic() + 30
+    while stored_faces(app_client) < 2 and time.monotonic() < deadline:  # the sweep runs every 0.5 s
+        time.sleep(0.1)
+    assert len(app_client.get("/api/v1/me/faces").json()) == 2
