@@ -26,7 +26,8 @@ class StandinFinder:
         # Each green face is a run of green cells along a row of cells, counted once at its
         # top-left cell (whose neighbours above and to the left are not green).
         rows, cols = green.shape[0] // CELL, green.shape[1] // CELL
-        cells = green[: rows * CELL, : cols * CELL].reshape(rows, CELL, cols, CELL).all(axis=(1, 3))
+        # A cell is green when nearly all of it is (a JPEG's edges ring a little).
+        cells = green[: rows * CELL, : cols * CELL].reshape(rows, CELL, cols, CELL).mean(axis=(1, 3)) > 0.9
         for r, c in zip(*np.nonzero(cells), strict=True):
             if (r and cells[r - 1, c]) or (c and cells[r, c - 1]):
                 continue
@@ -40,12 +41,15 @@ class StandinFinder:
         return faces
 
 
-def faces_image(path: Path, count: int, size: tuple[int, int] = (320, 240), seed: int = 0) -> Path:
-    """A JPEG with `count` green squares (40 px, far apart) the stand-in finds as faces."""
+def faces_image(
+    path: Path, count: int, size: tuple[int, int] = (320, 240), seed: int = 0, scale: int = 1
+) -> Path:
+    """An image with `count` green squares (48 px, far apart; everything `scale` times larger)
+    the stand-in finds as faces: PNG, or JPEG when `path` ends in .jpg."""
     rng = np.random.default_rng(seed)
-    pixels = rng.integers(90, 140, (size[1], size[0], 3), dtype=np.uint8)
+    pixels = rng.integers(90, 140, (size[1] * scale, size[0] * scale, 3), dtype=np.uint8)
     for i in range(count):
-        left, top = 16 + 64 * (i % 4), 16 + 64 * (i // 4)
-        pixels[top : top + 48, left : left + 48] = (0, 255, 0)
-    Image.fromarray(pixels, "RGB").save(path, "PNG")
+        left, top = (16 + 64 * (i % 4)) * scale, (16 + 64 * (i // 4)) * scale
+        pixels[top : top + 48 * scale, left : left + 48 * scale] = (0, 255, 0)
+    Image.fromarray(pixels, "RGB").save(path, "JPEG" if path.suffix == ".jpg" else "PNG", quality=92)
     return path

@@ -63,6 +63,23 @@ def test_an_owner_who_opted_in_sees_the_faces_of_an_upload(app_client: TestClien
     assert count_unscanned(context_of(app_client)) == 0
 
 
+def test_a_large_jpeg_is_searched_at_reduced_scale_and_its_boxes_are_in_its_own_pixels(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    sign_up(app_client, "anna")
+    opt_in(app_client)
+    # 2560x1920: decoded at half scale (both sides still at least 800 px).
+    upload(app_client, faces_image(tmp_path / "large.jpg", 2, scale=8))
+    wait_for_tagging(app_client)
+    boxes = sorted(
+        (f["left"], f["top"], f["right"], f["bottom"]) for f in app_client.get("/api/v1/me/faces").json()
+    )
+    expected = [(128, 128, 512, 512), (640, 128, 1024, 512)]  # in the original's pixels
+    assert len(boxes) == 2
+    for box, want in zip(boxes, expected, strict=True):
+        assert max(abs(a - b) for a, b in zip(box, want, strict=True)) <= 32, (box, want)
+
+
 def test_nobody_else_learns_anything_about_faces(
     app_client: TestClient, faces_settings: Settings, tmp_path: Path
 ) -> None:
@@ -207,3 +224,23 @@ def test_photos_stored_before_the_owner_opted_in_are_found_by_the_servers_sweep(
     while stored_faces(app_client) < 2 and time.monotonic() < deadline:  # the sweep runs every 0.5 s
         time.sleep(0.1)
     assert len(app_client.get("/api/v1/me/faces").json()) == 2
+
+
+def test_the_finder_reads_a_large_jpeg_at_reduced_scale_and_upright(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from eyes.ml.faces import DETECT_SIDE, open_for_faces
+
+    path = faces_image(tmp_path / "large.jpg", 1, scale=8)  # 2560x1920
+    with open(path, "rb") as f:
+        image, factors = open_for_faces(f)
+    assert image.size == (1280, 960) and factors == (2.0, 2.0)
+    assert min(image.size) >= DETECT_SIDE
+
+    with Image.open(path) as img:  # the same photo, stored on its side with an EXIF orientation
+        exif = img.getexif()
+        exif[0x0112] = 6
+        img.save(tmp_path / "turned.jpg", "JPEG", exif=exif)
+    with open(tmp_path / "turned.jpg", "rb") as f:
+        image, factors = open_for_faces(f)
+    assert image.size == (960, 1280) and factors == (2.0, 2.0)

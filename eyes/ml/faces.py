@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from eyes.ml.preprocess import to_rgb
 
 DETECT_SIDE = 800
 DESCRIPTOR_SIZE = 128
@@ -48,7 +51,7 @@ def models_folder() -> Path:
 def downscaled(image: Image.Image, longest: int = DETECT_SIDE) -> tuple[np.ndarray, float]:
     """An RGB array of the image at most `longest` pixels on its longest side, and the factor
     that maps its coordinates back to the image's."""
-    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    rgb = to_rgb(image)
     scale = max(rgb.size) / longest
     if scale > 1:
         rgb = rgb.resize((round(rgb.width / scale), round(rgb.height / scale)), Image.Resampling.BILINEAR)
@@ -93,6 +96,43 @@ def _box_back(rect: object, scale: float, size: tuple[int, int]) -> tuple[int, i
         max(0, min(width, round(right))),
         max(0, min(height, round(bottom))),
     )
+
+
+def open_for_faces(source: BinaryIO) -> tuple[Image.Image, tuple[float, float]]:
+    """Decode a stored original for the face finder, upright: a JPEG at the smallest reduced scale
+    that keeps both sides at least `DETECT_SIDE` (a 12-megapixel photo decodes at a quarter of
+    its pixels). Returns the image and the factors (x, y) from its pixels to the full upright
+    image's, in which boxes are stored."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)
+        with Image.open(source) as img:
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            full = img.size
+            img.draft("RGB", (DETECT_SIDE, DETECT_SIDE))  # a no-op for other formats
+            img.load()
+            factors = (full[0] / img.width, full[1] / img.height)
+            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # turned a quarter: the axes swap
+                factors = (factors[1], factors[0])
+            ImageOps.exif_transpose(img, in_place=True)
+            return img, factors
+
+
+def find_in_file(finder: FaceFinder, source: BinaryIO) -> list[Face]:
+    """The faces in an image file, boxes in the full upright image's pixels."""
+    image, (fx, fy) = open_for_faces(source)
+    try:
+        faces = finder.find(image)
+    finally:
+        image.close()
+    if (fx, fy) == (1.0, 1.0):
+        return faces
+    return [
+        replace(
+            f, box=(round(f.box[0] * fx), round(f.box[1] * fy), round(f.box[2] * fx), round(f.box[3] * fy))
+        )
+        for f in faces
+    ]
 
 
 def load_finder(spec: str) -> FaceFinder:

@@ -8,6 +8,7 @@ all of them when the owner turns faces off.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,8 +22,9 @@ from eyes.db.models import Face, Photo, User
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import EyesError, NotFound
-from eyes.images import decode, pixel_count
+from eyes.images import pixel_count
 from eyes.ml.faces import Face as FoundFace
+from eyes.ml.faces import find_in_file
 from eyes.services.image_store import original_key
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,7 @@ def _find(ctx: Context, sha: str) -> list[FoundFace]:
         return []
     try:
         with ctx.limits.decoding.hold(pixel_count(data), patient=True):
-            image = decode(data, max_pixels=ctx.settings.max_image_pixels).image
-            return list(finder.find(image))
+            return find_in_file(finder, io.BytesIO(data))
     # dlib raises RuntimeError on an image it cannot process: that photo has no faces.
     except (OSError, ValueError, RuntimeError, DecompressionBombError, EyesError) as exc:
         log.warning("cannot look for faces in %s: %s", sha, exc)
