@@ -154,7 +154,7 @@ def test_import_sets_the_licence_or_takes_the_owners_default(settings: Settings,
             olga = session.scalars(select(User)).one()
             got = set(session.scalars(select(Photo.license)))
         assert got == {License.CC0}
-        accounts.set_default_license(ctx, olga, License.CC_BY_SA)
+        accounts.update_preferences(ctx, olga, default_license=License.CC_BY_SA)
     finally:
         ctx.close()
     one = picture(tmp_path, "red.png", (200, 10, 10))
@@ -180,7 +180,9 @@ def test_only_public_openly_licensed_photos_leave_with_their_training_grade_labe
 ) -> None:
     people = users(ctx, "alice", "bob", "vera", "victor", admin="alice")
     alice, bob = people["alice"], people["bob"]
-    accounts.set_private_photos_teach(ctx, alice, True)  # her private photos teach, and still never leave
+    accounts.update_preferences(
+        ctx, alice, private_photos_teach=True
+    )  # her private photos teach, and still never leave
     shown = add(ctx, alice, picture(tmp_path, "cat.png", (200, 10, 10)), tags=("cat",))
     reserved = add(ctx, alice, picture(tmp_path, "arr.png", (10, 200, 10)), tags=("cat",), license=None)
     private = add(

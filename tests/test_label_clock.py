@@ -14,7 +14,7 @@ from eyes.db.models import Photo
 from eyes.db.session import transaction
 from eyes.domain import Visibility
 from eyes.services import label_clock, labels, photos, training, vocabulary
-from eyes.services.accounts import create_user, set_private_photos_teach
+from eyes.services.accounts import create_user, update_preferences
 
 
 @pytest.fixture
@@ -56,7 +56,9 @@ MUTATIONS = {
     "owner adds a tag": lambda ctx, owner, key: photos.add_owner_tags(ctx, key, owner, ["sea"]),
     "owner removes a tag": lambda ctx, owner, key: photos.remove_owner_tag(ctx, key, owner, "sky"),
     "owner deletes the photo": lambda ctx, owner, key: photos.delete_photo(ctx, key, owner),
-    "owner lets private photos teach": lambda ctx, owner, key: set_private_photos_teach(ctx, owner, True),
+    "owner lets private photos teach": lambda ctx, owner, key: update_preferences(
+        ctx, owner, private_photos_teach=True
+    ),
     "an administrator approves a class": lambda ctx, owner, key: vocabulary.approve(ctx, None, ["sky"]),
     "an administrator nests a class": lambda ctx, owner, key: vocabulary.set_parent(ctx, None, "sky", "air"),
 }

@@ -246,3 +246,21 @@ print("torch" in sys.modules)
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+def test_photos_named_by_key_are_looked_up_by_it_not_through_the_tagging_state(client: TestClient) -> None:
+    """SQLite keeps no statistics: given `tagging = 'done'` it walked every done photo through
+    ix_photos_tagging for each chunk of a re-tag (quadratic) instead of using the content hash."""
+    from sqlalchemy import text
+
+    from eyes.domain import TaggingState
+    from eyes.services.tagging import _in_state
+
+    ctx = context_of(client)
+    if ctx.engine.dialect.name != "sqlite":
+        pytest.skip("the planner without statistics is SQLite's; PostgreSQL analyses its tables")
+    statement = select(Photo.id).where(Photo.sha256.in_(["a" * 64, "b" * 64]), _in_state(TaggingState.DONE))
+    compiled = statement.compile(ctx.engine, compile_kwargs={"literal_binds": True})
+    with ctx.engine.connect() as connection:
+        plan = " ".join(row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+    assert "ix_photos_sha256" in plan and "ix_photos_tagging" not in plan, plan

@@ -20,6 +20,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, License
 from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from eyes.services import invitations, label_clock, sessions
+from eyes.services.faces import forget_faces
 from eyes.services.limits import Slots
 from eyes.services.views import TokenPublic, UserPublic
 
@@ -235,19 +236,32 @@ def user_for_token(ctx: Context, secret: str) -> User:
         return token.user
 
 
-def set_private_photos_teach(ctx: Context, user: Account, allowed: bool) -> User:
-    """Whether `user`'s private photos may train the shared model (off unless they say so)."""
+def update_preferences(
+    ctx: Context,
+    user: Account,
+    *,
+    private_photos_teach: bool | None = None,
+    show_sensitive: bool | None = None,
+    default_license: License | None = None,
+    faces_enabled: bool | None = None,
+) -> User:
+    """Change any of `user`'s own preferences, in one transaction; what is None stays as it is.
+
+    Private photos teach only when their owner says so (what may teach changes: the label
+    clock ticks); sensitive photos are blurred unless they opt in; the default licence is what
+    new uploads get (photos keep theirs); turning faces off deletes every face found in their
+    photos, and lets them be scanned afresh if they turn it on again."""
     with transaction(ctx.sessions) as session:
         row = session.get_one(User, user.id)
-        row.private_photos_teach = allowed
-        label_clock.tick(session)
-        return row
-
-
-def set_default_license(ctx: Context, user: Account, license: License) -> User:
-    """The licence `user`'s new uploads (and imports) get unless they choose another; the photos
-    they already have keep theirs."""
-    with transaction(ctx.sessions) as session:
-        row = session.get_one(User, user.id)
-        row.default_license = license
+        if private_photos_teach is not None:
+            row.private_photos_teach = private_photos_teach
+            label_clock.tick(session)
+        if show_sensitive is not None:
+            row.show_sensitive = show_sensitive
+        if default_license is not None:
+            row.default_license = default_license
+        if faces_enabled is not None:
+            row.faces_enabled = faces_enabled
+            if not faces_enabled:
+                forget_faces(session, user.id)
         return row

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from PIL.Image import DecompressionBombError
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Face, Photo, User
@@ -149,17 +150,12 @@ def scan_all(ctx: Context, owner_id: int | None = None, progress: Callable[[int]
     return done
 
 
-def set_faces_enabled(ctx: Context, user: Account, enabled: bool) -> User:
-    """Turn faces on or off for `user`; off deletes every face found in their photos, and lets
-    their photos be scanned afresh if they turn it on again."""
-    with transaction(ctx.sessions) as session:
-        row = session.get_one(User, user.id)
-        row.faces_enabled = enabled
-        if not enabled:
-            mine = select(Photo.id).where(Photo.owner_id == user.id)
-            session.execute(delete(Face).where(Face.photo_id.in_(mine)))
-            session.execute(update(Photo).where(Photo.owner_id == user.id).values(faces_scanned_at=None))
-        return row
+def forget_faces(session: Session, owner_id: int) -> None:
+    """Delete every face found in this owner's photos, and mark the photos unscanned (faces
+    turned off: accounts.update_preferences)."""
+    mine = select(Photo.id).where(Photo.owner_id == owner_id)
+    session.execute(delete(Face).where(Face.photo_id.in_(mine)))
+    session.execute(update(Photo).where(Photo.owner_id == owner_id).values(faces_scanned_at=None))
 
 
 def my_faces(ctx: Context, user: Account, after: int = 0, limit: int = MAX_PAGE) -> list[FacePublic]:

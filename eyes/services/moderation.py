@@ -80,14 +80,6 @@ def mark_sensitive(ctx: Context, key: str, user: Account, marked: bool) -> Photo
     return _as_admin_or_owner(ctx, photo.id, user)
 
 
-def set_show_sensitive(ctx: Context, user: Account, shown: bool) -> User:
-    """Whether `user` sees sensitive photos unblurred (off unless they say so)."""
-    with transaction(ctx.sessions) as session:
-        row = session.get_one(User, user.id)
-        row.show_sensitive = shown
-        return row
-
-
 def unread_notices(ctx: Context, user: Account) -> list[NoticePublic]:
     with ctx.sessions() as session:
         rows = session.execute(

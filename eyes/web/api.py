@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, Visibility
-from eyes.services import accounts, faces, invitations, moderation, similar
+from eyes.services import accounts, faces, invitations, similar
 from eyes.services import photos as photo_service
 from eyes.services.classify import classify_file
 from eyes.services.dataset import MAX_EXPORT_TAGS, MAX_MIN_AGREEMENT, DatasetFormat, plan_dataset
@@ -263,15 +263,7 @@ def me(ctx: ContextDep, user: UserDep) -> Me:
 
 @router.patch("/me", response_model=Me, summary="Change your preferences")
 def update_me(body: MeUpdate, ctx: ContextDep, user: UserDep) -> Me:
-    updated: Account = user
-    if body.private_photos_teach is not None:
-        updated = accounts.set_private_photos_teach(ctx, user, body.private_photos_teach)
-    if body.show_sensitive is not None:
-        updated = moderation.set_show_sensitive(ctx, user, body.show_sensitive)
-    if body.default_license is not None:
-        updated = accounts.set_default_license(ctx, user, body.default_license)
-    if body.faces_enabled is not None:
-        updated = faces.set_faces_enabled(ctx, user, body.faces_enabled)
+    updated = accounts.update_preferences(ctx, user, **body.model_dump(exclude_unset=True))
     return Me.of_account(updated, storage_use(ctx, user.id))
 
 

@@ -376,13 +376,13 @@ def revoke_invitation(invitation_id: int, ctx: ContextDep, admin: AdminDep) -> R
 def set_teaching(
     ctx: ContextDep, user: UserDep, private_photos_teach: Annotated[str, Form()] = ""
 ) -> Response:
-    accounts.set_private_photos_teach(ctx, user, private_photos_teach == "on")
+    accounts.update_preferences(ctx, user, private_photos_teach=private_photos_teach == "on")
     return redirect("/settings")
 
 
 @router.post("/settings/license")
 def set_default_license(ctx: ContextDep, user: UserDep, license: Annotated[str, Form()] = "") -> Response:
-    accounts.set_default_license(ctx, user, License.parse(license))
+    accounts.update_preferences(ctx, user, default_license=License.parse(license))
     return redirect("/settings")
 
 

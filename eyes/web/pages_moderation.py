@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from eyes.domain import ReportReason
-from eyes.services import faces, moderation
+from eyes.services import accounts, moderation
 from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
 from eyes.web.pages import redirect, render
 
@@ -40,13 +40,13 @@ def mark_sensitive(
 def set_show_sensitive(
     ctx: ContextDep, user: UserDep, show_sensitive: Annotated[str, Form()] = ""
 ) -> Response:
-    moderation.set_show_sensitive(ctx, user, show_sensitive == "on")
+    accounts.update_preferences(ctx, user, show_sensitive=show_sensitive == "on")
     return redirect("/settings")
 
 
 @router.post("/settings/faces")
 def set_faces_enabled(ctx: ContextDep, user: UserDep, faces_enabled: Annotated[str, Form()] = "") -> Response:
-    faces.set_faces_enabled(ctx, user, faces_enabled == "on")
+    accounts.update_preferences(ctx, user, faces_enabled=faces_enabled == "on")
     return redirect("/settings")
 
 
