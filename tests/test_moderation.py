@@ -17,6 +17,7 @@ from eyes.config import Settings
 from eyes.db.models import Image, Photo
 from eyes.jobs.tasks import sweep
 from eyes.services import labels
+from eyes.services.image_store import original_key
 from eyes.services.importer import import_tree
 from tests.conftest import CALTECH, context_of, csrf_of, sign_up, upload, wait_for_tagging
 from tests.standin_sensitive import red_image
@@ -80,6 +81,28 @@ def test_the_tagging_job_scores_each_upload_and_sensitive_ones_are_blurred_for_o
         "/settings/sensitive", data={"csrf_token": csrf_of(people.other)}, follow_redirects=False
     )
     assert people.other.get(f"/api/v1/photos/{red['id']}").json()["blurred"]
+
+
+def test_an_upload_is_scored_from_the_decode_its_request_made(people: People, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ctx = context_of(people.owner)
+    reads: list[str] = []
+    real_open = ctx.blobs.open
+
+    def counting_open(key: str):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        return real_open(key)
+
+    monkeypatch.setattr(ctx.blobs, "open", counting_open)
+    photo = _tagged(people, PHOTOS[1])
+    assert photo["sensitive_score"] is not None and photo["tags"], photo
+    assert not [k for k in reads if k == original_key(photo_sha(ctx, photo["id"]))], (
+        "neither tagging nor scoring reads the original again"
+    )
+
+
+def photo_sha(ctx, key: str) -> str:  # type: ignore[no-untyped-def]
+    with ctx.sessions() as session:
+        return str(session.scalar(select(Photo.sha256).where(Photo.public_id == key)))
 
 
 def test_owners_mark_and_unmark_their_photo_and_nobody_else_can(people: People) -> None:

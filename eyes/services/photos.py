@@ -85,12 +85,18 @@ def check_text(ctx: Context, title: str | None, description: str | None) -> None
 
 
 def upload_photo(
-    ctx: Context, owner_id: int, path: Path, draft: PhotoDraft, features: Features | None = None
+    ctx: Context,
+    owner_id: int,
+    path: Path,
+    draft: PhotoDraft,
+    features: Features | None = None,
+    sensitive_score: float | None = None,
 ) -> Uploaded:
     """Validate, store and record one photo, then queue its tagging.
 
     `features`: the photo's embedding and activation when the caller has computed them (to look
-    for near-duplicates first): stored with it, so that tagging does not embed it again.
+    for near-duplicates first): stored with it, so that tagging does not embed it again; so is
+    `sensitive_score` when the caller scored it from the same decode.
 
     Order matters for "nothing lost, nothing left behind": everything is checked before anything
     is written; blobs go in first (atomically, by content), then the rows in one transaction that
@@ -154,7 +160,9 @@ def upload_photo(
         raise
     # Blobs of a failed transaction have no row: the orphan sweep takes them once they are old.
     if features is not None:
-        store_features(ctx, {sha256: features})
+        store_features(
+            ctx, {sha256: features}, None if sensitive_score is None else {sha256: sensitive_score}
+        )
         ctx.similar.added(photo.id, owner_id, draft.visibility == Visibility.PUBLIC, features[0])
     if ctx.jobs is not None:
         ctx.jobs.enqueue("tag_photo", photo.id)

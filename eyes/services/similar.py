@@ -30,7 +30,7 @@ from eyes.db.models import Embedding, Photo
 from eyes.domain import Account
 from eyes.errors import InvalidImage
 from eyes.images import pixel_count
-from eyes.ml import layout
+from eyes.ml import layout, sensitive
 from eyes.ml.preprocess import open_for_model, preprocess
 from eyes.ml.vector_index import Audience
 from eyes.services import photos
@@ -78,6 +78,7 @@ class Fingerprint:
 
     features: Features
     grey: np.ndarray  # its layout signature (eyes/ml/layout.py)
+    sensitive_score: float | None = None  # scored from the same decode when asked
 
     @cached_property
     def layout(self) -> np.ndarray | None:
@@ -85,10 +86,13 @@ class Fingerprint:
         return layout.summaries(self.grey)
 
 
-def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerprint | None:
-    """An image file's features, as tagging computes them, and its layout (None when the network
-    cannot read it: tagging then records why). Decoding waits for its memory as uploads do: a
-    request (not `patient`) is told the server is busy rather than kept waiting."""
+def fingerprint_of(
+    ctx: Context, path: Path, *, patient: bool = True, score_sensitive: bool = False
+) -> Fingerprint | None:
+    """An image file's features, as tagging computes them, its layout and, `score_sensitive`, its
+    sensitive-content score, all from one decode (None when the network cannot read it: tagging
+    then records why). Decoding waits for its memory as uploads do: a request (not `patient`) is
+    told the server is busy rather than kept waiting."""
     need = pixel_count(path)
     if not 0 < need <= ctx.settings.max_image_pixels:
         return None  # unreadable or too large: the upload refuses it, before decoding anything
@@ -98,13 +102,15 @@ def fingerprint_of(ctx: Context, path: Path, *, patient: bool = True) -> Fingerp
             try:
                 prepared = preprocess(image)
                 grey = layout.signature(image)
+                for_sensitive = sensitive.prepare(image) if score_sensitive else None
             finally:
                 image.close()
     except (OSError, ValueError, DecompressionBombError, InvalidImage) as exc:
         log.info("no features for %s: %s", path.name, exc)
         return None
     embeddings, activations = ctx.tagger.embed_with_activations(prepared[None])
-    return Fingerprint((embeddings[0], activations[0]), grey)
+    score = None if for_sensitive is None else float(ctx.tagger.sensitive.scores(for_sensitive[None])[0])
+    return Fingerprint((embeddings[0], activations[0]), grey, score)
 
 
 def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
@@ -178,8 +184,20 @@ def upload_and_check(ctx: Context, owner: Account, path: Path, draft: photos.Pho
     """Upload a photo (services/photos.py), embedded now rather than by the tagging job, so the
     answer can say which of the owner's photos it nearly duplicates."""
     ctx.similar.index()  # built before the photo joins it (a no-op but the first time)
-    print_ = None if photos.owned_copy(ctx, owner.id, path) else fingerprint_of(ctx, path, patient=False)
-    uploaded = photos.upload_photo(ctx, owner.id, path, draft, print_.features if print_ else None)
+    # Scored too while it is decoded: its tagging job then reads the original no more.
+    print_ = (
+        None
+        if photos.owned_copy(ctx, owner.id, path)
+        else fingerprint_of(ctx, path, patient=False, score_sensitive=True)
+    )
+    uploaded = photos.upload_photo(
+        ctx,
+        owner.id,
+        path,
+        draft,
+        print_.features if print_ else None,
+        print_.sensitive_score if print_ else None,
+    )
     shown = photos.show_uploaded(ctx, uploaded, owner)
     if not uploaded.created or print_ is None:
         return UploadResult(shown, uploaded.created)
