@@ -102,6 +102,14 @@ class TrainingDepth(enum.StrEnum):
     DEEP = "deep"  # the top of the backbone fine-tuned with the head, from stored activations: minutes
 
 
+class PersonAudience(enum.StrEnum):
+    """Who sees that a person is in a photo (their `person:` tag). Never more than may see the photo."""
+
+    OWNER = "owner"  # the owner alone: the default
+    CHOSEN = "chosen"  # the owner and the accounts they chose (person_viewers)
+    VIEWERS = "viewers"  # whoever may see the photo
+
+
 class ModelStage(enum.StrEnum):
     TRAINING = "training"  # a run is under way (one at a time)
     CANDIDATE = "candidate"  # trained and stored, not yet judged

@@ -27,6 +27,7 @@ from eyes.domain import (
     KEY_LENGTH,
     License,
     ModelStage,
+    PersonAudience,
     TaggingState,
     TagSource,
     TagStatus,
@@ -444,4 +445,49 @@ class Face(Base):
     right: Mapped[int] = mapped_column(Integer)
     bottom: Mapped[int] = mapped_column(Integer)
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # 128 little-endian float32
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who it is, as the owner said (named a group, confirmed a suggestion, moved the face).
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    # Who the owner's recognition model thinks it is, until the owner confirms or rejects it.
+    suggested_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    suggestion_distance: Mapped[float | None] = mapped_column(Float)
+    # The group the owner's last grouping put this unnamed face in (None: alone, or named).
+    group_id: Mapped[int | None] = mapped_column(Integer)
+    not_a_face: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Person(Base):
+    """Someone an owner named in their own photos: a tag in its own namespace (`person:<slug>`),
+    shown to whom the owner allows and to nobody who may not see the photo."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("owner_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))  # as the owner wrote it
+    slug: Mapped[str] = mapped_column(String(80))  # the tag's name, normalised like any tag
+    audience: Mapped[PersonAudience] = mapped_column(_enum(PersonAudience), default=PersonAudience.OWNER)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PersonViewer(Base):
+    """An account the owner chose to see a person's tag (audience `chosen`)."""
+
+    __tablename__ = "person_viewers"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class FaceRejection(Base):
+    """The owner said this face is not this person ("not Anna"): a negative for Anna, and never
+    suggested again."""
+
+    __tablename__ = "face_rejections"
+
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
