@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from threadpoolctl import threadpool_limits
 
 from eyes.config import Settings
 from eyes.db.migrate import upgrade
@@ -76,6 +77,10 @@ class Context:
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     """Open the database (bringing its schema up to date) and the blob store."""
+    # Many small numeric calls run at once here (requests, import threads, jobs) on few cores:
+    # OpenBLAS's own threads per call, idle and spinning, only took the cores from one another
+    # (a bulk import: 6.9 photos/s with them, 11.3 without; docs/benchmarks.md).
+    threadpool_limits(limits=1, user_api="blas")
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     if migrate:

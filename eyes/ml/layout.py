@@ -13,6 +13,8 @@ compared; another photo of the same kind of scene rarely lines up as well.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -41,31 +43,51 @@ def open_signature(source: object) -> np.ndarray:
         return signature(ImageOps.exif_transpose(img))
 
 
-def _windows(grey: np.ndarray) -> np.ndarray:
-    """(x0, y0, x1, y1) of every window a crop could leave, the whole image first."""
-    h, w = grey.shape
-    out = []
-    for fx in FRACTIONS:
-        for fy in FRACTIONS:
-            for ax in ANCHORS if fx < 1 else (0.0,):
-                for ay in ANCHORS if fy < 1 else (0.0,):
-                    x0, y0 = (w - w * fx) * ax, (h - h * fy) * ay
-                    out.append((x0, y0, x0 + w * fx, y0 + h * fy))
-    return np.array(out)
+def _spans(length: int) -> np.ndarray:
+    """(start, end) along one side of every span a crop could keep, the whole side first."""
+    return np.array(
+        [
+            (start, start + length * kept)
+            for kept in FRACTIONS
+            for start in ((length - length * kept) * a for a in (ANCHORS if kept < 1 else (0.0,)))
+        ]
+    )
 
 
-def _summaries(grey: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Each window as CELL x CELL averages, centred and of unit length: (windows, CELL * CELL)."""
-    h, w = grey.shape
-    integral = np.zeros((h + 1, w + 1), dtype=np.float32)  # 96 x 96 grey levels: exact in float32
-    integral[1:, 1:] = grey.cumsum(0).cumsum(1)
+def _cell_edges(length: int) -> np.ndarray:
+    """The pixel edges of each span's CELL cells: (spans, CELL + 1) integers."""
+    spans = _spans(length)
     steps = np.linspace(0.0, 1.0, CELL + 1)
-    xs = np.rint(windows[:, 0:1] + (windows[:, 2:3] - windows[:, 0:1]) * steps).astype(int).clip(0, w)
-    ys = np.rint(windows[:, 1:2] + (windows[:, 3:4] - windows[:, 1:2]) * steps).astype(int).clip(0, h)
-    corner = integral[ys[:, :, None], xs[:, None, :]]  # (n, CELL+1, CELL+1)
-    sums = corner[:, 1:, 1:] - corner[:, :-1, 1:] - corner[:, 1:, :-1] + corner[:, :-1, :-1]
-    area = np.maximum(np.diff(ys)[:, :, None] * np.diff(xs)[:, None, :], 1)
-    cells = (sums / area).astype(np.float32).reshape(len(windows), -1)
+    return np.rint(spans[:, :1] + (spans[:, 1:] - spans[:, :1]) * steps).astype(int).clip(0, length)
+
+
+@functools.lru_cache(maxsize=32)
+def _averaging(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a signature of this shape: a matrix whose product with it sums the rows of each cell
+    of each vertical span, one that sums the columns for each horizontal span, and the inverse
+    of each cell's area. A few shapes cover nearly every photo, so they are built once."""
+
+    def summing(length: int) -> tuple[np.ndarray, np.ndarray]:
+        edges = _cell_edges(length)
+        pixel = np.arange(length)
+        inside = (pixel >= edges[:, :-1, None]) & (pixel < edges[:, 1:, None])  # (spans, CELL, length)
+        return inside.reshape(-1, length).astype(np.float32), np.diff(edges)
+
+    rows, row_counts = summing(height)
+    columns, column_counts = summing(width)
+    area = row_counts[:, None, :, None] * column_counts[None, :, None, :]  # (y spans, x spans, CELL, CELL)
+    return rows, np.ascontiguousarray(columns.T), (1.0 / np.maximum(area, 1)).astype(np.float32)
+
+
+def _summaries(grey: np.ndarray) -> np.ndarray:
+    """Every window (a vertical span by a horizontal span; the whole image first) as CELL x CELL
+    averages, centred and of unit length: (windows, CELL * CELL). Two matrix products give the
+    cell sums of all windows at once, about four times faster than gathering them from an
+    integral image, with the same cells."""
+    rows, columns, inverse_area = _averaging(*grey.shape)
+    n_y, n_x = inverse_area.shape[:2]
+    sums = (rows @ grey.astype(np.float32)) @ columns  # (y spans * CELL, x spans * CELL)
+    cells = (sums.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3) * inverse_area).reshape(n_y * n_x, -1)
     cells -= cells.mean(axis=1, keepdims=True)
     return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
 
@@ -76,7 +98,7 @@ def summaries(grey: np.ndarray) -> np.ndarray | None:
     flat to line up (it matches nothing)."""
     if min(grey.shape) < CELL or grey.std() < 1.0:
         return None
-    return _summaries(grey, _windows(grey))
+    return _summaries(grey)
 
 
 def matches(a: np.ndarray | None, b: np.ndarray | None) -> float:

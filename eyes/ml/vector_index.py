@@ -55,6 +55,9 @@ class VectorIndex:
         self._reset()
 
     def _reset(self) -> None:
+        # One query at a time gains nothing from OpenMP's threads, whose idle spinning took the
+        # cores from the network in a bulk import (14.4 photos/s with one thread, 6.9 with two).
+        faiss.omp_set_num_threads(1)
         # faiss's bundled stubs lag its SWIG API (the quantizer type is an int there).
         index = faiss.IndexHNSWSQ(
             self.ndim,
@@ -182,12 +185,16 @@ class VectorIndex:
         return Neighbours(keys, similarity)
 
     def _exact(self, query: np.ndarray, allowed: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        slots = np.flatnonzero(allowed)
-        if not len(slots):
-            return slots, np.zeros(0, dtype=np.float32)
-        similarity = self._index.reconstruct_batch(slots) @ query[0]
-        order = np.argsort(-similarity, kind="stable")[:count]
-        return slots[order], similarity[order].astype(np.float32)
+        """Every allowed entry compared with the query, on the stored codes (ten times faster than
+        decoding them first): the graph's flat storage, searched through the same bitmap."""
+        if not allowed.any():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        storage = faiss.downcast_index(self._index.storage)
+        bitmap = np.packbits(allowed, bitorder="little")
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap)))  # type: ignore[call-arg]
+        similarity, slots = storage.search(query, count, params=params)
+        found = slots[0] >= 0
+        return slots[0][found].astype(np.int64), similarity[0][found].astype(np.float32)
 
     def _walk(self, query: np.ndarray, allowed: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The graph's search, passing over what is not allowed. Where the query's neighbourhood

@@ -41,6 +41,7 @@ from eyes.web.deps import (
     check_csrf,
     client_address,
     next_page,
+    run_image_work,
 )
 from eyes.web.schemas import ErrorResponse, InvitationCreate, MeUpdate, PhotoUpdate, TagCreate
 from eyes.web.uploads import received_file
@@ -116,7 +117,7 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             license=License.parse(str(form.get("license") or "")) if form.get("license") else None,
             tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
         )
-        created, photo = await run_in_threadpool(_store_upload, ctx, user, file.path, draft)
+        created, photo = await run_image_work(request, _store_upload, ctx, user, file.path, draft)
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/photos/{photo.id}"
@@ -248,7 +249,7 @@ async def classify(request: Request, ctx: ContextDep, user: UserDep) -> Classify
     await run_in_threadpool(_count_classify, ctx, user, client_address(request))
     s = ctx.settings
     async with received_file(request, s.home / "tmp", s.max_upload_bytes) as (_, file):
-        result = await run_in_threadpool(classify_file, ctx, file.path)
+        result = await run_image_work(request, classify_file, ctx, file.path)
     return ClassifyResult(
         tags=[TagScore(name=n, confidence=round(c, 4)) for n, c in result.tags],
         model_version=result.model_version,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +26,20 @@ SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sess
 KEY_PARAMS = {"photo_id", "media_key", "album_id"}
 KEY_PATTERN = f"^[A-Za-z0-9_-]{{{KEY_LENGTH}}}$"
 _KEY = re.compile(KEY_PATTERN)
+
+
+T = TypeVar("T")
+
+
+async def run_image_work(request: Request, work: Callable[..., T], *args: object) -> T:
+    """Decode, embed and store an image on a thread, one per core at most. On the common thread
+    pool, dozens of uploads and classifications at once took the cores in turns with the feed and
+    search (a page then waited a second under load); queued here, they leave the light requests
+    a core's share each (docs/benchmarks.md, "Load")."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "image_work", None)
+    if limiter is None:  # made on the server's own event loop, at its first image
+        limiter = request.app.state.image_work = anyio.CapacityLimiter(os.cpu_count() or 1)
+    return await anyio.to_thread.run_sync(lambda: work(*args), limiter=limiter)
 
 
 # The dependencies below are `async def` where they only read the request: a plain `def` would
