@@ -307,7 +307,7 @@ def _body(r: dict, draws: int) -> str:  # type: ignore[type-arg]
         "| measure | report half (20 people) | all 40 | target |",
         "| --- | --- | --- | --- |",
         f"| photos with a face found | | **{d['with_face']} of {d['photos']} ({d['with_face'] / d['photos']:.1%})**, "
-        f"{d['faces']} faces in all, p50 {d['ms_p50']:.0f} ms a photo | |",
+        f"{d['faces']} faces in all, p50 {d['ms_p50']:.0f} ms a photo (decode included) | |",
     ]
     rh, al = g["report half (20 people)"], g["all 40"]
     lines += [
@@ -363,7 +363,7 @@ def _body(r: dict, draws: int) -> str:  # type: ignore[type-arg]
         "",
         "![correction curve](faces-corrections.png)",
         "",
-        f"One owner's scale, one thread: grouping 3,000 faces {s['group_3000']:.2f} s; learning from 2,000 named "
+        f"One owner's scale, on this machine: grouping 3,000 faces {s['group_3000']:.2f} s; learning from 2,000 named "
         f"faces (calibration and the gate's leave-one-out judgement) {s['learn_2000']:.2f} s; suggestions for "
         f"3,000 faces {s['suggest_3000']:.2f} s. All figures: docs/faces-lfw.json.",
         "",
