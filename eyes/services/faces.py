@@ -26,6 +26,7 @@ from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
 from eyes.ml.faces import Face as FoundFace
 from eyes.ml.faces import find_in_file
+from eyes.services import face_recognition
 from eyes.services.image_store import original_key
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
                     ],
                 )
         scanned += 1
+    if scanned:  # the new faces get their owner's suggestions at once
+        face_recognition.suggest_for_photos(ctx, [photo_id for photo_id, _ in rows])
     return scanned
 
 
@@ -155,6 +158,7 @@ def forget_faces(session: Session, owner_id: int) -> None:
     turned off: accounts.update_preferences)."""
     mine = select(Photo.id).where(Photo.owner_id == owner_id)
     session.execute(delete(Face).where(Face.photo_id.in_(mine)))
+    face_recognition.forget(session, owner_id)  # the recognition model's versions name those faces
     session.execute(update(Photo).where(Photo.owner_id == owner_id).values(faces_scanned_at=None))
 
 
