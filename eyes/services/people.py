@@ -100,12 +100,16 @@ def clean_name(ctx: Context, raw: str) -> tuple[str, str]:
     name = " ".join(raw.split())
     if not name:
         raise BadRequest("a person needs a name")
-    if len(name) > MAX_NAME:
-        raise BadRequest(f"a name is at most {MAX_NAME} characters; this one has {len(name)}")
+    # The whole tag, person:<slug>, is a tag's length at most, so it can be searched for.
     longest = min(MAX_NAME, ctx.settings.max_tag_length - len(PERSON_PREFIX))
-    slug = normalize_tag(name, longest, query=True).replace(" ", "-")
-    if ":" in slug:
-        raise BadRequest("a name cannot contain ':' (the tag is person:<name>)")
+    if len(name) > longest:
+        raise BadRequest(f"a name is at most {longest} characters; this one has {len(name)}")
+    if ":" in name:
+        raise BadRequest("a name cannot contain ':' (its tag is person:<name>)")
+    try:
+        slug = normalize_tag(name, longest, query=True).replace(" ", "-")
+    except BadRequest as exc:
+        raise BadRequest(exc.message.replace("a tag", "a name")) from None
     return name, slug
 
 

@@ -134,8 +134,9 @@ class AlbumOrder(BaseModel):
 # An id named in a body: within the ids' range (a larger number is a 422, never a server error).
 RowId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
 NAME_RULES = (
-    "1 to 80 characters once spaces are collapsed; the tag is `person:` and the name lower-cased, "
-    "spaces as '-', so none of / \\ , ? # % : or control characters"
+    "1 to 57 characters (EYES_MAX_TAG_LENGTH less the 7 of `person:`) once spaces are collapsed; "
+    "its tag is `person:` and the name lower-cased, spaces as '-', so none of / \\ , ? # % : or "
+    "control characters"
 )
 
 
