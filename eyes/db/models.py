@@ -491,3 +491,34 @@ class FaceRejection(Base):
     face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FaceModel(Base):
+    """One version of an owner's recognition model (services/face_recognition.py): which of
+    their named faces and rejections it was built from, its threshold, and how it did on their
+    confirmed faces. Rebuilt from the faces table, so a deleted photo's face informs nothing."""
+
+    __tablename__ = "face_models"
+    __table_args__ = (UniqueConstraint("owner_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per owner
+    # champion (in service), retired (was champion), rejected (lost at the gate)
+    stage: Mapped[ModelStage] = mapped_column(_enum(ModelStage))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    threshold: Mapped[float] = mapped_column(Float)
+    calibration: Mapped[str] = mapped_column(Text, default="{}")  # JSON: ml.people.Calibration
+    # JSON {"faces": [[face id, person id], ...], "rejections": [[face id, person id], ...]}
+    training_set: Mapped[str] = mapped_column(Text, default="{}")
+    n_faces: Mapped[int] = mapped_column(Integer, default=0)  # named faces trained on
+    n_people: Mapped[int] = mapped_column(Integer, default=0)
+    n_rejections: Mapped[int] = mapped_column(Integer, default=0)
+    n_held_out: Mapped[int] = mapped_column(Integer, default=0)  # confirmed faces judged
+    accuracy: Mapped[float | None] = mapped_column(Float)  # right suggestions on them
+    baseline_accuracy: Mapped[float | None] = mapped_column(Float)  # plain nearest neighbour, 0.6
+    # What the labels were when it was trained (services/face_recognition.py: corrections since).
+    labels_count: Mapped[int] = mapped_column(Integer, default=0)
+    labels_checksum: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")  # the gate's verdict
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: evaluations, the champion's

@@ -53,12 +53,20 @@ def _scan_faces(ctx: Context) -> None:
         log.info("looked for faces in %d stored photos", count)
 
 
+def _learn_faces(ctx: Context, owner_id: int) -> None:
+    from eyes.services.face_recognition import learn
+
+    result = learn(ctx, owner_id)
+    log.info("face recognition of owner %d: %s", owner_id, result.reason)
+
+
 TASKS: dict[str, Callable[..., Any]] = {
     "tag_photo": _tag_photo,
     "train": _train,
     "retag": _retag,
     "score_sensitive": _score_sensitive,
     "scan_faces": _scan_faces,
+    "learn_faces": _learn_faces,
 }
 QUEUES = {
     "tag_photo": "tag",
@@ -66,6 +74,7 @@ QUEUES = {
     "train": "train",
     "score_sensitive": "tag",
     "scan_faces": "tag",
+    "learn_faces": "tag",  # a second or so of numpy per owner: not worth the training queue
 }
 
 
@@ -87,6 +96,11 @@ def sweep(ctx: Context) -> None:
         ctx.jobs.enqueue("score_sensitive")
     if ctx.settings.faces and faces.unscanned_photo_ids(ctx, limit=1):  # an owner turned faces on
         ctx.jobs.enqueue("scan_faces")
+    if ctx.settings.faces:  # names given while a learning job was lost
+        from eyes.services.face_recognition import owners_to_learn
+
+        for owner_id in owners_to_learn(ctx):
+            ctx.jobs.enqueue("learn_faces", owner_id)
     fail_stale_runs(ctx)
     for run in runs_under_way(ctx):
         ctx.jobs.enqueue("train", run.id)

@@ -26,6 +26,7 @@ from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
 from eyes.ml.faces import Face as FoundFace
 from eyes.ml.faces import find_in_file
+from eyes.services import face_recognition
 from eyes.services.image_store import original_key
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
                 )
                 found_for.add(owner_id)
         scanned += 1
+    if scanned:  # the new faces get their owner's suggestions at once
+        face_recognition.suggest_for_photos(ctx, [row[0] for row in rows])
     if found_for:
         # Here, not at the top: people's views read photos, which read accounts, which read this.
         from eyes.services import people
@@ -163,6 +166,7 @@ def forget_faces(session: Session, owner_id: int) -> None:
     turned off: accounts.update_preferences)."""
     mine = select(Photo.id).where(Photo.owner_id == owner_id)
     session.execute(delete(Face).where(Face.photo_id.in_(mine)))
+    face_recognition.forget(session, owner_id)  # the recognition model's versions name those faces
     session.execute(update(Photo).where(Photo.owner_id == owner_id).values(faces_scanned_at=None))
 
 
