@@ -278,29 +278,31 @@ def test_not_a_face_leaves_the_groups_and_a_group_of_one_is_no_group(
     assert sorted(f["id"] for f in group_of(overview(app_client), boris[0])["faces"]) == sorted(boris)
 
 
-def test_suggestions_are_confirmed_or_rejected(app_client: TestClient, three_people: dict[str, Any]) -> None:
+def test_the_owners_recognition_suggests_who_new_faces_are_and_the_owner_answers(
+    app_client: TestClient, three_people: dict[str, Any], tmp_path: Path
+) -> None:
     group = group_of(overview(app_client), three_people["anna"][0])["id"]
     anna = app_client.post(f"/api/v1/me/people/groups/{group}/name", json={"name": "Anna"}).json()
-    yes, no = three_people["boris"]
-    # What the owner's recognition writes (services/face_recognition.py): a guess per face.
-    with context_of(app_client).sessions() as session, session.begin():
-        for face_id in (yes, no):
-            session.get_one(Face, face_id).suggested_person_id = anna["id"]
-            session.get_one(Face, face_id).suggestion_distance = 0.4
+    wait_for_tagging(app_client)  # naming her queued her owner's recognition to learn
+    # Two new photos of Anna: their faces are suggested as her (services/face_recognition.py).
+    new = [upload_people(app_client, tmp_path, [ANNA]) for _ in range(2)]
+    faces = faces_by_photo(app_client)
+    yes, no = faces[new[0]][0], faces[new[1]][0]
     view = overview(app_client)
     assert {(f["id"], f["suggested_name"]) for f in view["suggestions"]} == {(yes, "Anna"), (no, "Anna")}
-    assert "Is this <strong>Anna</strong>?" in app_client.get("/people").text
+    page = app_client.get("/people").text
+    assert "Is this <strong>Anna</strong>?" in page
+    assert person_tags(app_client, new[0]) == []  # a guess is no tag until the owner says yes
 
-    assert (
-        app_client.post(f"/api/v1/me/faces/{yes}/suggestion", json={"accept": True}).json()["person"]
-        == anna["id"]
-    )
-    res = app_client.post(f"/api/v1/me/faces/{no}/suggestion", json={"accept": False}).json()
-    assert res["person"] is None and res["suggested_person"] is None
+    res = app_client.post(f"/api/v1/me/faces/{yes}/suggestion", json={"accept": True})
+    assert res.status_code == 200 and res.json()["person"] == anna["id"]
+    assert person_tags(app_client, new[0]) == ["person:anna"]
+    res = app_client.post(f"/api/v1/me/faces/{no}/suggestion", json={"accept": False})
+    assert res.json()["person"] is None and res.json()["suggested_person"] is None
     with context_of(app_client).sessions() as session:
-        assert (
-            session.scalar(select(FaceRejection.person_id).where(FaceRejection.face_id == no)) == anna["id"]
-        )
+        rejected = session.scalar(select(FaceRejection.person_id).where(FaceRejection.face_id == no))
+    assert rejected == anna["id"]
+    wait_for_tagging(app_client)  # learning again after the answers suggests her no more for it
     assert overview(app_client)["suggestions"] == []
     # Nothing left to answer: a clear 404, not a silent success.
     assert app_client.post(f"/api/v1/me/faces/{no}/suggestion", json={"accept": True}).status_code == 404

@@ -342,3 +342,22 @@ def test_with_faces_off_for_the_site_nothing_of_people_shows(
     with context_of(cast["owner"]).sessions() as session:
         assert session.scalar(select(func.count(Person.id))) == 1  # kept, only not shown
         assert session.scalar(select(func.count(Face.id))) == 5
+
+
+def test_one_owners_names_never_suggest_anyone_to_another(cast: dict[str, Any], tmp_path: Path) -> None:
+    from tests.conftest import wait_for_tagging
+
+    wait_for_tagging(cast["owner"])  # the owner's recognition has learnt Anna
+    bob = cast["bob"]
+    opt_in(bob)
+    photo = upload_people(bob, tmp_path, [ANNA])  # the same stand-in face as her Anna
+    view = overview(bob)
+    assert view["suggestions"] == [] and view["people"] == []
+    assert [f["suggested_person"] for f in view["singles"]] == [None]
+    assert person_tags(bob, photo) == []
+    # While a new photo of hers is suggested as her Anna at once.
+    mine = upload_people(cast["owner"], tmp_path, [ANNA])
+    face = faces_by_photo(cast["owner"])[mine][0]
+    assert [f["suggested_name"] for f in overview(cast["owner"])["suggestions"] if f["id"] == face] == [
+        "Anna"
+    ]

@@ -28,6 +28,7 @@ from eyes.db.session import insert_ignoring_duplicates, transaction
 from eyes.domain import Account, PersonAudience
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.people import group_faces
+from eyes.services import face_recognition
 from eyes.services.people_views import (
     NO_FACE,
     FaceView,
@@ -43,7 +44,7 @@ from eyes.services.person_tags import tag_of
 from eyes.services.tags import PERSON_PREFIX, normalize_tag
 
 MAX_NAME = 80  # the people.name column
-MAX_GROUPED = 5000  # the newest unnamed faces one grouping looks at: bounded work per scan
+MAX_GROUPED = 3000  # the newest unnamed faces one grouping looks at: bounded work and memory per scan
 MAX_VIEWERS = 100  # accounts one person's tag may be shown to (audience `chosen`)
 MAX_CHOSEN_FACES = 1000  # faces one split may name
 
@@ -88,7 +89,9 @@ def _count_change(ctx: Context, user: Account) -> None:
 
 
 def _corrected(ctx: Context, owner_id: int) -> None:
-    """The owner told us who is who: what their recognition learns from has changed."""
+    """The owner told us who is who: their recognition learns again when enough changed (after
+    the commit; queued where there is a job queue)."""
+    face_recognition.after_correction(ctx, owner_id)
 
 
 # --- names -----------------------------------------------------------------------------------
