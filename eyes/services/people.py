@@ -56,6 +56,13 @@ class GroupingResult(BaseModel):
     groups: int
 
 
+class MergeResult(BaseModel):
+    """What a group became: one group (merged with another) or someone named."""
+
+    group: int | None = Field(None, description="The merged group's id")
+    person: PersonPublic | None = Field(None, description="The person it joined")
+
+
 class SplitResult(BaseModel):
     group: int | None = Field(description="The chosen faces' group (null: a single face, in no group)")
     rest: int | None = Field(description="What is left of the old group (null: one face or none)")

@@ -70,17 +70,17 @@ def name_group(group_id: GroupId, body: PersonName, ctx: ContextDep, user: UserD
 
 @router.post(
     "/people/groups/{group_id}/merge",
-    response_model=None,
+    response_model=people.MergeResult,
+    response_model_exclude_none=True,
     summary="Merge a group into another group, or into someone you named",
-    responses={
-        200: {"description": "The merged group's id, or the person", "content": {"application/json": {}}}
-    },
 )
-def merge_group(group_id: GroupId, body: GroupMerge, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+def merge_group(group_id: GroupId, body: GroupMerge, ctx: ContextDep, user: UserDep) -> people.MergeResult:
     if body.into_person is not None:
-        return {"person": people.merge_group_into_person(ctx, user, group_id, body.into_person).model_dump()}
+        return people.MergeResult(
+            person=people.merge_group_into_person(ctx, user, group_id, body.into_person)
+        )
     assert body.into_group is not None  # the schema says one of the two
-    return {"group": people.merge_groups(ctx, user, group_id, body.into_group)}
+    return people.MergeResult(group=people.merge_groups(ctx, user, group_id, body.into_group))
 
 
 @router.post(
