@@ -59,8 +59,8 @@ class GroupingResult(BaseModel):
 class MergeResult(BaseModel):
     """What a group became: one group (merged with another) or someone named."""
 
-    group: int | None = Field(None, description="The merged group's id")
-    person: PersonPublic | None = Field(None, description="The person it joined")
+    group: int | None = Field(default=None, description="The merged group's id")
+    person: PersonPublic | None = Field(default=None, description="The person it joined")
 
 
 class SplitResult(BaseModel):
