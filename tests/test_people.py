@@ -433,3 +433,40 @@ def test_cli_groups_faces_and_lists_people(
     assert eyes(faces_settings, "people", "list", "--owner", "nobody", env=env).returncode == 1
     assert eyes(faces_settings, "people", "list", env=env).returncode == 2  # --owner is required
     assert eyes(faces_settings, "faces", "group", env={"EYES_FACES": "false"}).returncode == 1
+
+
+def test_a_large_collection_is_grouped_at_most_so_often_and_the_sweep_catches_up(
+    app_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eyes.jobs.tasks import sweep
+    from eyes.services import people
+
+    sign_up(app_client, "owner")
+    opt_in(app_client)
+    first = upload_people(app_client, tmp_path, [ANNA, ANNA])
+    assert [g["size"] for g in overview(app_client)["groups"]] == [2]  # a first grouping at once
+    # As if she had more unnamed faces than are grouped at once: the next scan waits.
+    monkeypatch.setattr(people, "GROUP_AT_ONCE", 1)
+    second = upload_people(app_client, tmp_path, [ANNA])
+    view = overview(app_client)
+    assert [g["size"] for g in view["groups"]] == [2]
+    assert [f["id"] for f in view["singles"]] == faces_by_photo(app_client)[second]
+    ctx = context_of(app_client)
+    assert people.owners_to_group(ctx) == [people_owner_id(app_client)]
+    sweep(ctx)  # within the minute: still waiting
+    wait_for_tagging(app_client)
+    assert [g["size"] for g in overview(app_client)["groups"]] == [2]
+    monkeypatch.setattr(people, "GROUP_EVERY_S", 0.0)  # the minute is over
+    sweep(ctx)
+    wait_for_tagging(app_client)
+    view = overview(app_client)
+    assert [g["size"] for g in view["groups"]] == [3] and view["singles"] == []
+    assert view["groups"][0]["id"] == min(faces_by_photo(app_client)[first])  # the same group, grown
+    assert people.owners_to_group(ctx) == []
+
+
+def people_owner_id(client: TestClient) -> int:
+    from eyes.db.models import User
+
+    with context_of(client).sessions() as session:
+        return int(session.scalar(select(User.id).where(User.username == "owner")) or 0)

@@ -77,7 +77,7 @@ def count_unscanned(ctx: Context, owner_id: int | None = None) -> int:
 def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
     """Find and store the faces of these photos, where faces are on for the instance and the
     owner and the photo was not scanned yet (a second run does nothing), then group each owner's
-    unnamed faces again where new ones were found. Returns how many photos were scanned."""
+    unnamed faces again where new ones were found (services/people.group_new_faces). Returns how many photos were scanned."""
     if not active(ctx) or not photo_ids:
         return 0
     with ctx.sessions() as session:
@@ -124,7 +124,7 @@ def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
         from eyes.services import people
 
         for owner_id in sorted(found_for):
-            people.group(ctx, owner_id)
+            people.group_new_faces(ctx, owner_id)
     return scanned
 
 

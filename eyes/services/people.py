@@ -16,15 +16,16 @@ taken out of an unnamed group lasts until the next grouping; naming the group ke
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Face, FaceRejection, Person, PersonViewer, Photo, User
-from eyes.db.session import insert_ignoring_duplicates, transaction
+from eyes.db.models import Face, FaceGrouping, FaceRejection, Person, PersonViewer, Photo, User
+from eyes.db.session import insert_ignoring_duplicates, transaction, upsert
 from eyes.domain import Account, PersonAudience
 from eyes.errors import BadRequest, Conflict, NotFound
 from eyes.ml.people import group_faces
@@ -42,9 +43,14 @@ from eyes.services.people_views import (
 )
 from eyes.services.person_tags import tag_of
 from eyes.services.tags import PERSON_PREFIX, normalize_tag
+from eyes.services.views import as_utc
 
 MAX_NAME = 80  # the people.name column
 MAX_GROUPED = 3000  # the newest unnamed faces one grouping looks at: bounded work and memory per scan
+# Grouping 3,000 faces takes about 0.9 s on 2 busy cores, 500 a few tens of ms: up to this many an
+# owner's new faces are grouped at once; beyond, at most every GROUP_EVERY_S (group_new_faces).
+GROUP_AT_ONCE = 500
+GROUP_EVERY_S = 60.0
 MAX_VIEWERS = 100  # accounts one person's tag may be shown to (audience `chosen`)
 MAX_CHOSEN_FACES = 1000  # faces one split may name
 
@@ -155,6 +161,7 @@ def group(ctx: Context, owner_id: int) -> GroupingResult:
     """Group the owner's unnamed faces (not marked 'not a face') by likeness: the newest
     MAX_GROUPED of them. Each group's id is its first face's id."""
     with ctx.sessions() as session:
+        newest = session.scalar(select(func.max(Face.id)).where(mine(owner_id))) or 0
         rows = list(
             session.execute(
                 select(Face.id, Face.descriptor)
@@ -164,13 +171,18 @@ def group(ctx: Context, owner_id: int) -> GroupingResult:
             )
         )
     rows.reverse()  # oldest first: the same faces give the same groups
-    if not rows:
-        return GroupingResult(faces=0, groups=0)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    descriptors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
-    labels = group_faces(descriptors)
+    labels = np.empty(0, dtype=np.int64)
+    if rows:
+        labels = group_faces(np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]))
     groups = {int(label): ids[labels == label] for label in np.unique(labels) if label >= 0}
     with transaction(ctx.sessions) as session:
+        upsert(
+            session,
+            FaceGrouping.__table__,
+            [{"owner_id": owner_id, "through_face_id": newest, "grouped_at": datetime.now(UTC)}],
+            "owner_id",
+        )
         # Only faces still unnamed: a name given meanwhile wins.
         session.execute(
             update(Face).where(Face.id.in_(ids[labels < 0].tolist()), unnamed()).values(group_id=None)
@@ -182,6 +194,40 @@ def group(ctx: Context, owner_id: int) -> GroupingResult:
                 .values(group_id=int(members.min()))
             )
     return GroupingResult(faces=len(rows), groups=len(groups))
+
+
+def group_new_faces(ctx: Context, owner_id: int) -> GroupingResult | None:
+    """Group the owner's faces again if some are newer than their last grouping (after a scan,
+    and from the sweep). Cheap for a small collection, so at once; an owner with more than
+    GROUP_AT_ONCE unnamed faces is grouped at most every GROUP_EVERY_S seconds, and the sweep
+    groups what a burst of uploads left. None: nothing done (nothing new, or not yet)."""
+    with ctx.sessions() as session:
+        newest = session.scalar(select(func.max(Face.id)).where(mine(owner_id))) or 0
+        last = session.get(FaceGrouping, owner_id)
+        if newest == 0 or (last is not None and last.through_face_id >= newest):
+            return None
+        if last is not None and datetime.now(UTC) - as_utc(last.grouped_at) < timedelta(
+            seconds=GROUP_EVERY_S
+        ):
+            waiting = session.scalar(select(func.count(Face.id)).where(mine(owner_id), unnamed())) or 0
+            if waiting > GROUP_AT_ONCE:
+                return None
+    return group(ctx, owner_id)
+
+
+def owners_to_group(ctx: Context) -> list[int]:
+    """Owners with faces newer than their last grouping (the sweep's work)."""
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Photo.owner_id)
+                .join(Face, Face.photo_id == Photo.id)
+                .outerjoin(FaceGrouping, FaceGrouping.owner_id == Photo.owner_id)
+                .group_by(Photo.owner_id, FaceGrouping.through_face_id)
+                .having(func.max(Face.id) > func.coalesce(FaceGrouping.through_face_id, 0))
+                .order_by(Photo.owner_id)
+            )
+        )
 
 
 def regroup(ctx: Context, user: Account) -> GroupingResult:
