@@ -1,10 +1,12 @@
-"""Faces: detection recall and ms per photo (detection + landmarks + descriptors) on real photos.
+"""Faces: detection, grouping and recognition on real photos.
 
 Runs the finder Eyes serves (eyes/ml/faces.py: dlib's HOG detector on a copy at most 800 px on its
 longest side, 5-point landmarks, ResNet descriptor) over caltech101-23/Faces_easy (one frontal
-face per photo) and writes a section of docs/benchmarks.md.
+face per photo), then over lfw-40 as a scan does (benchmarks/people.py: grouping, recognition by
+named photos per person, people nobody named, the correction curve), and writes two sections of
+docs/benchmarks.md and the chart docs/faces-corrections.png.
 
-    python -m benchmarks.faces [--limit N] [--no-write]
+    python -m benchmarks.faces [--limit N] [--only easy|lfw] [--draws N] [--no-write]
 """
 
 from __future__ import annotations
@@ -53,11 +55,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--limit", type=int, default=435, help="photos of Faces_easy (all 435 by default)")
+    parser.add_argument("--only", choices=["easy", "lfw"], help="one part only")
+    parser.add_argument("--draws", type=int, default=20, help="random draws of named photos (lfw-40)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
     args = parser.parse_args()
-    r = bench(args.limit)
+    if args.only != "lfw":
+        easy(args.limit, args.no_write)
+    if args.only != "easy":
+        from benchmarks.people import run
+
+        run(args.draws, args.no_write)
+
+
+def easy(limit: int, no_write: bool) -> None:
+    r = bench(limit)
     print(r)
-    if args.no_write:
+    if no_write:
         return
     body = f"""
 | measure | result | target |

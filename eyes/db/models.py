@@ -517,9 +517,6 @@ class FaceModel(Base):
     n_held_out: Mapped[int] = mapped_column(Integer, default=0)  # confirmed faces judged
     accuracy: Mapped[float | None] = mapped_column(Float)  # right suggestions on them
     baseline_accuracy: Mapped[float | None] = mapped_column(Float)  # plain nearest neighbour, 0.6
-    # What the labels were when it was trained (services/face_recognition.py: corrections since).
-    labels_count: Mapped[int] = mapped_column(Integer, default=0)
-    labels_checksum: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str] = mapped_column(Text, default="")  # the gate's verdict
     summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: evaluations, the champion's
 

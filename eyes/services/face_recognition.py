@@ -51,7 +51,6 @@ KEEP_VERSIONS = 10  # per owner, besides the champion: older retired and rejecte
 # correction and at most LEARN_EVERY_MAX: an owner with few names learns from every correction.
 LEARN_SHARE = 20
 LEARN_EVERY_MAX = 25
-_CHECKSUM = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -137,26 +136,24 @@ def _read_labels(session: Session, owner_id: int) -> _Labels:
     )
 
 
-def _fingerprint(session: Session, owner_id: int) -> tuple[int, int]:
-    """(how many names and rejections, a checksum that moves when a face changes person): two
-    aggregate queries, cheap enough for every correction."""
+def _pairs(session: Session, owner_id: int) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """The owner's (face, person) names and rejections, ids only: cheap enough for every
+    correction (no descriptors are read)."""
     named = session.execute(
-        select(func.count(Face.id), func.coalesce(func.sum(Face.id * Face.person_id + Face.person_id), 0))
+        select(Face.id, Face.person_id)
         .join(Photo, Photo.id == Face.photo_id)
         .join(Person, Person.id == Face.person_id)
         .where(*_owned(owner_id), Face.not_a_face.is_(False))
-    ).one()
+    ).all()
     rejected = session.execute(
-        select(
-            func.count(FaceRejection.face_id),
-            func.coalesce(func.sum(FaceRejection.face_id * FaceRejection.person_id), 0),
-        )
+        select(FaceRejection.face_id, FaceRejection.person_id)
         .join(Face, Face.id == FaceRejection.face_id)
         .join(Photo, Photo.id == Face.photo_id)
         .join(Person, Person.id == FaceRejection.person_id)
         .where(*_owned(owner_id), Face.not_a_face.is_(False))
-    ).one()
-    return int(named[0]) + int(rejected[0]), (int(named[1]) + 7 * int(rejected[1])) % _CHECKSUM
+    ).all()
+    # (person_id is never None here: the join on people drops unnamed faces)
+    return {(f, p) for f, p in named if p is not None}, {(f, p) for f, p in rejected}
 
 
 def _latest(session: Session, owner_id: int) -> FaceModel | None:
@@ -171,13 +168,19 @@ def _champion(session: Session, owner_id: int) -> FaceModel | None:
     ).first()
 
 
-def _corrections_since(count: int, checksum: int, latest: FaceModel | None) -> int:
-    """How many names and rejections changed since the latest version was trained (at least one
-    when a face only changed person)."""
+def _corrections_since(session: Session, owner_id: int) -> tuple[int, int]:
+    """(how many corrections since the latest version was trained, how many names there are): a
+    face named, unnamed or moved to somebody else counts one, as does a rejection given or taken
+    back. Without a version, every name counts."""
+    named, rejected = _pairs(session, owner_id)
+    latest = _latest(session, owner_id)
     if latest is None:
-        return count
-    changed = abs(count - latest.labels_count)
-    return changed or int(checksum != latest.labels_checksum)
+        return len(named) + len(rejected), len(named)
+    stored = json.loads(latest.training_set)
+    then_named = {(int(f), int(p)) for f, p in stored.get("faces", [])}
+    then_rejected = {(int(f), int(p)) for f, p in stored.get("rejections", [])}
+    moved = {f for f, _ in named ^ then_named}
+    return len(moved) + len(rejected ^ then_rejected), len(named)
 
 
 def _due(corrections: int, count: int) -> bool:
@@ -226,12 +229,12 @@ def learn(
     `false_accept` and `prior` are the recognizer's calibration (ml/people.py)."""
     with ctx.sessions() as session:
         labels = _read_labels(session, owner_id)
-        count, checksum = _fingerprint(session, owner_id)
+        corrections, _ = _corrections_since(session, owner_id)
         latest = _latest(session, owner_id)
         champion_row = _champion(session, owner_id)
         champion = _rebuild(session, champion_row) if champion_row is not None else None
         champion_name = champion_row.version if champion_row is not None else None
-        if latest is not None and not force and _corrections_since(count, checksum, latest) == 0:
+        if latest is not None and not force and corrections == 0:
             return LearnResult(None, False, f"nothing changed since version {latest.version}")
     if len(labels.face_ids) == 0:
         return LearnResult(None, False, "no face is named yet")
@@ -292,8 +295,6 @@ def learn(
                     n_held_out=held_out,
                     accuracy=judged.right if judged.known else None,
                     baseline_accuracy=baseline.right if baseline.known else None,
-                    labels_count=count,
-                    labels_checksum=checksum,
                     reason=reason,
                     summary=json.dumps(summary),
                 )
@@ -453,8 +454,7 @@ def after_correction(ctx: Context, owner_id: int) -> str:
     queued on the job queue (run here, bounded by the owner's few names, where there is none).
     Returns "queued", "learned" or "waiting"."""
     with ctx.sessions() as session:
-        count, checksum = _fingerprint(session, owner_id)
-        corrections = _corrections_since(count, checksum, _latest(session, owner_id))
+        corrections, count = _corrections_since(session, owner_id)
     if corrections == 0 or not _due(corrections, count):
         return "waiting"
     if ctx.jobs is not None:
@@ -475,8 +475,7 @@ def owners_to_learn(ctx: Context) -> list[int]:
         )
         due = []
         for owner_id in owners:
-            count, checksum = _fingerprint(session, owner_id)
-            corrections = _corrections_since(count, checksum, _latest(session, owner_id))
+            corrections, count = _corrections_since(session, owner_id)
             if corrections and _due(corrections, count):
                 due.append(owner_id)
     return due

@@ -46,8 +46,6 @@ def upgrade() -> None:
         sa.Column("n_held_out", sa.Integer(), nullable=False),
         sa.Column("accuracy", sa.Float(), nullable=True),
         sa.Column("baseline_accuracy", sa.Float(), nullable=True),
-        sa.Column("labels_count", sa.Integer(), nullable=False),
-        sa.Column("labels_checksum", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
