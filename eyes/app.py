@@ -26,6 +26,7 @@ from eyes.web import (
     api_albums,
     api_learning,
     api_moderation,
+    api_people,
     docs,
     errors,
     media,
@@ -33,6 +34,7 @@ from eyes.web import (
     pages_albums,
     pages_learning,
     pages_moderation,
+    pages_people,
 )
 from eyes.web.deps import ids_in_range
 from eyes.web.security import SecurityHeaders
@@ -123,11 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_albums,
         api_learning,
         api_moderation,
+        api_people,
         media,
         pages,
         pages_albums,
         pages_learning,
         pages_moderation,
+        pages_people,
     ):
         app.include_router(module.router, dependencies=[Depends(ids_in_range)])
     docs.install(app)

@@ -826,3 +826,49 @@ def faces_scan(owner: str | None, as_json: bool, quiet: bool) -> None:
         _print_json({"scanned": done, "left": left})
     else:
         click.echo(f"looked for faces in {done} photos ({left} left)")
+
+
+@faces.command("group")
+@click.option("--owner", help="Only this account's faces (default: every account with faces).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def faces_group(owner: str | None, as_json: bool) -> None:
+    """Group the unnamed faces of each owner again (after every scan this happens by itself)."""
+    from eyes.services import people
+    from eyes.services.accounts import get_user_by_name
+
+    with _context() as ctx:
+        if not ctx.settings.faces:
+            raise click.ClickException("faces are off for this instance: set EYES_FACES=true first")
+        owners = [get_user_by_name(ctx, owner)] if owner else None
+        ids = [u.id for u in owners] if owners else people.owners_with_faces(ctx)
+        results = {owner_id: people.group(ctx, owner_id) for owner_id in ids}
+    faces_seen = sum(r.faces for r in results.values())
+    groups = sum(r.groups for r in results.values())
+    if as_json:
+        _print_json({"owners": len(results), "faces": faces_seen, "groups": groups})
+    else:
+        click.echo(f"grouped {faces_seen} unnamed faces of {len(results)} accounts into {groups} groups")
+
+
+@main.group()
+def people() -> None:
+    """The people owners named in their photos (each owner's own)."""
+
+
+@people.command("list")
+@click.option("--owner", required=True, help="The account whose people to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def people_list(owner: str, as_json: bool) -> None:
+    """List the people OWNER named, with their tag, audience and counts."""
+    from eyes.services import people_views
+    from eyes.services.accounts import get_user_by_name
+
+    with _context() as ctx:
+        named = people_views.list_people(ctx, get_user_by_name(ctx, owner))
+    if as_json:
+        _print_json([p.model_dump(mode="json") for p in named])
+        return
+    for p in named:
+        click.echo(f"{p.id:>6}  {p.tag:<30}  {p.photo_count:>5} photos  seen by {p.audience}  {p.name}")
+    if not named:
+        click.echo(f"{owner} has named nobody")

@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     classify_limit_per_ip: str = Field(
         "60/minute", description="`POST /api/v1/classify` calls from one address."
     )
+    people_limit_per_account: str = Field(
+        "120/minute;2000/hour",
+        description="Changes one account makes to its people (name, merge, split, move, group again).",
+    )
     max_parallel_hashes: int = Field(
         2,
         ge=1,
@@ -296,6 +300,7 @@ class Settings(BaseSettings):
         "upload_limit_per_account",
         "classify_limit_per_account",
         "classify_limit_per_ip",
+        "people_limit_per_account",
         "report_limit_per_account",
     )
     @classmethod

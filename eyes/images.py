@@ -193,6 +193,33 @@ def thumbnail(decoded: DecodedImage, longest_side: int) -> bytes:
     return out.getvalue()
 
 
+def face_crop(
+    thumb: bytes, box: tuple[int, int, int, int], original_size: tuple[int, int], side: int = 128
+) -> bytes:
+    """A square JPEG of `side` pixels around `box` (left, top, right, bottom in the upright
+    original's pixels), cut from a thumbnail of that original (`thumb`, a JPEG we made)."""
+    with Image.open(io.BytesIO(thumb)) as img:
+        img.load()
+        sx, sy = img.width / original_size[0], img.height / original_size[1]
+        left, top, right, bottom = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+        # A little of what is around the face, as a square, within the picture.
+        half = max(right - left, bottom - top) * 0.65
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        square = (
+            max(0, round(cx - half)),
+            max(0, round(cy - half)),
+            min(img.width, round(cx + half)),
+            min(img.height, round(cy + half)),
+        )
+        if square[2] <= square[0] or square[3] <= square[1]:
+            raise ValueError(f"the box {box} is outside the picture")
+        face = img.convert("RGB").crop(square)
+    face.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    face.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def without_location(data: bytes, *, max_pixels: int) -> bytes | None:
     """The image again, upright and without any metadata, when its file may say where it was
     taken (EXIF GPS, XMP, or the second pictures of an MPO); None when it says nothing of the

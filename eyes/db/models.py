@@ -519,3 +519,14 @@ class FaceModel(Base):
     baseline_accuracy: Mapped[float | None] = mapped_column(Float)  # plain nearest neighbour, 0.6
     reason: Mapped[str] = mapped_column(Text, default="")  # the gate's verdict
     summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: evaluations, the champion's
+
+
+class FaceGrouping(Base):
+    """An owner's last grouping of their unnamed faces (services/people.py): the newest face it
+    saw, and when. Faces newer than that are waiting to be grouped."""
+
+    __tablename__ = "face_groupings"
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    through_face_id: Mapped[int] = mapped_column(Integer)
+    grouped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -60,6 +60,12 @@ def _learn_faces(ctx: Context, owner_id: int) -> None:
     log.info("face recognition of owner %d: %s", owner_id, result.reason)
 
 
+def _group_faces(ctx: Context, owner_id: int) -> None:
+    from eyes.services.people import group_new_faces
+
+    group_new_faces(ctx, owner_id)
+
+
 TASKS: dict[str, Callable[..., Any]] = {
     "tag_photo": _tag_photo,
     "train": _train,
@@ -67,6 +73,7 @@ TASKS: dict[str, Callable[..., Any]] = {
     "score_sensitive": _score_sensitive,
     "scan_faces": _scan_faces,
     "learn_faces": _learn_faces,
+    "group_faces": _group_faces,
 }
 QUEUES = {
     "tag_photo": "tag",
@@ -75,6 +82,7 @@ QUEUES = {
     "score_sensitive": "tag",
     "scan_faces": "tag",
     "learn_faces": "tag",  # a second or so of numpy per owner: not worth the training queue
+    "group_faces": "tag",
 }
 
 
@@ -101,6 +109,10 @@ def sweep(ctx: Context) -> None:
 
         for owner_id in owners_to_learn(ctx):
             ctx.jobs.enqueue("learn_faces", owner_id)
+        from eyes.services.people import owners_to_group
+
+        for owner_id in owners_to_group(ctx):  # new faces a busy owner's last grouping left
+            ctx.jobs.enqueue("group_faces", owner_id)
     fail_stale_runs(ctx)
     for run in runs_under_way(ctx):
         ctx.jobs.enqueue("train", run.id)

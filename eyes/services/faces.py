@@ -76,16 +76,17 @@ def count_unscanned(ctx: Context, owner_id: int | None = None) -> int:
 
 def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
     """Find and store the faces of these photos, where faces are on for the instance and the
-    owner and the photo was not scanned yet (a second run does nothing). Returns how many photos
-    were scanned."""
+    owner and the photo was not scanned yet (a second run does nothing), then group each owner's
+    unnamed faces again where new ones were found (services/people.group_new_faces). Returns how many photos were scanned."""
     if not active(ctx) or not photo_ids:
         return 0
     with ctx.sessions() as session:
         rows = session.execute(
-            select(Photo.id, Photo.sha256).where(Photo.id.in_(list(photo_ids)), *_wanted())
+            select(Photo.id, Photo.sha256, Photo.owner_id).where(Photo.id.in_(list(photo_ids)), *_wanted())
         ).all()
     scanned = 0
-    for photo_id, sha in rows:
+    found_for: set[int] = set()  # owners with new faces: grouped again below
+    for photo_id, sha, owner_id in rows:
         found = _find(ctx, sha)
         with transaction(ctx.sessions) as session:
             # Written only if the photo is still there, still unscanned and its owner still has
@@ -114,9 +115,16 @@ def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
                         for f in found
                     ],
                 )
+                found_for.add(owner_id)
         scanned += 1
     if scanned:  # the new faces get their owner's suggestions at once
-        face_recognition.suggest_for_photos(ctx, [photo_id for photo_id, _ in rows])
+        face_recognition.suggest_for_photos(ctx, [row[0] for row in rows])
+    if found_for:
+        # Here, not at the top: people's views read photos, which read accounts, which read this.
+        from eyes.services import people
+
+        for owner_id in sorted(found_for):
+            people.group_new_faces(ctx, owner_id)
     return scanned
 
 

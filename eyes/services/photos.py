@@ -19,11 +19,11 @@ from eyes.db.session import transaction
 from eyes.domain import Account, License, PhotoOrder, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound
 from eyes.images import decode, pixel_count, safe_filename, thumbnail
-from eyes.services import image_store, label_clock
+from eyes.services import image_store, label_clock, person_tags
 from eyes.services.accounts import get_user_by_name
 from eyes.services.quota import check_quota
 from eyes.services.tagging import Features, store_features
-from eyes.services.tags import normalize_tag, reject_owner_tag, set_owner_tag
+from eyes.services.tags import is_person_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
 
 ORIGINAL_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
@@ -246,8 +246,13 @@ def get_visible_photo(ctx: Context, key: str, viewer: Account | None) -> Photo:
 
 
 def as_seen_by(ctx: Context, photo: Photo, viewer: Account | None) -> PhotoPublic:
-    """A loaded photo as `viewer` sees it (the view applies the sensitive-content threshold)."""
-    return PhotoPublic.of(photo, viewer, ctx.settings.sensitive_threshold)
+    """A loaded photo as `viewer` sees it (the view applies the sensitive-content threshold), with
+    the people its owner named in it that `viewer` may see."""
+    view = PhotoPublic.of(photo, viewer, ctx.settings.sensitive_threshold)
+    if ctx.settings.faces:
+        with ctx.sessions() as session:
+            view.people = person_tags.person_tags(ctx, session, [photo.id], viewer).get(photo.id, [])
+    return view
 
 
 def show(ctx: Context, key: str, viewer: Account | None) -> PhotoPublic:
@@ -363,7 +368,7 @@ def list_photos(
     """
     if len(tags or []) > MAX_QUERY_TAGS:
         raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(tags or [])}")
-    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in tags or []]
+    tags = [normalize_tag(t, ctx.settings.max_tag_length, query=True) for t in tags or []]
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     params: dict[str, object] = {"limit": limit + 1, "before": before}
@@ -384,6 +389,9 @@ def list_photos(
         else:
             query = query.where(_PUBLIC, not_hidden())
         for name in tags:
+            if is_person_tag(name):  # someone named in the photo, if the viewer may know it
+                query = query.where(person_tags.with_person(ctx, name, viewer))
+                continue
             query = query.where(
                 exists()
                 .where(PhotoTag.photo_id == Photo.id, PhotoTag.status != TagStatus.REJECTED)
@@ -422,7 +430,8 @@ def photo_views(
         ):
             shown[photo_id].append(TagPublic.make(name, source, status, confidence, version))
     threshold = ctx.settings.sensitive_threshold
-    return [PhotoPublic.make(row, shown[row.id], viewer, threshold) for row in rows]
+    people = person_tags.person_tags(ctx, session, list(shown), viewer)
+    return [PhotoPublic.make(row, shown[row.id], viewer, threshold, people.get(row.id)) for row in rows]
 
 
 def _taken_before(ctx: Context, before: int, viewer: Account | None) -> ColumnElement[bool]:

@@ -19,10 +19,15 @@ from eyes.services import label_clock
 _SPACES = re.compile(r"\s+")
 # Characters that would break a tag's URL (/tags/NAME) or a comma-separated tag field.
 _FORBIDDEN = set("/\\,?#%")
+# The namespace of people named in photos (services/people.py): searchable like a tag, but never a
+# row of `tags`, so never a label, a class, a count or part of an export.
+PERSON_PREFIX = "person:"
 
 
-def normalize_tag(raw: str, max_length: int) -> str:
-    """Trim, collapse spaces, lower-case, Unicode NFC; refuse empty, too long or unsafe names."""
+def normalize_tag(raw: str, max_length: int, *, query: bool = False) -> str:
+    """Trim, collapse spaces, lower-case, Unicode NFC; refuse empty, too long or unsafe names.
+    A `person:` name is refused unless this is a search (`query`): people are named on the People
+    page, never set as tags."""
     name = unicodedata.normalize("NFC", _SPACES.sub(" ", raw).strip().lower())
     if not name:
         raise BadRequest("a tag needs at least one letter or digit")
@@ -31,15 +36,21 @@ def normalize_tag(raw: str, max_length: int) -> str:
     bad = sorted({ch for ch in name if ch in _FORBIDDEN or unicodedata.category(ch)[0] == "C"})
     if bad:
         raise BadRequest(f"a tag cannot contain {' '.join(repr(ch) for ch in bad)}")
+    if not query and is_person_tag(name):
+        raise BadRequest(f"tags starting with {PERSON_PREFIX!r} name people: name them on the People page")
     return name
 
 
-def parse_tag_list(raw: str, max_length: int) -> list[str]:
+def is_person_tag(name: str) -> bool:
+    return name.startswith(PERSON_PREFIX)
+
+
+def parse_tag_list(raw: str, max_length: int, *, query: bool = False) -> list[str]:
     """Tags typed as `beach, sunset`: normalised, each once, in the order given."""
     names: list[str] = []
     for part in raw.split(","):
         if part.strip():
-            name = normalize_tag(part, max_length)
+            name = normalize_tag(part, max_length, query=query)
             if name not in names:
                 names.append(name)
     return names
@@ -50,6 +61,8 @@ def tag_ids(session: Session, names: set[str]) -> dict[str, int]:
     duplicates, so concurrent writers wait for each other instead of deadlocking."""
     if not names:
         return {}
+    if any(is_person_tag(n) for n in names):  # a caller that forgot normalize_tag's check
+        raise BadRequest(f"tags starting with {PERSON_PREFIX!r} name people: name them on the People page")
     insert_ignoring_duplicates(session, Tag.__table__, [{"name": n} for n in sorted(names)])
     return {
         name: tag_id for name, tag_id in session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))

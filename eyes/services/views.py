@@ -133,6 +133,15 @@ class TagPublic(BaseModel):
         return (tag.status != TagStatus.CONFIRMED, -(tag.confidence or 0.0), tag.name)
 
 
+class PersonTag(BaseModel):
+    """Someone the owner named in the photo, shown only to whom the owner allows (services/people.py):
+    a tag in its own namespace, searchable like any tag, never a label the model learns from."""
+
+    tag: str = Field(description="The tag, `person:<name>`: search for it like any tag")
+    name: str = Field(description="The name as the owner wrote it")
+    url: str = Field(description="The page of photos with this tag")
+
+
 class Location(BaseModel):
     latitude: float
     longitude: float
@@ -179,6 +188,10 @@ class PhotoPublic(BaseModel):
         License.ALL_RIGHTS_RESERVED,
         description="What others may do with the photo; only an open licence lets it into a data set export",
     )
+    people: list[PersonTag] = Field(
+        default_factory=list,
+        description="People the owner named in it (`person:` tags), those the owner lets you see",
+    )
 
     @classmethod
     def of(cls, photo: Photo, viewer: Account | None, sensitive_threshold: float) -> PhotoPublic:
@@ -215,7 +228,12 @@ class PhotoPublic(BaseModel):
 
     @classmethod
     def make(
-        cls, photo: ListedPhoto, tags: list[TagPublic], viewer: Account | None, sensitive_threshold: float
+        cls,
+        photo: ListedPhoto,
+        tags: list[TagPublic],
+        viewer: Account | None,
+        sensitive_threshold: float,
+        people: list[PersonTag] | None = None,
     ) -> PhotoPublic:
         """The one way a photo is shown: its location and file name to its owner alone, its
         sensitive-content score to its owner and administrators, blurred when sensitive unless
@@ -255,6 +273,7 @@ class PhotoPublic(BaseModel):
             sensitive_score=score if own or (viewer is not None and viewer.is_admin) else None,
             hidden=photo.hidden,
             license=photo.license,
+            people=people or [],
         )
 
 

@@ -39,11 +39,20 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     viewer = getattr(request.state, "viewer", None)
     # An administrator's messages to the viewer stand above every page until dismissed.
-    notices = moderation.unread_notices(request.app.state.ctx, viewer) if viewer is not None else []
+    ctx: Context = request.app.state.ctx
+    notices = moderation.unread_notices(ctx, viewer) if viewer is not None else []
+    # The People page is in the menu of whoever has faces on, where the site has them on.
+    people_link = viewer is not None and viewer.faces_enabled and ctx.settings.faces
     return templates.TemplateResponse(
         request,
         name,
-        {"viewer": viewer, "csrf_token": csrf_token(request), "notices": notices, **context},
+        {
+            "viewer": viewer,
+            "csrf_token": csrf_token(request),
+            "notices": notices,
+            "people_link": people_link,
+            **context,
+        },
         status_code=status_code,
     )
 
@@ -120,7 +129,7 @@ def tag_page(
     before: Cursor = None,
     sort: Sort = PhotoOrder.NEW,
 ) -> Response:
-    tag = normalize_tag(name, ctx.settings.max_tag_length)
+    tag = normalize_tag(name, ctx.settings.max_tag_length, query=True)
     page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before, sort=sort)
     return render(request, "tag.html", tag=tag, **_grid(request, viewer, page, sort))
 
@@ -134,7 +143,7 @@ def search(
     before: Cursor = None,
     sort: Sort = PhotoOrder.NEW,
 ) -> Response:
-    tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length) if q.strip() else []
+    tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length, query=True) if q.strip() else []
     grid: dict[str, Any] = {"photos": [], "next_url": None}
     if tags:
         page = photo_service.list_photos(ctx, viewer, tags=tags, before=before, sort=sort)

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from eyes.domain import KEY_LENGTH, License, ReportReason, Visibility
+from eyes.domain import KEY_LENGTH, MAX_ID, License, PersonAudience, ReportReason, Visibility
 from eyes.services.albums import MAX_ORDER_LENGTH, MAX_PHOTOS_PER_REQUEST
+from eyes.services.people import MAX_CHOSEN_FACES, MAX_VIEWERS
 from eyes.services.tags import TAG_RULES
 from eyes.web.deps import KEY_PATTERN
 
@@ -126,3 +127,79 @@ class AlbumOrder(BaseModel):
         max_length=MAX_ORDER_LENGTH,
         description="Every photo of the album, once, in the new order",
     )
+
+
+# --- people (the owner's own: /api/v1/me/people, /api/v1/me/faces) ----------------------------
+
+# An id named in a body: within the ids' range (a larger number is a 422, never a server error).
+RowId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+NAME_RULES = (
+    "1 to 57 characters (EYES_MAX_TAG_LENGTH less the 7 of `person:`) once spaces are collapsed; "
+    "its tag is `person:` and the name lower-cased, spaces as '-', so none of / \\ , ? # % : or "
+    "control characters"
+)
+
+
+class PersonName(BaseModel):
+    name: str = Field(max_length=1000, description=NAME_RULES)
+
+
+class GroupMerge(BaseModel):
+    """Exactly one of the two."""
+
+    into_group: RowId | None = Field(None, description="Another unnamed group: the two become one")
+    into_person: RowId | None = Field(None, description="Someone you named: the group's faces are them")
+
+    @model_validator(mode="after")
+    def _one(self) -> GroupMerge:
+        if (self.into_group is None) == (self.into_person is None):
+            raise ValueError("say into_group or into_person (one of them)")
+        return self
+
+
+class GroupSplit(BaseModel):
+    faces: list[RowId] = Field(
+        min_length=1,
+        max_length=MAX_CHOSEN_FACES,
+        description="The group's faces to split off as another group",
+    )
+
+
+class PersonMerge(BaseModel):
+    into_person: RowId = Field(description="Someone else you named: they keep their name and audience")
+
+
+class PersonUpdate(BaseModel):
+    name: str | None = Field(None, max_length=1000, description=NAME_RULES)
+    audience: PersonAudience | None = Field(
+        None,
+        description="Who sees the tag: owner (you alone), chosen (you and `viewers`), viewers (whoever "
+        "may see the photo)",
+    )
+    viewers: list[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
+        None, max_length=MAX_VIEWERS, description="Usernames who see the tag (with audience `chosen`)"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> PersonUpdate:
+        if self.name is None and self.audience is None:
+            raise ValueError("say what to change: name, or audience (with viewers for 'chosen')")
+        if self.viewers is not None and self.audience is None:
+            raise ValueError("send the audience with the viewers: audience 'chosen'")
+        return self
+
+
+class FaceAssign(BaseModel):
+    """`name`: the face is the person of that name (made if new); else `person`: someone you named;
+    neither (or `person: null`): nobody named (recorded as not who it was)."""
+
+    person: RowId | None = None
+    name: str | None = Field(None, max_length=1000, description=NAME_RULES)
+
+
+class NotAFace(BaseModel):
+    not_a_face: bool = Field(True, strict=True, description="False: it is a face after all")
+
+
+class SuggestionAnswer(BaseModel):
+    accept: bool = Field(strict=True, description="True: yes, this is them; false: no, never suggest them")
