@@ -61,33 +61,27 @@ def _cell_edges(length: int) -> np.ndarray:
     return np.rint(spans[:, :1] + (spans[:, 1:] - spans[:, :1]) * steps).astype(int).clip(0, length)
 
 
-@functools.lru_cache(maxsize=32)
-def _averaging(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For a signature of this shape: a matrix whose product with it sums the rows of each cell
-    of each vertical span, one that sums the columns for each horizontal span, and the inverse
-    of each cell's area. A few shapes cover nearly every photo, so they are built once."""
-
-    def summing(length: int) -> tuple[np.ndarray, np.ndarray]:
-        edges = _cell_edges(length)
-        pixel = np.arange(length)
-        inside = (pixel >= edges[:, :-1, None]) & (pixel < edges[:, 1:, None])  # (spans, CELL, length)
-        return inside.reshape(-1, length).astype(np.float32), np.diff(edges)
-
-    rows, row_counts = summing(height)
-    columns, column_counts = summing(width)
-    area = row_counts[:, None, :, None] * column_counts[None, :, None, :]  # (y spans, x spans, CELL, CELL)
-    return rows, np.ascontiguousarray(columns.T), (1.0 / np.maximum(area, 1)).astype(np.float32)
+@functools.lru_cache(maxsize=16)
+def _averaging(length: int) -> np.ndarray:
+    """For one side of a signature: a matrix whose product with it averages each cell of each span
+    along that side, (spans * CELL, length). A few shapes cover nearly every photo: built once."""
+    edges = _cell_edges(length)
+    pixel = np.arange(length)
+    inside = (pixel >= edges[:, :-1, None]) & (pixel < edges[:, 1:, None])  # (spans, CELL, length)
+    counts = np.maximum(np.diff(edges), 1)[:, :, None]  # an empty cell averages to 0
+    return (inside / counts).reshape(-1, length).astype(np.float32)
 
 
 def _summaries(grey: np.ndarray) -> np.ndarray:
     """Every window (a vertical span by a horizontal span; the whole image first) as CELL x CELL
-    averages, centred and of unit length: (windows, CELL * CELL). Two matrix products give the
-    cell sums of all windows at once, about four times faster than gathering them from an
-    integral image, with the same cells."""
-    rows, columns, inverse_area = _averaging(*grey.shape)
-    n_y, n_x = inverse_area.shape[:2]
-    sums = (rows @ grey.astype(np.float32)) @ columns  # (y spans * CELL, x spans * CELL)
-    cells = (sums.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3) * inverse_area).reshape(n_y * n_x, -1)
+    averages, centred and of unit length: (windows, CELL * CELL). Two matrix products average the
+    cells of all windows at once, about three times faster than gathering them from an integral
+    image, with the same cells."""
+    height, width = grey.shape
+    rows, columns = _averaging(height), _averaging(width)
+    n_y, n_x = len(rows) // CELL, len(columns) // CELL
+    averages = (rows @ grey.astype(np.float32)) @ columns.T  # (y spans * CELL, x spans * CELL)
+    cells = averages.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3).reshape(n_y * n_x, -1)
     cells -= cells.mean(axis=1, keepdims=True)
     return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
 

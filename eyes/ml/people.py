@@ -17,7 +17,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 # dlib's documented threshold: two descriptors closer than this are "the same person" (99.38% on
 # LFW pairs). The plain nearest-neighbour baseline uses it; Eyes never suggests beyond it.
@@ -67,6 +66,10 @@ def group_faces(descriptors: np.ndarray, distance: float = GROUP_DISTANCE) -> np
     split each person into twice as many groups. Memory grows with the square of the number of
     faces (about 36 MB for 3,000), fine for one owner's few thousand faces.
     """
+    # Imported at the first grouping: scikit-learn and SciPy cost a server 90 MB of memory, which
+    # one whose users never turn faces on should not pay.
+    from sklearn.cluster import AgglomerativeClustering
+
     x = np.asarray(descriptors, dtype=np.float64)
     if len(x) < MIN_GROUP:
         return np.full(len(x), -1, dtype=np.int64)

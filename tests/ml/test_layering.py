@@ -39,3 +39,8 @@ def test_serving_modules_do_not_import_torch() -> None:
 def test_ml_layer_does_not_import_web_or_database() -> None:
     watched = ["eyes.web", "eyes.db", "eyes.services", "eyes.app", "fastapi", "sqlalchemy"]
     assert imported_after(ALL_MODULES, watched) == []
+
+
+def test_the_web_app_loads_neither_torch_nor_scikit_learn() -> None:
+    # scikit-learn and SciPy cost a server 90 MB; only grouping faces and training need them.
+    assert imported_after(["eyes.app"], ["torch", "sklearn", "scipy"]) == []
