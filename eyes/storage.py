@@ -41,14 +41,16 @@ class LocalBlobStore:
     """Blobs as files under one folder, written to a temporary file and renamed into place."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        # Checked by its parts, not by resolving the path: resolving asked the file system about
+        # every folder on the way, ten times a photo (5 ms of an import's 45 ms per photo).
+        parts = key.split("/")
+        if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
             raise ValueError(f"blob key escapes the store: {key!r}")
-        return path
+        return self.root.joinpath(*parts)
 
     def put_file(self, key: str, path: Path) -> None:
         with open(path, "rb") as src:
@@ -92,14 +94,13 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix) if prefix else self.root
+        base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
         if base.is_file():
             yield prefix
             return
-        root = self.root.resolve()
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
-                yield path.relative_to(root).as_posix()
+                yield path.relative_to(self.root).as_posix()
 
 
 def open_blob_store(url: str) -> BlobStore:
