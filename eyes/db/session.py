@@ -70,9 +70,43 @@ def upsert(
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
     changed = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-    session.execute(
-        statement.on_conflict_do_update(index_elements=list(keys), set_=changed, where=only_where), rows
+    execute_many(
+        session,
+        statement.on_conflict_do_update(index_elements=list(keys), set_=changed, where=only_where),
+        rows,
     )
+
+
+def execute_many(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Run `statement` once per row (all with the same keys) in one executemany of the driver.
+
+    The rows go to the driver as plain tuples, converted column by column, each distinct value by
+    its column type's own bind processor once. SQLAlchemy's general path builds and converts every
+    parameter of every row anew: three times the database's own work for the 275,000 suggestions
+    of a re-tag (docs/benchmarks.md)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    columns = []
+    for name in names:
+        bind = compiled.binds[name]
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name not in rows[0]:  # bound by the statement itself (its WHERE, say): one value
+            columns.append([convert(bind.effective_value) if convert else bind.effective_value] * len(rows))
+            continue
+        values = [row[name] for row in rows]
+        if convert is not None:
+            converted: dict[Any, Any] = {}
+            values = [
+                None if v is None else converted[v] if v in converted else converted.setdefault(v, convert(v))
+                for v in values
+            ]
+        columns.append(values)
+    params: list[Any] = list(zip(*columns, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(names, values, strict=True)) for values in params]
+    connection.exec_driver_sql(compiled.string, params)
 
 
 def lock_rows(

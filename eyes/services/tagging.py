@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag
-from eyes.db.session import lock_rows, transaction, upsert
+from eyes.db.session import execute_many, lock_rows, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
@@ -335,7 +335,8 @@ def replace_suggestions(
     )
     # One executemany on the table: the ORM's bulk update by primary key costs ten times more.
     photos = cast(Table, Photo.__table__)
-    session.execute(
+    execute_many(
+        session,
         update(photos).where(photos.c.id == bindparam("b_id")).values(uncertainty=bindparam("b_uncertainty")),
         uncertainty,
     )
