@@ -29,18 +29,33 @@ DLIB_THRESHOLD = 0.6
 GROUP_DISTANCE = 0.5
 MIN_GROUP = 2  # a face alone is in no group
 
-# Recognition. FALSE_ACCEPT: the share of faces of people nobody named that may get a suggestion,
-# as estimated on the owner's own named faces (see `calibrate`). PRIOR_THRESHOLD: the threshold
-# until an owner has named enough faces to measure; the owner's own estimate counts as much as
-# the prior once PRIOR_WEIGHT of their named faces have a distance to somebody else's. Rule, on
-# the calibration half (15 people named with 1 and with 3 photos each, 5 never named, 20 draws):
-# on the grid prior 0.50/0.52/0.54 x false-accept 0.01/0.02/0.05, the pair with the most right
-# suggestions (mean of 1 and 3 photos) among those where at least 95% of the unnamed people's
-# faces got no suggestion with 1 and with 3 photos (0.52 and 0.01 or 0.02, tied: the larger).
+# Recognition: who is the person whose nearest named face is nearest; whether depends on how many
+# faces that person is named on (k). A stranger's smallest distance to k photos of somebody falls
+# as k grows, while a real match of a person named once is often as far as 0.55-0.6: so the
+# threshold is looser for a person named once than for one named ten times.
+#
+# PER_NAMED: the threshold falls by this for every e-fold more named faces, threshold(k) =
+# threshold(1) - PER_NAMED * ln(k). Why ln(k): a stranger comes within t of at least one of k
+# independent photos about k times as often as of one, and in the lower tail of the distances
+# between different people's faces the share closer than t falls e-fold every PER_NAMED. Rule:
+# on the calibration half, (the 1% quantile of those distances - the 0.1% one) / ln(10), where
+# thresholds lie (0.621 - 0.563: 0.025).
+#
+# FALSE_ACCEPT: the share of faces of people nobody named that may get a suggestion, as estimated
+# on the owner's own named faces (see `calibrate`). PRIOR_THRESHOLD: the threshold for a person
+# named once until an owner has named enough faces to measure (PRIOR_THRESHOLD - PER_NAMED ln k
+# for k faces); the owner's own estimate counts as much as the prior once PRIOR_WEIGHT of their
+# named faces have a distance to somebody else's. Rule, on the calibration half (15 people named
+# with 1 and with 3 photos each, 5 never named, 20 draws; and the 20 all named with 1 and with 3),
+# on the grid prior 0.56..0.60 (0.01 steps) x false accept 0.02/0.05 x weight 20/50/100: among the
+# triples where at least 95% of the never-named people's faces got no suggestion with 3 photos
+# named of the others (the setting), the most right suggestions (mean of 1 and 3 photos,
+# everybody named: 99.10%), and among those within 0.1 point of it (the spread of 20 draws) the
+# one that left most never-named faces without a suggestion (0.58, 0.02, 100: 99.00%, 96.0%).
 FALSE_ACCEPT = 0.02
-PRIOR_THRESHOLD = 0.52
+PRIOR_THRESHOLD = 0.58
+PRIOR_WEIGHT = 100
 PER_NAMED = 0.025
-PRIOR_WEIGHT = 20
 LOWEST_THRESHOLD = 0.4  # however alike an owner's people are, a suggestion stays possible
 
 _CHUNK = 1024  # query faces per block of distances (bounded memory)
