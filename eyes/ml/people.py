@@ -168,9 +168,10 @@ def calibrate(
 class Recognizer:
     """Suggests who a face is, from the faces one owner named, or nobody.
 
-    A face gets the person whose nearest named face is nearest, if that is closer than the
-    threshold and closer than any face rejected for that person: "not Anna" on a face keeps Anna
-    away from it and from faces that look more like it than like Anna."""
+    A face gets the person whose nearest named face is nearest, if that is closer than that
+    person's threshold (looser the fewer faces they are named on: `Calibration.threshold_for`)
+    and closer than any face rejected for that person: "not Anna" on a face keeps Anna away from
+    it and from faces that look more like it than like Anna."""
 
     def __init__(
         self,
@@ -193,6 +194,7 @@ class Recognizer:
 
     @property
     def threshold(self) -> float:
+        """The threshold for a person named on one face (the loosest)."""
         return self.calibration.threshold
 
     @classmethod
