@@ -29,17 +29,33 @@ DLIB_THRESHOLD = 0.6
 GROUP_DISTANCE = 0.5
 MIN_GROUP = 2  # a face alone is in no group
 
-# Recognition. FALSE_ACCEPT: the share of faces of people nobody named that may get a suggestion,
-# as estimated on the owner's own named faces (see `calibrate`). PRIOR_THRESHOLD: the threshold
-# until an owner has named enough faces to measure; the owner's own estimate counts as much as
-# the prior once PRIOR_WEIGHT of their named faces have a distance to somebody else's. Rule, on
-# the calibration half (15 people named with 1 and with 3 photos each, 5 never named, 20 draws):
-# on the grid prior 0.50/0.52/0.54 x false-accept 0.01/0.02/0.05, the pair with the most right
-# suggestions (mean of 1 and 3 photos) among those where at least 95% of the unnamed people's
-# faces got no suggestion with 1 and with 3 photos (0.52 and 0.01 or 0.02, tied: the larger).
+# Recognition: who is the person whose nearest named face is nearest; whether depends on how many
+# faces that person is named on (k). A stranger's smallest distance to k photos of somebody falls
+# as k grows, while a real match of a person named once is often as far as 0.55-0.6: so the
+# threshold is looser for a person named once than for one named ten times.
+#
+# PER_NAMED: the threshold falls by this for every e-fold more named faces, threshold(k) =
+# threshold(1) - PER_NAMED * ln(k). Why ln(k): a stranger comes within t of at least one of k
+# independent photos about k times as often as of one, and in the lower tail of the distances
+# between different people's faces the share closer than t falls e-fold every PER_NAMED. Rule:
+# on the calibration half, (the 1% quantile of those distances - the 0.1% one) / ln(10), where
+# thresholds lie (0.621 - 0.563: 0.025).
+#
+# FALSE_ACCEPT: the share of faces of people nobody named that may get a suggestion, as estimated
+# on the owner's own named faces (see `calibrate`). PRIOR_THRESHOLD: the threshold for a person
+# named once until an owner has named enough faces to measure (PRIOR_THRESHOLD - PER_NAMED ln k
+# for k faces); the owner's own estimate counts as much as the prior once PRIOR_WEIGHT of their
+# named faces have a distance to somebody else's. Rule, on the calibration half (15 people named
+# with 1 and with 3 photos each, 5 never named, 20 draws; and the 20 all named with 1 and with 3),
+# on the grid prior 0.56..0.60 (0.01 steps) x false accept 0.02/0.05 x weight 20/50/100: among the
+# triples where at least 95% of the never-named people's faces got no suggestion with 3 photos
+# named of the others (the issue's setting), the most right suggestions (mean of 1 and 3 photos,
+# everybody named: 99.10%), and among those within 0.1 point of it (the spread of 20 draws) the
+# one that left most never-named faces without a suggestion (0.58, 0.02, 100: 99.00%, 96.0%).
 FALSE_ACCEPT = 0.02
-PRIOR_THRESHOLD = 0.52
-PRIOR_WEIGHT = 20
+PRIOR_THRESHOLD = 0.58
+PRIOR_WEIGHT = 100
+PER_NAMED = 0.025
 LOWEST_THRESHOLD = 0.4  # however alike an owner's people are, a suggestion stays possible
 
 _CHUNK = 1024  # query faces per block of distances (bounded memory)
@@ -87,13 +103,30 @@ def group_faces(descriptors: np.ndarray, distance: float = GROUP_DISTANCE) -> np
 
 @dataclass(frozen=True)
 class Calibration:
-    """How a recognizer's threshold was set (kept with the version)."""
+    """How a recognizer's thresholds were set (kept with the version).
+
+    `threshold` is the threshold for a person named on one face; a person named on k faces gets
+    `threshold - per_named * ln(k)` (`threshold_for`). A version stored before per-k thresholds
+    has per_named 0: one threshold for everybody, as it was built."""
 
     threshold: float
     measured: float | None  # the owner's own estimate, None when it could not be measured
     samples: int  # named faces with a distance to somebody else's
     false_accept: float = FALSE_ACCEPT
     prior: float = PRIOR_THRESHOLD
+    per_named: float = 0.0
+
+    def threshold_for(self, named: np.ndarray | int) -> np.ndarray:
+        """The threshold for a person named on `named` faces (one or more), as an array."""
+        k = np.maximum(np.asarray(named, dtype=np.float64), 1.0)
+        return threshold_for(self.threshold, self.per_named, k)
+
+
+def threshold_for(base: float, per_named: float, named: np.ndarray) -> np.ndarray:
+    """`base` for a person named once, `per_named` less each time their named faces grow e-fold,
+    never under LOWEST_THRESHOLD (a suggestion stays possible)."""
+    t = base - per_named * np.log(np.maximum(named, 1.0))
+    return np.maximum(t, min(LOWEST_THRESHOLD, base))
 
 
 def calibrate(
@@ -101,36 +134,44 @@ def calibrate(
     person_ids: np.ndarray,
     false_accept: float = FALSE_ACCEPT,
     prior: float = PRIOR_THRESHOLD,
+    per_named: float = PER_NAMED,
 ) -> Calibration:
-    """The distance under which a face gets a suggestion, from the owner's own named faces.
+    """The thresholds under which a face gets a suggestion, from the owner's own named faces.
 
-    Each named face, with its own person left out, plays a face of somebody nobody named: its
-    distance to the nearest face of anybody else is what such a stranger would be suggested at.
-    The threshold is the `false_accept` quantile of those distances (so about that share of
-    strangers get a name), shrunk towards `prior` while there are few of them. It tightens by
-    itself as an owner names more people (a stranger then has more faces to look like)."""
+    Each named face, with its own person left out, plays a face of somebody nobody named: it
+    would be suggested as the person whose nearest face is nearest, at that distance, if that
+    person's threshold (which depends on how many faces they have, k) were above it. The base at
+    which that happens is the distance plus `per_named * ln(k)`; the threshold for a person named
+    once is the `false_accept` quantile of those bases (so about that share of strangers get a
+    name), shrunk towards `prior` while there are few of them. It tightens by itself as an owner
+    names more people or more faces of each (a stranger then has more faces to look like)."""
     ids = np.asarray(person_ids)
-    nearest_other = np.full(len(ids), np.inf, dtype=np.float32)
+    people, counts = np.unique(ids, return_counts=True)
+    named = counts[np.searchsorted(people, ids)] if len(ids) else np.zeros(0, dtype=np.int64)
+    needed = np.full(len(ids), np.inf, dtype=np.float64)
     for start in range(0, len(ids), _CHUNK):
         block = distances(descriptors[start : start + _CHUNK], descriptors)
         block[ids[start : start + _CHUNK, None] == ids[None, :]] = np.inf
-        nearest_other[start : start + _CHUNK] = block.min(axis=1)
-    finite = nearest_other[np.isfinite(nearest_other)]
+        nearest = block.argmin(axis=1) if block.shape[1] else np.zeros(len(block), dtype=np.int64)
+        d = block[np.arange(len(block)), nearest] if block.shape[1] else np.full(len(block), np.inf)
+        needed[start : start + _CHUNK] = d + per_named * np.log(named[nearest]) if len(d) else d
+    finite = needed[np.isfinite(needed)]
     if len(finite) == 0:
-        return Calibration(float(prior), None, 0, false_accept, prior)
+        return Calibration(float(prior), None, 0, false_accept, prior, per_named)
     measured = float(np.quantile(finite, false_accept))
     n = len(finite)
     threshold = (PRIOR_WEIGHT * prior + n * measured) / (PRIOR_WEIGHT + n)
     threshold = float(np.clip(threshold, LOWEST_THRESHOLD, DLIB_THRESHOLD))
-    return Calibration(threshold, measured, n, false_accept, prior)
+    return Calibration(threshold, measured, n, false_accept, prior, per_named)
 
 
 class Recognizer:
     """Suggests who a face is, from the faces one owner named, or nobody.
 
-    A face gets the person whose nearest named face is nearest, if that is closer than the
-    threshold and closer than any face rejected for that person: "not Anna" on a face keeps Anna
-    away from it and from faces that look more like it than like Anna."""
+    A face gets the person whose nearest named face is nearest, if that is closer than that
+    person's threshold (looser the fewer faces they are named on: `Calibration.threshold_for`)
+    and closer than any face rejected for that person: "not Anna" on a face keeps Anna away from
+    it and from faces that look more like it than like Anna."""
 
     def __init__(
         self,
@@ -143,7 +184,9 @@ class Recognizer:
         order = np.argsort(ids, kind="stable")  # each person's faces side by side
         self.gallery = np.asarray(descriptors, dtype=np.float32).reshape(-1, 128)[order]
         self.gallery_ids = ids[order]
-        self.people, self._starts = np.unique(self.gallery_ids, return_index=True)
+        self.people, self._starts, self.named = np.unique(
+            self.gallery_ids, return_index=True, return_counts=True
+        )
         self.calibration = calibration
         neg_x, neg_ids = negatives if negatives is not None else (np.zeros((0, 128)), np.zeros(0))
         self.negatives = np.asarray(neg_x, dtype=np.float32).reshape(-1, 128)
@@ -151,6 +194,7 @@ class Recognizer:
 
     @property
     def threshold(self) -> float:
+        """The threshold for a person named on one face (the loosest)."""
         return self.calibration.threshold
 
     @classmethod
@@ -161,11 +205,13 @@ class Recognizer:
         negatives: tuple[np.ndarray, np.ndarray] | None = None,
         false_accept: float = FALSE_ACCEPT,
         prior: float = PRIOR_THRESHOLD,
+        per_named: float = PER_NAMED,
     ) -> Recognizer:
         """A recognizer from one owner's named faces (descriptors, person ids) and the faces
-        they rejected for a person (descriptors, person ids), its threshold calibrated on them."""
+        they rejected for a person (descriptors, person ids), its thresholds calibrated on them."""
         x = np.asarray(descriptors, dtype=np.float32).reshape(-1, 128)
-        return cls(x, person_ids, calibrate(x, np.asarray(person_ids), false_accept, prior), negatives)
+        calibration = calibrate(x, np.asarray(person_ids), false_accept, prior, per_named)
+        return cls(x, person_ids, calibration, negatives)
 
     def suggest(
         self,
@@ -185,7 +231,7 @@ class Recognizer:
             return suggested, nearest
         for start in range(0, len(q), _CHUNK):
             block = slice(start, start + _CHUNK)
-            per_person = self._per_person(q[block], leave_out_copies)
+            per_person, named = self._per_person(q[block], leave_out_copies)
             if len(self.negatives):
                 per_person[self._rejected(q[block], per_person, leave_out_copies)] = np.inf
             if exclude is not None:
@@ -196,15 +242,23 @@ class Recognizer:
             d = per_person[np.arange(len(best)), best]
             finite = np.isfinite(d)
             nearest[block] = np.where(finite, d, np.nan)
-            suggested[block] = np.where(finite & (d < self.threshold), self.people[best], -1)
+            # Who: the nearest person. Whether: under that person's threshold, looser the fewer
+            # faces they are named on (a stranger has fewer faces of theirs to look like).
+            limit = self.calibration.threshold_for(named[np.arange(len(best)), best])
+            suggested[block] = np.where(finite & (d < limit), self.people[best], -1)
         return suggested, nearest
 
-    def _per_person(self, q: np.ndarray, leave_out_copies: bool) -> np.ndarray:
-        """(len(q), len(people)): each query's distance to each person's nearest named face."""
+    def _per_person(self, q: np.ndarray, leave_out_copies: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(len(q), len(people)) twice: each query's distance to each person's nearest named
+        face, and how many named faces of each person it was compared with (copies of the query
+        left out)."""
         d = distances(q, self.gallery)
+        named = np.broadcast_to(self.named, (len(q), len(self.people)))
         if leave_out_copies:
-            d[d < _SAME_FACE] = np.inf
-        return np.minimum.reduceat(d, self._starts, axis=1)
+            copy = d < _SAME_FACE
+            d[copy] = np.inf
+            named = named - np.add.reduceat(copy, self._starts, axis=1)
+        return np.minimum.reduceat(d, self._starts, axis=1), named
 
     def _rejected(self, q: np.ndarray, per_person: np.ndarray, leave_out_copies: bool) -> np.ndarray:
         """Where a face is at least as near a face rejected for a person as to that person."""

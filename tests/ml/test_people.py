@@ -9,6 +9,7 @@ import pytest
 from eyes.ml.people import (
     DLIB_THRESHOLD,
     PRIOR_THRESHOLD,
+    Calibration,
     Recognizer,
     evaluate,
     group_faces,
@@ -95,6 +96,37 @@ def test_the_threshold_follows_the_prior_with_few_names_and_the_owner_with_many(
     # Closer people (a family) give a tighter threshold.
     family = Recognizer.fit(x * 0.7, y)
     assert family.threshold < many.threshold
+
+
+def away(face: np.ndarray, distance: float, seed: int) -> np.ndarray:
+    """A descriptor `distance` from `face`, in a random direction."""
+    step = np.random.default_rng(seed).normal(size=face.shape)
+    return (face + distance * step / np.linalg.norm(step)).astype(np.float32)
+
+
+def test_a_person_named_once_is_suggested_where_a_person_named_ten_times_is_not() -> None:
+    x, y = people_faces(2, 10, seed=9)
+    once, often = x[y == 0][:1], x[y == 1]  # Anna named on one face, Bert on ten
+    recognizer = Recognizer.fit(np.vstack([once, often]), np.array([0] + [1] * 10))
+    loose, strict = recognizer.calibration.threshold_for(np.array([1, 10]))
+    assert strict < loose <= DLIB_THRESHOLD
+    at = (loose + strict) / 2  # between the two thresholds
+    like_anna, like_bert = away(once[0], at, seed=1), away(often[0], at, seed=2)
+    # As near Anna's one face as to Bert's nearest of ten: Anna is suggested, Bert is not (a
+    # stranger comes that near one of ten faces far more often than near one).
+    suggested, distance = recognizer.suggest(np.vstack([like_anna, like_bert]))
+    assert distance == pytest.approx([at, at], abs=1e-4)
+    assert suggested.tolist() == [0, -1]
+    # One threshold for everybody (a version stored before per-person thresholds) names both.
+    flat = Calibration(loose, None, 0)
+    old = Recognizer(np.vstack([once, often]), np.array([0] + [1] * 10), flat)
+    assert old.suggest(np.vstack([like_anna, like_bert]))[0].tolist() == [0, 1]
+
+
+def test_a_calibration_stored_before_per_person_thresholds_still_loads() -> None:
+    stored = {"threshold": 0.55, "measured": 0.57, "samples": 30, "false_accept": 0.02, "prior": 0.52}
+    calibration = Calibration(**stored)
+    assert calibration.threshold_for(np.array([1, 3, 10])).tolist() == [0.55, 0.55, 0.55]
 
 
 def test_a_recognizer_comes_back_the_same_from_its_bytes() -> None:
