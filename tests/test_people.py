@@ -5,17 +5,21 @@ groups are known in advance. Who else may see a person's tag: tests/test_people_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.db.models import Face, FaceRejection, Photo
+from eyes.errors import NotFound
+from eyes.services import people
+from eyes.services.accounts import get_user_by_name
 from tests.conftest import context_of, sign_up, upload, wait_for_tagging
 from tests.standin_faces import SPEC, faces_image
 from tests.test_cli import eyes
@@ -206,6 +210,48 @@ def test_merge_two_groups_then_split_them_again(app_client: TestClient, three_pe
         json={"faces": [three_people["anna"][0]]},
     )
     assert other.status_code == 404
+
+
+def test_two_corrections_of_one_group_at_once_one_wins_and_the_other_is_told(
+    app_client: TestClient, three_people: dict[str, Any]
+) -> None:
+    """Two tabs name one group at the same moment: one name is given, the other is told the group
+    is gone (it was named), and no empty person is left behind. The second naming runs to its end
+    right after the first has read the group: the moment two requests at once can meet."""
+    ctx = context_of(app_client)
+    owner = get_user_by_name(ctx, "owner")
+    group = group_of(overview(app_client), three_people["anna"][0])["id"]
+    answers: dict[str, object] = {}
+
+    def naming(name: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                answers[name] = people.name_group(ctx, owner, group, name).face_count
+            except NotFound as exc:
+                answers[name] = exc
+
+        return run
+
+    second = threading.Thread(target=naming("Boris"))
+
+    def meanwhile(*args: Any) -> None:
+        if second.ident is None and "faces" in args[2]:  # the first naming's first look at faces
+            second.start()
+            second.join(timeout=2)  # long enough to finish, unless it must wait for the first
+
+    engine = ctx.sessions.kw["bind"]
+    event.listen(engine, "after_cursor_execute", meanwhile)
+    try:
+        naming("Anna")()
+    finally:
+        event.remove(engine, "after_cursor_execute", meanwhile)
+    second.join()
+    named = [n for n, a in answers.items() if isinstance(a, int)]
+    told = [a for a in answers.values() if isinstance(a, NotFound)]
+    assert len(named) == 1 and answers[named[0]] == 3, answers
+    assert len(told) == 1 and "no such group" in told[0].message
+    view = overview(app_client)
+    assert [(p["name"], p["face_count"]) for p in view["people"]] == [(named[0], 3)]
 
 
 def test_merge_a_group_into_a_person_and_two_people_into_one(

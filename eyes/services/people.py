@@ -85,14 +85,19 @@ def _face(session: Session, owner_id: int, face_id: int) -> Face:
 
 
 def _group(session: Session, owner_id: int, group_id: int) -> list[Face]:
-    faces = list(
-        session.scalars(
-            select(Face).where(Face.group_id == group_id, unnamed(), mine(owner_id)).order_by(Face.id)
-        )
-    )
-    if not faces:
+    """The group's faces, claimed for this transaction: taken by an update (which changes
+    nothing), not read, so the write lock (SQLite) or the rows' locks (PostgreSQL) are held from
+    here. Two corrections of one group at once then happen one after the other, and the second
+    finds the group gone, rather than both reading it and the last overwriting the first."""
+    ids = session.scalars(
+        update(Face)
+        .where(Face.group_id == group_id, unnamed(), mine(owner_id))
+        .values(group_id=Face.group_id)
+        .returning(Face.id)
+    ).all()
+    if not ids:
         raise NotFound(_NO_GROUP)
-    return faces
+    return list(session.scalars(select(Face).where(Face.id.in_(ids)).order_by(Face.id)))
 
 
 def _count_change(ctx: Context, user: Account) -> None:
