@@ -461,6 +461,50 @@ def test_deleting_a_photo_deletes_its_faces_and_the_person_stays(
     assert app_client.get(f"/people/faces/{face}.jpg").status_code == 404
 
 
+def test_lists_of_photos_read_their_people_in_one_query_not_one_per_photo(
+    app_client: TestClient, faces_settings: Settings, tmp_path: Path
+) -> None:
+    """The moderation queue and 'Help Eyes learn' show photos with their person tags: a page of
+    three photos costs the statements a page of one does."""
+    sign_up(app_client, "owner")  # the first account: an administrator
+    opt_in(app_client)
+    ctx = context_of(app_client)
+    engine = ctx.sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    def counted(url: str) -> tuple[int, list[dict[str, Any]]]:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            res = app_client.get(url)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert res.status_code == 200, res.text
+        return len(statements), res.json()
+
+    with TestClient(app_client.app, base_url="http://127.0.0.1") as reporter:
+        sign_up(reporter, "bob")
+        costs: list[tuple[int, int]] = []
+        for _ in range(3):
+            photo = upload_people(app_client, tmp_path, [ANNA])
+            face = faces_by_photo(app_client)[photo][0]
+            assert (
+                app_client.post(f"/api/v1/me/faces/{face}/person", json={"name": "Anna"}).status_code == 200
+            )
+            assert (
+                reporter.post(f"/api/v1/photos/{photo}/reports", json={"reason": "spam"}).status_code == 201
+            )
+            queue_cost, queue = counted("/api/v1/moderation/queue")
+            learn_cost, learn = counted("/api/v1/learn")
+            assert [i["photo"]["people"][0]["tag"] for i in queue] == ["person:anna"] * len(costs + [0])
+            assert [p["people"][0]["tag"] for p in learn] == ["person:anna"] * len(costs + [0])
+            costs.append((queue_cost, learn_cost))
+    assert costs[0] == costs[1] == costs[2], costs
+
+
 def test_cli_groups_faces_and_lists_people(
     app_client: TestClient, faces_settings: Settings, three_people: dict[str, Any]
 ) -> None:
