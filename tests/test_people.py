@@ -505,6 +505,25 @@ def test_lists_of_photos_read_their_people_in_one_query_not_one_per_photo(
     assert costs[0] == costs[1] == costs[2], costs
 
 
+def test_a_new_face_after_the_newest_photo_was_deleted_is_grouped_and_gets_a_new_id(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    """A face's id is never given again: a grouping remembers the newest face it saw, and a face
+    picture is kept by its id; a new face with a deleted one's id would be neither grouped nor
+    shown as itself."""
+    sign_up(app_client, "owner")
+    opt_in(app_client)
+    first = upload_people(app_client, tmp_path, [ANNA])
+    gone = upload_people(app_client, tmp_path, [ANNA])
+    deleted = faces_by_photo(app_client)[gone][0]
+    assert app_client.delete(f"/api/v1/photos/{gone}").status_code == 204
+    new = upload_people(app_client, tmp_path, [ANNA])
+    faces = faces_by_photo(app_client)
+    assert faces[new][0] > deleted
+    group = group_of(overview(app_client), faces[first][0])
+    assert sorted(f["id"] for f in group["faces"]) == [faces[first][0], faces[new][0]]
+
+
 def test_cli_groups_faces_and_lists_people(
     app_client: TestClient, faces_settings: Settings, three_people: dict[str, Any]
 ) -> None:
