@@ -5,17 +5,21 @@ groups are known in advance. Who else may see a person's tag: tests/test_people_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.db.models import Face, FaceRejection, Photo
+from eyes.errors import NotFound
+from eyes.services import people
+from eyes.services.accounts import get_user_by_name
 from tests.conftest import context_of, sign_up, upload, wait_for_tagging
 from tests.standin_faces import SPEC, faces_image
 from tests.test_cli import eyes
@@ -206,6 +210,48 @@ def test_merge_two_groups_then_split_them_again(app_client: TestClient, three_pe
         json={"faces": [three_people["anna"][0]]},
     )
     assert other.status_code == 404
+
+
+def test_two_corrections_of_one_group_at_once_one_wins_and_the_other_is_told(
+    app_client: TestClient, three_people: dict[str, Any]
+) -> None:
+    """Two tabs name one group at the same moment: one name is given, the other is told the group
+    is gone (it was named), and no empty person is left behind. The second naming runs to its end
+    right after the first has read the group: the moment two requests at once can meet."""
+    ctx = context_of(app_client)
+    owner = get_user_by_name(ctx, "owner")
+    group = group_of(overview(app_client), three_people["anna"][0])["id"]
+    answers: dict[str, object] = {}
+
+    def naming(name: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                answers[name] = people.name_group(ctx, owner, group, name).face_count
+            except NotFound as exc:
+                answers[name] = exc
+
+        return run
+
+    second = threading.Thread(target=naming("Boris"))
+
+    def meanwhile(*args: Any) -> None:
+        if second.ident is None and "faces" in args[2]:  # the first naming's first look at faces
+            second.start()
+            second.join(timeout=2)  # long enough to finish, unless it must wait for the first
+
+    engine = ctx.sessions.kw["bind"]
+    event.listen(engine, "after_cursor_execute", meanwhile)
+    try:
+        naming("Anna")()
+    finally:
+        event.remove(engine, "after_cursor_execute", meanwhile)
+    second.join()
+    named = [n for n, a in answers.items() if isinstance(a, int)]
+    told = [a for a in answers.values() if isinstance(a, NotFound)]
+    assert len(named) == 1 and answers[named[0]] == 3, answers
+    assert len(told) == 1 and "no such group" in told[0].message
+    view = overview(app_client)
+    assert [(p["name"], p["face_count"]) for p in view["people"]] == [(named[0], 3)]
 
 
 def test_merge_a_group_into_a_person_and_two_people_into_one(
@@ -413,6 +459,73 @@ def test_deleting_a_photo_deletes_its_faces_and_the_person_stays(
         None,
     )
     assert app_client.get(f"/people/faces/{face}.jpg").status_code == 404
+
+
+def test_lists_of_photos_read_their_people_in_one_query_not_one_per_photo(
+    app_client: TestClient, faces_settings: Settings, tmp_path: Path
+) -> None:
+    """The moderation queue and 'Help Eyes learn' show photos with their person tags: a page of
+    three photos costs the statements a page of one does."""
+    sign_up(app_client, "owner")  # the first account: an administrator
+    opt_in(app_client)
+    ctx = context_of(app_client)
+    engine = ctx.sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    def counted(url: str) -> tuple[int, list[dict[str, Any]]]:
+        """Statements of the fewest of two asks: a session's occasional upkeep is not the page's."""
+        fewest = 10**6
+        for _ in range(2):
+            statements.clear()
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                res = app_client.get(url)
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            assert res.status_code == 200, res.text
+            fewest = min(fewest, len(statements))
+        return fewest, res.json()
+
+    with TestClient(app_client.app, base_url="http://127.0.0.1") as reporter:
+        sign_up(reporter, "bob")
+        costs: list[tuple[int, int]] = []
+        for _ in range(3):
+            photo = upload_people(app_client, tmp_path, [ANNA])
+            face = faces_by_photo(app_client)[photo][0]
+            assert (
+                app_client.post(f"/api/v1/me/faces/{face}/person", json={"name": "Anna"}).status_code == 200
+            )
+            assert (
+                reporter.post(f"/api/v1/photos/{photo}/reports", json={"reason": "spam"}).status_code == 201
+            )
+            queue_cost, queue = counted("/api/v1/moderation/queue")
+            learn_cost, learn = counted("/api/v1/learn")
+            assert [i["photo"]["people"][0]["tag"] for i in queue] == ["person:anna"] * len(costs + [0])
+            assert [p["people"][0]["tag"] for p in learn] == ["person:anna"] * len(costs + [0])
+            costs.append((queue_cost, learn_cost))
+    assert costs[0] == costs[1] == costs[2], costs
+
+
+def test_a_new_face_after_the_newest_photo_was_deleted_is_grouped_and_gets_a_new_id(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    """A face's id is never given again: a grouping remembers the newest face it saw, and a face
+    picture is kept by its id; a new face with a deleted one's id would be neither grouped nor
+    shown as itself."""
+    sign_up(app_client, "owner")
+    opt_in(app_client)
+    first = upload_people(app_client, tmp_path, [ANNA])
+    gone = upload_people(app_client, tmp_path, [ANNA])
+    deleted = faces_by_photo(app_client)[gone][0]
+    assert app_client.delete(f"/api/v1/photos/{gone}").status_code == 204
+    new = upload_people(app_client, tmp_path, [ANNA])
+    faces = faces_by_photo(app_client)
+    assert faces[new][0] > deleted
+    group = group_of(overview(app_client), faces[first][0])
+    assert sorted(f["id"] for f in group["faces"]) == [faces[first][0], faces[new][0]]
 
 
 def test_cli_groups_faces_and_lists_people(

@@ -294,6 +294,26 @@ def test_hostile_names_are_refused_clearly(cast: dict[str, Any], name: str, stat
     assert owner.get(f"/api/v1/me/people/{cast['anna']['id']}").json()["name"] == "Anna"
 
 
+def test_a_change_refused_in_part_changes_nothing(cast: dict[str, Any]) -> None:
+    """A rename sent with an audience that cannot be (an account that does not exist) is refused
+    whole: the owner is told 404 and the name stays; the owner's choice is one change."""
+    owner, anna = cast["owner"], cast["anna"]
+    res = owner.patch(
+        f"/api/v1/me/people/{anna['id']}",
+        json={"name": "Zed", "audience": "chosen", "viewers": ["bob", "nobody"]},
+    )
+    assert res.status_code == 404 and "nobody" in res.json()["error"]["message"]
+    assert owner.get(f"/api/v1/me/people/{anna['id']}").json() == anna
+    assert sees_anna(cast["bob"], cast["public"]) is False
+    # Both at once when both can be.
+    res = owner.patch(
+        f"/api/v1/me/people/{anna['id']}", json={"name": "Anna B", "audience": "chosen", "viewers": ["bob"]}
+    )
+    assert res.status_code == 200
+    assert (res.json()["tag"], res.json()["viewers"]) == ("person:anna-b", ["bob"])
+    assert "person:anna-b" in person_tags(cast["bob"], cast["public"])
+
+
 def test_a_name_with_markup_is_shown_as_text(cast: dict[str, Any]) -> None:
     owner = cast["owner"]
     res = owner.patch(

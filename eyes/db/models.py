@@ -436,6 +436,9 @@ class Face(Base):
     """A face found in a photo: the owner's data alone. Its descriptor is computed once."""
 
     __tablename__ = "faces"
+    # Ids never given twice (SQLite reuses a deleted newest row's): a grouping remembers the
+    # newest face it saw, and a face's picture is kept by its id.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)

@@ -10,7 +10,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, TaggingState, TagStatus, Visibility
 from eyes.errors import BadRequest
 from eyes.services.labels import check_vote_rate, vote
-from eyes.services.photos import as_seen_by, get_visible_photo, not_hidden, photo_query
+from eyes.services.photos import all_as_seen_by, get_visible_photo, not_hidden, photo_query
 from eyes.services.tags import normalize_tag
 from eyes.services.views import PhotoPublic
 
@@ -31,7 +31,7 @@ def uncertain_photos(ctx: Context, viewer: Account, limit: int = 12) -> list[Pho
         .limit(limit)
     )
     with ctx.sessions() as session:
-        return [as_seen_by(ctx, p, viewer) for p in session.scalars(query)]
+        return all_as_seen_by(ctx, list(session.scalars(query)), viewer)
 
 
 def answer(ctx: Context, viewer: Account, key: str, choice: str, other: str = "") -> None:

@@ -23,7 +23,7 @@ from eyes.db.session import transaction
 from eyes.domain import Account, ReportReason, Visibility, new_key
 from eyes.errors import BadRequest, Conflict, Forbidden, NotFound
 from eyes.services import label_clock
-from eyes.services.photos import as_seen_by, get_visible_photo, photo_query
+from eyes.services.photos import all_as_seen_by, as_seen_by, get_visible_photo, photo_query
 from eyes.services.views import (
     ModerationItem,
     NoticePublic,
@@ -134,9 +134,10 @@ def queue(ctx: Context, admin: Account) -> list[ModerationItem]:
         ids += scored
         photos = {p.id: p for p in session.scalars(photo_query().where(Photo.id.in_(ids)))}
         reports = _open_reports(session, ids)
+        views = dict(zip(photos, all_as_seen_by(ctx, list(photos.values()), admin), strict=True))
         return [
             ModerationItem(
-                photo=as_seen_by(ctx, photos[i], admin),
+                photo=views[i],
                 reports=reports.get(i, []),
                 owner_suspended=photos[i].owner.suspended_at is not None,
             )

@@ -85,14 +85,19 @@ def _face(session: Session, owner_id: int, face_id: int) -> Face:
 
 
 def _group(session: Session, owner_id: int, group_id: int) -> list[Face]:
-    faces = list(
-        session.scalars(
-            select(Face).where(Face.group_id == group_id, unnamed(), mine(owner_id)).order_by(Face.id)
-        )
-    )
-    if not faces:
+    """The group's faces, claimed for this transaction: taken by an update (which changes
+    nothing), not read, so the write lock (SQLite) or the rows' locks (PostgreSQL) are held from
+    here. Two corrections of one group at once then happen one after the other, and the second
+    finds the group gone, rather than both reading it and the last overwriting the first."""
+    ids = session.scalars(
+        update(Face)
+        .where(Face.group_id == group_id, unnamed(), mine(owner_id))
+        .values(group_id=Face.group_id)
+        .returning(Face.id)
+    ).all()
+    if not ids:
         raise NotFound(_NO_GROUP)
-    return faces
+    return list(session.scalars(select(Face).where(Face.id.in_(ids)).order_by(Face.id)))
 
 
 def _count_change(ctx: Context, user: Account) -> None:
@@ -467,18 +472,18 @@ def reject_suggestion(ctx: Context, user: Account, face_id: int) -> FaceView:
 
 def rename_person(ctx: Context, user: Account, person_id: int, name: str) -> PersonPublic:
     """A new name (and tag). The name of another of the owner's people is refused: merge them."""
-    check_on(ctx)
-    name, slug = clean_name(ctx, name)
-    _count_change(ctx, user)
-    with transaction(ctx.sessions) as session:
-        person = owned_person(session, user.id, person_id)
-        other = session.scalar(
-            select(Person.id).where(Person.owner_id == user.id, Person.slug == slug, Person.id != person.id)
+    return update_person(ctx, user, person_id, name=name)
+
+
+def _rename(session: Session, person: Person, name: str, slug: str) -> None:
+    other = session.scalar(
+        select(Person.id).where(
+            Person.owner_id == person.owner_id, Person.slug == slug, Person.id != person.id
         )
-        if other is not None:
-            raise Conflict(f"you already named someone {tag_of(slug)}: merge the two instead")
-        person.name, person.slug = name, slug
-    return person_view(ctx, user, person_id)
+    )
+    if other is not None:
+        raise Conflict(f"you already named someone {tag_of(slug)}: merge the two instead")
+    person.name, person.slug = name, slug
 
 
 def delete_person(ctx: Context, user: Account, person_id: int) -> None:
@@ -505,7 +510,22 @@ def set_audience(
 ) -> PersonPublic:
     """Who sees this person's tag: the owner alone, the owner and the chosen accounts (`viewers`,
     usernames), or whoever may see the photo. Never more than may see the photo."""
+    return update_person(ctx, user, person_id, audience=audience, viewers=viewers)
+
+
+def update_person(
+    ctx: Context,
+    user: Account,
+    person_id: int,
+    *,
+    name: str | None = None,
+    audience: PersonAudience | None = None,
+    viewers: Sequence[str] = (),
+) -> PersonPublic:
+    """A new name, a new audience (with its `viewers` for 'chosen'), or both: one change, made
+    whole or refused whole (a rename is not kept when its audience names no account)."""
     check_on(ctx)
+    cleaned = clean_name(ctx, name) if name is not None else None
     names = sorted({v.strip() for v in viewers if v.strip()} - {user.username})
     if audience != PersonAudience.CHOSEN and names:
         raise BadRequest("choose accounts only with the audience 'chosen'")
@@ -514,17 +534,22 @@ def set_audience(
     _count_change(ctx, user)
     with transaction(ctx.sessions) as session:
         person = owned_person(session, user.id, person_id)
-        ids = {
-            r.username: r.id
-            for r in session.execute(select(User.username, User.id).where(User.username.in_(names)))
-        }
-        missing = [n for n in names if n not in ids]
-        if missing:
-            raise NotFound(f"there is no account {missing[0]!r}")
-        person.audience = audience
-        session.execute(delete(PersonViewer).where(PersonViewer.person_id == person.id))
-        if ids:
-            session.execute(
-                insert(PersonViewer), [{"person_id": person.id, "user_id": i} for i in ids.values()]
-            )
+        if cleaned is not None:
+            _rename(session, person, *cleaned)
+        if audience is not None:
+            _set_audience(session, person, audience, names)
     return person_view(ctx, user, person_id)
+
+
+def _set_audience(session: Session, person: Person, audience: PersonAudience, names: list[str]) -> None:
+    ids = {
+        r.username: r.id
+        for r in session.execute(select(User.username, User.id).where(User.username.in_(names)))
+    }
+    missing = [n for n in names if n not in ids]
+    if missing:
+        raise NotFound(f"there is no account {missing[0]!r}")
+    person.audience = audience
+    session.execute(delete(PersonViewer).where(PersonViewer.person_id == person.id))
+    if ids:
+        session.execute(insert(PersonViewer), [{"person_id": person.id, "user_id": i} for i in ids.values()])

@@ -106,12 +106,9 @@ def get_person(person_id: PersonId, ctx: ContextDep, user: UserDep) -> views.Per
 def update_person(
     person_id: PersonId, body: PersonUpdate, ctx: ContextDep, user: UserDep
 ) -> views.PersonPublic:
-    if body.name is not None:
-        people.rename_person(ctx, user, person_id, body.name)
-    if body.audience is not None:
-        people.set_audience(ctx, user, person_id, body.audience, body.viewers or [])
-    views.check_on(ctx)
-    return views.person_view(ctx, user, person_id)
+    return people.update_person(
+        ctx, user, person_id, name=body.name, audience=body.audience, viewers=body.viewers or []
+    )
 
 
 @router.delete("/people/{person_id}", status_code=204, summary="Forget a name: its faces are unnamed again")
