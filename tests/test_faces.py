@@ -158,7 +158,11 @@ def test_turning_faces_off_deletes_them_and_deleting_a_photo_deletes_its_faces(
 
     assert app_client.delete(f"/api/v1/photos/{first['id']}").status_code == 204
     assert stored_faces(app_client) == 1
-    assert [f["photo"] for f in app_client.get("/api/v1/me/faces").json()] == [second["id"]]
+    faces = app_client.get("/api/v1/me/faces").json()
+    assert [f["photo"] for f in faces] == [second["id"]]
+    named = app_client.post(f"/api/v1/me/faces/{faces[0]['id']}/person", json={"name": "Boris"})
+    assert named.status_code == 200, named.text
+    assert [p["name"] for p in app_client.get("/api/v1/me/people").json()] == ["Boris"]
 
     # Off through the settings page: every face of hers is gone at once.
     page = app_client.get("/settings").text
@@ -168,6 +172,9 @@ def test_turning_faces_off_deletes_them_and_deleting_a_photo_deletes_its_faces(
     assert app_client.get("/api/v1/me").json()["faces_enabled"] is False
     assert stored_faces(app_client) == 0
     assert "face-count" not in app_client.get(f"/photos/{second['id']}").text
+    # The names she gave those faces are forgotten with them: turning faces on starts afresh.
+    opt_in(app_client)
+    assert app_client.get("/api/v1/me/people").json() == []
 
 
 def test_preference_and_paging_input_is_said_plainly(app_client: TestClient, tmp_path: Path) -> None:

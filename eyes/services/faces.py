@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
-from eyes.db.models import Face, Photo, User
+from eyes.db.models import Face, Person, Photo, User
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import EyesError, NotFound
@@ -162,11 +162,13 @@ def scan_all(ctx: Context, owner_id: int | None = None, progress: Callable[[int]
 
 
 def forget_faces(session: Session, owner_id: int) -> None:
-    """Delete every face found in this owner's photos, and mark the photos unscanned (faces
-    turned off: accounts.update_preferences)."""
+    """Delete every face found in this owner's photos, the people they named in them and their
+    recognition versions, and mark the photos unscanned (faces turned off:
+    accounts.update_preferences). Turning faces on again starts afresh."""
     mine = select(Photo.id).where(Photo.owner_id == owner_id)
     session.execute(delete(Face).where(Face.photo_id.in_(mine)))
     face_recognition.forget(session, owner_id)  # the recognition model's versions name those faces
+    session.execute(delete(Person).where(Person.owner_id == owner_id))  # their viewers and rejections go too
     session.execute(update(Photo).where(Photo.owner_id == owner_id).values(faces_scanned_at=None))
 
 
