@@ -27,7 +27,7 @@ from typing import cast
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -409,17 +409,19 @@ def suggest(ctx: Context, owner_id: int, face_ids: Sequence[int] | None = None) 
         for face_id, p, d in zip(ids, people, dists, strict=True)
     ]
     with transaction(ctx.sessions) as session:
-        # Only where the face is still unnamed and the person was not rejected for it meanwhile:
-        # the owner's word, written while this ran, wins.
+        # Only where the face is still unnamed and still a face, the person still there and not
+        # rejected for it meanwhile: the owner's word, written while this ran, wins.
         faces = cast(Table, Face.__table__)
         session.connection().execute(
             update(faces)
             .where(
                 faces.c.id == bindparam("fid"),
                 faces.c.person_id.is_(None),
+                faces.c.not_a_face.is_(False),
                 ~exists().where(
                     FaceRejection.face_id == bindparam("fid"), FaceRejection.person_id == bindparam("pid")
                 ),
+                or_(bindparam("pid").is_(None), exists().where(Person.id == bindparam("pid"))),
             )
             .values(suggested_person_id=bindparam("pid"), suggestion_distance=bindparam("dist")),
             rows,
