@@ -35,14 +35,14 @@ def people_page(request: Request, ctx: ContextDep, user: UserDep) -> Response:
 @router.get("/people/faces/{face_id}.jpg")
 def face_picture(face_id: int, request: Request, ctx: ContextDep, user: UserDep) -> Response:
     """A small picture of one of the owner's faces: theirs alone, cached by their browser only."""
-    picture = views.face_picture(ctx, user, face_id)
+    picture = views.face_picture(ctx, user, face_id, request.headers.get("if-none-match"))
     headers = {
         "ETag": picture.etag,
         # A face's box never changes: the picture may be kept, but only by this browser.
         "Cache-Control": "private, max-age=86400",
         "X-Content-Type-Options": "nosniff",
     }
-    if request.headers.get("if-none-match") == picture.etag:
+    if picture.data is None:
         return Response(status_code=304, headers=headers)
     return Response(picture.data, media_type="image/jpeg", headers=headers)
 
