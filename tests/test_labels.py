@@ -208,7 +208,8 @@ def test_a_burst_of_votes_is_refused_with_retry_after(settings: Settings, tmp_pa
             for i in range(8)
         ]
         assert [a.status_code for a in answers] == [200] * 5 + [429] * 3
-        assert answers[-1].headers["Retry-After"] == "60"
+        # When the oldest vote of the minute leaves the window: within the minute, however slow the run.
+        assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
         assert answers[-1].json()["error"]["code"] == "too_many_requests"
         tally = client.post(f"/api/v1/photos/{photo_id}/votes", json={"tag": "t0", "agrees": True})
         assert tally.status_code == 429, "changing a vote counts too"
