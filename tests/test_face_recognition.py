@@ -304,10 +304,10 @@ def test_one_owners_names_never_suggest_anything_to_another(faces_settings: Sett
         sign_up(client, "anna")
         opt_in(client)
         upload_faces(client, tmp_path, 16, "a")
-        with TestClient(client.app, base_url="http://127.0.0.1") as other:
-            sign_up(other, "bob")
-            opt_in(other)
-            upload_faces(other, tmp_path, 16, "b")
+        other = TestClient(client.app, base_url="http://127.0.0.1")  # the same app: one start and shutdown
+        sign_up(other, "bob")
+        opt_in(other)
+        upload_faces(other, tmp_path, 16, "b")
     ctx = build_context(faces_settings)
     try:
         hers, his = faces_of(ctx, "anna"), faces_of(ctx, "bob")
@@ -434,12 +434,12 @@ def test_lfw_photos_through_the_scan_named_three_each_name_the_rest(settings: Se
         assert suggestions(ctx, [target]) != [ids[first]]
 
         # Bob uploads the same photos of the first person: Anna's names suggest nothing to him.
-        with TestClient(client.app, base_url="http://127.0.0.1") as other:
-            sign_up(other, "bob")
-            opt_in(other)
-            for path in photos_of(first)[:4]:
-                upload(other, path)
-            wait_for_tagging(other, timeout=120)
+        other = TestClient(client.app, base_url="http://127.0.0.1")  # the same app: one start and shutdown
+        sign_up(other, "bob")
+        opt_in(other)
+        for path in photos_of(first)[:4]:
+            upload(other, path)
+        wait_for_tagging(other, timeout=120)
         his = faces_of(ctx, "bob")
         assert his and suggestions(ctx, his) == [None] * len(his)
 

@@ -91,32 +91,34 @@ def test_nobody_else_learns_anything_about_faces(
 
     for who in ("bob", None):  # another user, then a visitor (anna, the first account, is an
         # administrator: tests below check she sees nothing of others' faces either)
-        with TestClient(app_client.app, base_url="http://127.0.0.1") as other:
-            if who:
-                sign_up(other, who)
-                opt_in(other)  # even with faces on for himself
-            page = other.get(f"/photos/{photo['id']}")
-            assert page.status_code == 200
-            assert "face-count" not in page.text and "2 faces" not in page.text
-            body = other.get(f"/api/v1/photos/{photo['id']}")
-            assert body.status_code == 200 and "face" not in body.text.lower()
-            mine = other.get("/api/v1/me/faces")
-            if who:
-                assert mine.status_code == 200 and mine.json() == []
-            else:
-                assert mine.status_code == 401
+        other = TestClient(
+            app_client.app, base_url="http://127.0.0.1"
+        )  # the same app: one start and shutdown
+        if who:
+            sign_up(other, who)
+            opt_in(other)  # even with faces on for himself
+        page = other.get(f"/photos/{photo['id']}")
+        assert page.status_code == 200
+        assert "face-count" not in page.text and "2 faces" not in page.text
+        body = other.get(f"/api/v1/photos/{photo['id']}")
+        assert body.status_code == 200 and "face" not in body.text.lower()
+        mine = other.get("/api/v1/me/faces")
+        if who:
+            assert mine.status_code == 200 and mine.json() == []
+        else:
+            assert mine.status_code == 401
 
 
 def test_an_administrator_sees_nothing_of_others_faces(app_client: TestClient, tmp_path: Path) -> None:
     sign_up(app_client, "root")  # the first account: an administrator
     assert app_client.get("/api/v1/me").json()["is_admin"] is True
     opt_in(app_client)
-    with TestClient(app_client.app, base_url="http://127.0.0.1") as bob:
-        sign_up(bob, "bob")
-        opt_in(bob)
-        photo = upload(bob, faces_image(tmp_path / "bob.png", 2))
-        wait_for_tagging(bob)
-        assert len(bob.get("/api/v1/me/faces").json()) == 2
+    bob = TestClient(app_client.app, base_url="http://127.0.0.1")  # the same app: one start and shutdown
+    sign_up(bob, "bob")
+    opt_in(bob)
+    photo = upload(bob, faces_image(tmp_path / "bob.png", 2))
+    wait_for_tagging(bob)
+    assert len(bob.get("/api/v1/me/faces").json()) == 2
     assert "face-count" not in app_client.get(f"/photos/{photo['id']}").text
     assert app_client.get("/api/v1/me/faces").json() == []
     assert "face" not in app_client.get(f"/api/v1/photos/{photo['id']}").text.lower()

@@ -494,23 +494,20 @@ def test_lists_of_photos_read_their_people_in_one_query_not_one_per_photo(
             fewest = min(fewest, len(statements))
         return fewest, res.json()
 
-    with TestClient(app_client.app, base_url="http://127.0.0.1") as reporter:
-        sign_up(reporter, "bob")
-        costs: list[tuple[int, int]] = []
-        for _ in range(3):
-            photo = upload_people(app_client, tmp_path, [ANNA])
-            face = faces_by_photo(app_client)[photo][0]
-            assert (
-                app_client.post(f"/api/v1/me/faces/{face}/person", json={"name": "Anna"}).status_code == 200
-            )
-            assert (
-                reporter.post(f"/api/v1/photos/{photo}/reports", json={"reason": "spam"}).status_code == 201
-            )
-            queue_cost, queue = counted("/api/v1/moderation/queue")
-            learn_cost, learn = counted("/api/v1/learn")
-            assert [i["photo"]["people"][0]["tag"] for i in queue] == ["person:anna"] * len(costs + [0])
-            assert [p["people"][0]["tag"] for p in learn] == ["person:anna"] * len(costs + [0])
-            costs.append((queue_cost, learn_cost))
+    # The same app, another account's cookies; the app's start and shutdown stay app_client's.
+    reporter = TestClient(app_client.app, base_url="http://127.0.0.1")
+    sign_up(reporter, "bob")
+    costs: list[tuple[int, int]] = []
+    for _ in range(3):
+        photo = upload_people(app_client, tmp_path, [ANNA])
+        face = faces_by_photo(app_client)[photo][0]
+        assert app_client.post(f"/api/v1/me/faces/{face}/person", json={"name": "Anna"}).status_code == 200
+        assert reporter.post(f"/api/v1/photos/{photo}/reports", json={"reason": "spam"}).status_code == 201
+        queue_cost, queue = counted("/api/v1/moderation/queue")
+        learn_cost, learn = counted("/api/v1/learn")
+        assert [i["photo"]["people"][0]["tag"] for i in queue] == ["person:anna"] * len(costs + [0])
+        assert [p["people"][0]["tag"] for p in learn] == ["person:anna"] * len(costs + [0])
+        costs.append((queue_cost, learn_cost))
     assert costs[0] == costs[1] == costs[2], costs
 
 

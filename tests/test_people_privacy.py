@@ -44,6 +44,7 @@ def faces_settings(settings: Settings) -> Settings:
 def app(faces_settings: Settings) -> Iterator[Any]:
     app = create_app(faces_settings)
     yield app
+    app.state.ctx.close()  # also when no client started it
 
 
 def client_of(app: Any) -> TestClient:
@@ -54,13 +55,10 @@ def client_of(app: Any) -> TestClient:
 def cast(app: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """root (the administrator), owner (Anna in a public, an unlisted and a private photo, named
     "Anna"), bob and carol (other accounts), and a visitor who is signed in nowhere."""
-    with (
-        client_of(app) as root,
-        client_of(app) as owner,
-        client_of(app) as bob,
-        client_of(app) as carol,
-        client_of(app) as visitor,
-    ):
+    # One client runs the app's start and shutdown (its workers; its database closed once, at
+    # the end); the others share that app, each with its own cookies.
+    with client_of(app) as root:
+        owner, bob, carol, visitor = client_of(app), client_of(app), client_of(app), client_of(app)
         sign_up(root, "root")
         sign_up(owner, "owner")
         sign_up(bob, "bob")
