@@ -34,7 +34,7 @@ chromium:
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 test: install chromium
 	$(BIN)/python -m pytest
-	EYES_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -m "not browser" --ignore=tests/ml --ignore=tests/scaleout -p no:cacheprovider
+	EYES_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -m "not browser and not sqlite" --ignore=tests/ml --ignore=tests/scaleout -p no:cacheprovider
 
 # The fast tier, for a quick loop while editing: the web and the services on a stand-in backbone
 # (tests/standin_backbone.py), without torch (tests/conftest.py refuses it, and fails the run if it
