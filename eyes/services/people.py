@@ -470,11 +470,6 @@ def reject_suggestion(ctx: Context, user: Account, face_id: int) -> FaceView:
     return face_view(ctx, user, face_id)
 
 
-def rename_person(ctx: Context, user: Account, person_id: int, name: str) -> PersonPublic:
-    """A new name (and tag). The name of another of the owner's people is refused: merge them."""
-    return update_person(ctx, user, person_id, name=name)
-
-
 def _rename(session: Session, person: Person, name: str, slug: str) -> None:
     other = session.scalar(
         select(Person.id).where(
@@ -503,14 +498,6 @@ def delete_person(ctx: Context, user: Account, person_id: int) -> None:
         session.delete(person)
     group(ctx, user.id)
     _corrected(ctx, user.id)
-
-
-def set_audience(
-    ctx: Context, user: Account, person_id: int, audience: PersonAudience, viewers: Sequence[str] = ()
-) -> PersonPublic:
-    """Who sees this person's tag: the owner alone, the owner and the chosen accounts (`viewers`,
-    usernames), or whoever may see the photo. Never more than may see the photo."""
-    return update_person(ctx, user, person_id, audience=audience, viewers=viewers)
 
 
 def update_person(

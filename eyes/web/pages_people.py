@@ -142,7 +142,7 @@ def answer_suggestion(
 
 @router.post("/people/{person_id}/rename")
 def rename(person_id: int, ctx: ContextDep, user: UserDep, name: Name) -> Response:
-    people.rename_person(ctx, user, person_id, name)
+    people.update_person(ctx, user, person_id, name=name)
     return redirect(f"/people/{person_id}")
 
 
@@ -161,7 +161,7 @@ def audience(
             "who sees the tag is one of: " + ", ".join(a.value for a in PersonAudience)
         ) from None
     names = [v for v in viewers.replace(",", " ").split() if v] if chosen == PersonAudience.CHOSEN else []
-    people.set_audience(ctx, user, person_id, chosen, names)
+    people.update_person(ctx, user, person_id, audience=chosen, viewers=names)
     return redirect(f"/people/{person_id}")
 
 
