@@ -413,3 +413,44 @@ def test_two_hundred_parallel_wrong_passwords_are_refused_and_the_server_answers
     assert tally.get(429, 0) >= 150 and tally.get(401, 0) <= 30, tally
     assert unrelated.status_code == 200 and unrelated_s < 2.0
     assert peak < 1024
+
+
+def test_a_burst_of_images_past_the_waiting_line_is_503_and_those_in_line_are_answered(
+    make_client,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import eyes.web.api
+    import eyes.web.deps
+    from eyes.services.classify import classify_file
+
+    client = make_client(classify_limit_per_account="1000/minute", classify_limit_per_ip="1000/minute")
+    sign_up(client, "ida")
+    release = threading.Event()
+
+    def slow_classify(*args: object) -> object:
+        release.wait(30)  # holds its core until the test lets it go
+        return classify_file(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(eyes.web.api, "classify_file", slow_classify)
+    monkeypatch.setattr(eyes.web.deps, "IMAGE_QUEUE", 2)
+    photo = LEOPARDS[0].read_bytes()
+
+    def classify() -> httpx.Response:
+        return client.post("/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")})
+
+    cores = os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(cores + 5) as pool:
+        in_line = [pool.submit(classify) for _ in range(cores + 2)]  # one per core, and a full line
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            limiter = getattr(client.app.state, "image_work", None)  # type: ignore[attr-defined]
+            if limiter is not None and limiter.statistics().tasks_waiting == 2:
+                break
+            time.sleep(0.05)
+        refused = [pool.submit(classify).result(timeout=30) for _ in range(3)]
+        release.set()
+        answered = [f.result(timeout=60) for f in in_line]
+    assert [r.status_code for r in refused] == [503] * 3
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert refused[0].json()["error"]["code"] == "busy"
+    assert [r.status_code for r in answered] == [200] * (cores + 2)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eyes.context import Context
 from eyes.domain import KEY_LENGTH, MAX_ID, Account
-from eyes.errors import Forbidden, NotAuthenticated, NotFound
+from eyes.errors import Busy, Forbidden, NotAuthenticated, NotFound
 from eyes.services import sessions
 from eyes.services.accounts import user_for_token
 from eyes.services.photos import PhotoPage
@@ -29,6 +29,7 @@ _KEY = re.compile(KEY_PATTERN)
 
 
 T = TypeVar("T")
+IMAGE_QUEUE = 64  # uploads and classifications that may wait for a core; more than 50 clients' worth
 
 
 async def run_image_work(request: Request, work: Callable[..., T], *args: object) -> T:
@@ -39,6 +40,10 @@ async def run_image_work(request: Request, work: Callable[..., T], *args: object
     limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "image_work", None)
     if limiter is None:  # made on the server's own event loop, at its first image
         limiter = request.app.state.image_work = anyio.CapacityLimiter(os.cpu_count() or 1)
+    # The line is bounded, as the decoding slots' is (services/limits.py): past it, a burst is
+    # told to come back instead of holding its uploaded files and connections while it waits.
+    if limiter.statistics().tasks_waiting >= IMAGE_QUEUE:
+        raise Busy("the server is busy with other images; try again in a few seconds", retry_after=2)
     return await anyio.to_thread.run_sync(lambda: work(*args), limiter=limiter)
 
 
