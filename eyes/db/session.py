@@ -77,6 +77,9 @@ def upsert(
     )
 
 
+FEW_ROWS = 200  # fewer rows than this: compiling the statement again costs more than it saves
+
+
 def execute_many(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
     """Run `statement` once per row (all with the same keys) in one executemany of the driver.
 
@@ -84,6 +87,9 @@ def execute_many(session: Session, statement: Any, rows: list[dict[str, Any]]) -
     its column type's own bind processor once. SQLAlchemy's general path builds and converts every
     parameter of every row anew: three times the database's own work for the 275,000 suggestions
     of a re-tag (docs/benchmarks.md)."""
+    if len(rows) < FEW_ROWS:  # SQLAlchemy's path keeps the compiled statement; this one compiles it
+        session.execute(statement, rows)
+        return
     connection = session.connection()
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
