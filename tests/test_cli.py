@@ -78,6 +78,42 @@ def test_import_tags_from_folders_skips_duplicates_and_reports_rejects(
         ctx.close()
 
 
+def test_import_stores_what_fits_the_quota_and_the_same_bytes_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """An import into an account near its quota stores the files that fit, in order, and names each
+    of the rest with the quota's reason; a file with the bytes of another is that photo."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sources = sorted((CALTECH / "watch").iterdir())[:4]
+    for src in sources:
+        (tree / src.name).symlink_to(src)
+    (tree / "zz-copy.jpg").symlink_to(sources[0])  # imported last, after its original
+    sizes = [src.stat().st_size for src in sources]
+    quota = sizes[0] + sizes[1] + min(sizes[2:]) - 1  # room for two
+    eyes(settings, "users", "create", "olga", stdin="a-long-password\n")
+
+    res = eyes(
+        settings,
+        "import",
+        str(tree),
+        "--owner",
+        "olga",
+        "--json",
+        env={"EYES_STORAGE_QUOTA_BYTES": str(quota)},
+    )
+    assert res.returncode == 1, "a refused file makes the exit code 1"
+    report = json.loads(res.stdout)
+    assert (report["imported"], report["existing"]) == (2, 1), report
+    assert [r["file"] for r in report["rejected"]] == [sources[2].name, sources[3].name]
+    assert all("quota" in r["reason"] for r in report["rejected"])
+    ctx = build_context(settings)
+    try:
+        assert counts(ctx)["photos"] == 2
+    finally:
+        ctx.close()
+
+
 def test_import_without_accounts_says_how_to_make_one(settings: Settings) -> None:
     res = eyes(settings, "import", str(CALTECH / "watch"))
     assert res.returncode == 1

@@ -98,12 +98,12 @@ def test_a_delete_racing_another_owners_upload_of_the_same_bytes_loses_nothing(
     real = image_store.claim
     raced = []
 
-    def delete_first(session, context, prepared):  # type: ignore[no-untyped-def]
+    def delete_first(session, context, images):  # type: ignore[no-untyped-def]
         if not raced:
             raced.append(True)
             delete_photo(ctx, key_of(ctx, first), ann)
-            assert not ctx.blobs.exists(image_store.original_key(prepared.sha256)), "the race happened"
-        return real(session, context, prepared)
+            assert not ctx.blobs.exists(image_store.original_key(images[0].sha256)), "the race happened"
+        return real(session, context, images)
 
     monkeypatch.setattr(image_store, "claim", delete_first)
     second = upload_photo(ctx, bob.id, LEOPARD, PhotoDraft("l.jpg")).photo_id

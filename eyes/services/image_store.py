@@ -11,6 +11,7 @@ committing) are swept once they are older than any upload can take.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,24 +63,31 @@ def write_missing(ctx: Context, prepared: Prepared) -> None:
             ctx.blobs.put_bytes(key, data)
 
 
-def claim(session: Session, ctx: Context, prepared: Prepared) -> None:
-    """In the caller's transaction: make or lock the image's row and, holding it, make sure its
-    blobs are there (a removal that took them just before finds the row taken from now on)."""
-    row = {
+def claim(session: Session, ctx: Context, images: Sequence[Prepared]) -> None:
+    """In the caller's transaction: make or lock the images' rows and, holding them, make sure
+    their blobs are there (a removal that took them just before finds the rows taken from now on)."""
+    unclaimed = {prepared.sha256: prepared for prepared in images}
+    for _ in range(3):
+        # The insert takes SQLite's write lock; the update locks the rows on PostgreSQL (and leaves
+        # out any a removal deleted between the two: those are inserted again).
+        insert_ignoring_duplicates(session, Image.__table__, [_row(p) for p in unclaimed.values()])
+        for (sha256,) in lock_rows(
+            session, Image.size_bytes, Image.sha256.in_(list(unclaimed)), returning=(Image.sha256,)
+        ):
+            write_missing(ctx, unclaimed.pop(sha256))
+        if not unclaimed:
+            return
+    raise RuntimeError(f"could not claim images {sorted(unclaimed)}: removed three times in a row")
+
+
+def _row(prepared: Prepared) -> dict[str, object]:
+    return {
         "sha256": prepared.sha256,
         "format": prepared.format,
         "width": prepared.width,
         "height": prepared.height,
         "size_bytes": prepared.size_bytes,
     }
-    for _ in range(3):
-        # The insert takes SQLite's write lock; the update locks the row on PostgreSQL (and comes
-        # back empty if a removal deleted it between the two: then insert again).
-        insert_ignoring_duplicates(session, Image.__table__, [row])
-        if lock_rows(session, Image.size_bytes, Image.sha256 == prepared.sha256, returning=(Image.sha256,)):
-            write_missing(ctx, prepared)
-            return
-    raise RuntimeError(f"could not claim image {prepared.sha256}: removed three times in a row")
 
 
 def remove_if_unreferenced(ctx: Context, sha256: str) -> bool:

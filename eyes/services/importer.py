@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -10,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import unquote
 
 import numpy as np
@@ -20,11 +19,19 @@ from tqdm import tqdm
 from eyes.context import Context
 from eyes.db.models import Photo, User
 from eyes.domain import License, Visibility
-from eyes.errors import BadRequest, EyesError
+from eyes.errors import BadRequest, EyesError, QuotaExceeded
 from eyes.images import plausible_date
 from eyes.ml.layout import matches
 from eyes.services.accounts import get_user_by_name
-from eyes.services.photos import PhotoDraft, Uploaded, owned_copy, upload_photo
+from eyes.services.photos import (
+    PhotoDraft,
+    PhotoUpload,
+    Uploaded,
+    content_hash,
+    owned_copies,
+    prepare_upload,
+    store_uploads,
+)
 from eyes.services.similar import (
     CANDIDATE_SIMILARITY,
     Fingerprint,
@@ -37,11 +44,11 @@ from eyes.services.tags import normalize_tag
 
 # Which files are candidates; each is still decoded before it is accepted.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
-TAG_BATCH = 64
-STORE_THREADS = 2
+BATCH = 64  # files stored in one transaction, then tagged together
+PREPARE_THREADS = 2
 T = TypeVar("T")
 R = TypeVar("R")
-AHEAD = 2 * TAG_BATCH  # photos stored ahead of the network, at most
+AHEAD = 2 * BATCH  # files prepared ahead of the batch being stored, at most (each holds its thumbnails)
 
 
 @dataclass
@@ -122,11 +129,15 @@ def import_tree(
     report = ImportReport()
     started = time.perf_counter()
     ctx.similar.index()  # built once, before the threads need it
-    admission = Admission(ctx, user.id)
+    owned = owned_copies(ctx, user.id)  # what an import run again finds: not decoded again
 
-    def store(path: Path) -> tuple[str, Uploaded | str, str | None]:
+    def prepare(path: Path) -> Candidate:
         shown = str(path.relative_to(root)) if path != root else path.name
         try:
+            data = path.read_bytes()
+            sha256 = content_hash(data)
+            if sha256 in owned:
+                return Candidate(shown, existing=owned[sha256])
             tags: tuple[str, ...] = ()
             if tags_from_folders and path.parent != root:
                 # %XX in a folder name is a character a file system refuses (how `eyes export
@@ -139,50 +150,30 @@ def import_tree(
                 taken_at=file_date(path),
                 license=chosen,
             )
-            # Embedded before it is stored (once: tagging finds the embedding stored), so that a
-            # near-duplicate can be skipped before anything of it is written.
-            print_ = None if owned_copy(ctx, user.id, path) else fingerprint_of(ctx, path)
-            near = admission.check(shown, print_) if print_ is not None else None
-            if near is not None and skip_near_duplicates:
-                return shown, SKIPPED, near
-            try:
-                uploaded = upload_photo(ctx, user.id, path, draft, print_.features if print_ else None)
-                if print_ is not None and uploaded.created:
-                    remember_layout(ctx, uploaded.photo_id, print_)
-            finally:
-                admission.settled(shown)  # indexed now (or refused): the index answers for it
+            upload = prepare_upload(ctx, path, draft, data, sha256)
         except EyesError as exc:
-            return shown, exc.message, None
-        return shown, uploaded, near
+            return Candidate(shown, refused=exc.message)
+        # Embedded before it is stored (once: tagging finds the embedding stored), so that a
+        # near-duplicate can be skipped before anything of it is written.
+        print_ = fingerprint_of(ctx, path)
+        upload.features = print_.features if print_ is not None else None
+        return Candidate(shown, upload=upload, print_=print_)
 
-    untagged: list[int] = []
-    # Two threads decode, embed and store (decoding, thumbnails and the network release the
-    # GIL) while this one runs the tags of what they have stored, a batch at a time.
+    batch: list[Candidate] = []
+    admission = Admission(ctx, user.id)
+    # Two threads read, decode, make the thumbnails and embed (all release the GIL) while this
+    # one checks, stores and tags what they have prepared, a batch in one transaction.
     with (
-        ThreadPoolExecutor(max_workers=STORE_THREADS) as pool,
+        ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool,
         tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
     ):
-        for shown, result, near in _bounded_map(pool, store, files, AHEAD):
+        for candidate in _bounded_map(pool, prepare, files, AHEAD):
             bar.update(1)
-            if result is SKIPPED:
-                report.skipped_near_duplicates += 1
-            elif isinstance(result, str):
-                report.rejected.append((shown, result))
-                continue
-            if near is not None:
-                report.near_duplicates.append((shown, near))
-            if not isinstance(result, Uploaded):
-                continue
-            report.photo_ids.append(result.photo_id)
-            if result.created:
-                report.imported += 1
-                untagged.append(result.photo_id)
-            else:
-                report.existing += 1
-            if len(untagged) >= TAG_BATCH:
-                tag_photos(ctx, untagged, score_sensitive=False)
-                untagged = []
-        tag_photos(ctx, untagged, score_sensitive=False)
+            batch.append(candidate)
+            if len(batch) >= BATCH:
+                _store(ctx, user.id, batch, admission, skip_near_duplicates, report)
+                batch = []
+        _store(ctx, user.id, batch, admission, skip_near_duplicates, report)
     report.seconds = time.perf_counter() - started
     # Sensitive-content scores come afterwards, from the background job: the score costs more
     # than the rest of an import, and others see the photos blurred until they have one.
@@ -194,50 +185,102 @@ def import_tree(
 SKIPPED = "skipped: a near-duplicate of a photo the owner has"
 
 
+@dataclass
+class Candidate:
+    """A file of the import, prepared: a photo to store, or the owner's photo of the same bytes,
+    or why it is refused."""
+
+    shown: str  # the file, as the report names it
+    upload: PhotoUpload | None = None
+    print_: Fingerprint | None = None  # None: the network cannot read it (its tagging says why)
+    existing: int | None = None
+    refused: str = ""
+
+
+def _store(
+    ctx: Context,
+    owner_id: int,
+    batch: list[Candidate],
+    admission: Admission,
+    skip_near_duplicates: bool,
+    report: ImportReport,
+) -> None:
+    """Check a batch of prepared files for near-duplicates, store those admitted in one
+    transaction, tag them, and report each file, in order."""
+    shas = [c.upload.image.sha256 for c in batch if c.upload is not None]
+    # The same bytes as a photo stored since the import started (from an earlier file, say).
+    owned = owned_copies(ctx, owner_id, shas)
+    admitted: list[tuple[int, PhotoUpload, Fingerprint | None]] = []  # (position in the batch, ...)
+    admitted_shas: set[str] = set()
+    outcome: dict[int, Uploaded] = {}  # by position in the batch
+    for position, candidate in enumerate(batch):
+        upload = candidate.upload
+        if candidate.refused:
+            report.rejected.append((candidate.shown, candidate.refused))
+        elif upload is None or upload.image.sha256 in owned:
+            existing = owned[upload.image.sha256] if upload else candidate.existing
+            outcome[position] = Uploaded(cast(int, existing), created=False)
+        elif upload.image.sha256 in admitted_shas:  # a file before it has the same bytes
+            admitted.append((position, upload, None))  # stored once, for both
+        else:
+            near = admission.check(candidate.shown, candidate.print_)
+            if near is not None:
+                report.near_duplicates.append((candidate.shown, near))
+            if near is None or not skip_near_duplicates:
+                admitted.append((position, upload, candidate.print_))
+                admitted_shas.add(upload.image.sha256)
+            else:
+                report.skipped_near_duplicates += 1
+    stored = store_uploads(ctx, owner_id, [upload for _, upload, _ in admitted])
+    admission.stored()  # in the index now
+    for (position, _, print_), result in zip(admitted, stored, strict=True):
+        if isinstance(result, QuotaExceeded):
+            report.rejected.append((batch[position].shown, result.message))
+            continue
+        outcome[position] = result
+        if result.created and print_ is not None:
+            remember_layout(ctx, result.photo_id, print_)
+    for _, result in sorted(outcome.items()):
+        report.photo_ids.append(result.photo_id)
+        if result.created:
+            report.imported += 1
+        else:
+            report.existing += 1
+    created = [r.photo_id for r in outcome.values() if r.created]
+    tag_photos(ctx, created, score_sensitive=False)
+
+
 class Admission:
-    """Near-duplicates among the owner's photos (the index) and among the files of this import
-    that may not be in the index the check read (two threads store at once)."""
+    """Near-duplicates among the owner's photos (the index) and among the files of the batch
+    admitted before (not in the index until the batch is stored)."""
 
     def __init__(self, ctx: Context, owner_id: int) -> None:
         self._ctx = ctx
         self._owner_id = owner_id
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        # Files indexed lately, numbered: a check compares those indexed since it read the index.
-        self._settled: deque[tuple[int, str, tuple[np.ndarray, np.ndarray | None]]] = deque(
-            maxlen=4 * STORE_THREADS
-        )
-        self._count = 0
+        self._admitted: list[tuple[str, np.ndarray, Fingerprint]] = []
 
-    def check(self, shown: str, print_: Fingerprint) -> str | None:
+    def check(self, shown: str, print_: Fingerprint | None) -> str | None:
         """What this file nearly duplicates (a photo's URL, or another file of this import), or
-        None; then the file is in flight until `settled`."""
+        None: then it is admitted."""
+        if print_ is None:
+            return None
         vector = print_.features[0] / max(float(np.linalg.norm(print_.features[0])), 1e-12)
-        with self._lock:
-            since = self._count
-        # The index without the lock: it is the slow part, and the files it may miss are compared below.
         found = near_duplicates_among_own(self._ctx, self._owner_id, vector, print_.layout)
         if found:
             return self._url(found[0][0])
-        with self._lock:
-            others = list(self._in_flight.items()) + [(f, e) for n, f, e in self._settled if n >= since]
-            threshold = self._ctx.settings.near_duplicate_similarity
-            for other, (other_vector, other_layout) in others:
-                if (
-                    float(other_vector @ vector) >= CANDIDATE_SIMILARITY
-                    and matches(print_.layout, other_layout) >= threshold
-                ):
-                    return other
-            self._in_flight[shown] = (vector, print_.layout)
-            return None
+        threshold = self._ctx.settings.near_duplicate_similarity
+        for other, other_vector, other_print in self._admitted:
+            if (
+                float(other_vector @ vector) >= CANDIDATE_SIMILARITY
+                and matches(print_.layout, other_print.layout) >= threshold
+            ):
+                return other
+        self._admitted.append((shown, vector, print_))
+        return None
 
-    def settled(self, shown: str) -> None:
-        """The file is in the index now (or was refused)."""
-        with self._lock:
-            entry = self._in_flight.pop(shown, None)
-            if entry is not None:
-                self._settled.append((self._count, shown, entry))
-                self._count += 1
+    def stored(self) -> None:
+        """The batch is stored: the index answers for its files from now on."""
+        self._admitted.clear()
 
     def _url(self, photo_id: int) -> str:
         with self._ctx.sessions() as session:

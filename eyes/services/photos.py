@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,12 @@ from eyes.context import Context
 from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
 from eyes.domain import Account, License, PhotoOrder, TagStatus, Visibility, new_key
-from eyes.errors import BadRequest, Forbidden, NotFound
-from eyes.images import decode, pixel_count, safe_filename, thumbnail
+from eyes.errors import BadRequest, Forbidden, NotFound, QuotaExceeded
+from eyes.images import PhotoMetadata, decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock, person_tags
 from eyes.services.accounts import get_user_by_name
-from eyes.services.quota import check_quota
-from eyes.services.tagging import Features, store_features
+from eyes.services.quota import check_quota, over_quota, used_bytes
+from eyes.services.tagging import Features, write_features
 from eyes.services.tags import is_person_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
 
@@ -97,26 +97,44 @@ def upload_photo(
 
     `features`: the photo's embedding and activation when the caller has computed them (to look
     for near-duplicates first): stored with it, so that tagging does not embed it again; so is
-    `sensitive_score` when the caller scored it from the same decode.
-
-    Order matters for "nothing lost, nothing left behind": everything is checked before anything
-    is written; blobs go in first (atomically, by content), then the rows in one transaction that
-    holds the image row while it checks the blobs are still there (services/image_store.py).
-    """
-    title = draft.title.strip()
-    description = draft.description.strip()
-    check_text(ctx, title, description)
-    tags = [normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags]
+    `sensitive_score` when the caller scored it from the same decode."""
     # Read once: the same bytes are hashed and decoded (the upload limit bounds their size).
     data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-
-    existing = _owned_copy(ctx, owner_id, sha256)
-    if existing is not None:
-        return Uploaded(existing, created=False)
-    with ctx.sessions() as session:
+    sha256 = content_hash(data)
+    existing = owned_copies(ctx, owner_id, [sha256])
+    if existing:
+        return Uploaded(existing[sha256], created=False)
+    with ctx.sessions() as session:  # before decoding: an account past its quota costs no decode
         check_quota(session, ctx.settings, owner_id, len(data))
+    upload = prepare_upload(ctx, path, draft, data, sha256)
+    upload.features, upload.sensitive_score = features, sensitive_score
+    stored = store_uploads(ctx, owner_id, [upload])[0]
+    if isinstance(stored, QuotaExceeded):
+        raise stored
+    return stored
 
+
+@dataclass
+class PhotoUpload:
+    """A photo checked, read and decoded, with its thumbnails made: nothing of it written yet."""
+
+    draft: PhotoDraft  # title and description stripped, tags normalised
+    image: image_store.Prepared
+    metadata: PhotoMetadata
+    features: Features | None = None  # its embedding and activation, when computed already
+    sensitive_score: float | None = None
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def prepare_upload(ctx: Context, path: Path, draft: PhotoDraft, data: bytes, sha256: str) -> PhotoUpload:
+    """Check what the uploader says and decode the file's bytes (`data`, hashed `sha256`); 4xx
+    for anything wrong with either."""
+    title, description = draft.title.strip(), draft.description.strip()
+    check_text(ctx, title, description)
+    tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
     # A full decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
     # others wait (services/limits.py).
     with ctx.limits.decoding.hold(pixel_count(data)):
@@ -126,58 +144,119 @@ def upload_photo(
             thumbs = {size: thumbnail(decoded, px) for size, px in sizes.items()}
         finally:
             decoded.image.close()  # its pixels go before the slot does; the metadata stays
-    prepared = image_store.Prepared(
-        sha256, path, decoded.format, decoded.width, decoded.height, len(data), thumbs
+    return PhotoUpload(
+        replace(draft, title=title, description=description, tags=tags),
+        image_store.Prepared(sha256, path, decoded.format, decoded.width, decoded.height, len(data), thumbs),
+        PhotoMetadata(decoded.taken_at, decoded.camera, decoded.lens, decoded.gps),
     )
-    image_store.write_missing(ctx, prepared)  # before the transaction, which stays short
+
+
+def store_uploads(
+    ctx: Context, owner_id: int, uploads: Sequence[PhotoUpload]
+) -> list[Uploaded | QuotaExceeded]:
+    """Record prepared uploads of one owner, in one transaction, and queue their tagging: for each,
+    its photo (`created` False where the owner had these bytes already, or where an earlier
+    upload of the list has them) or, for one that would take the account past its quota, why not.
+
+    Order matters for "nothing lost, nothing left behind": blobs go in first (atomically, by
+    content), then the rows in one transaction that holds each image row while it checks the
+    blobs are still there (services/image_store.py). Blobs of a failed transaction have no row:
+    the orphan sweep takes them once they are old."""
+    existing = owned_copies(ctx, owner_id, [u.image.sha256 for u in uploads])
+    fresh = {u.image.sha256: u for u in uploads if u.image.sha256 not in existing}  # first of each
+    for upload in fresh.values():
+        image_store.write_missing(ctx, upload.image)  # before the transaction, which stays short
+    refused: dict[str, QuotaExceeded] = {}
     try:
         with transaction(ctx.sessions) as session:
-            image_store.claim(session, ctx, prepared)
-            check_quota(session, ctx.settings, owner_id, len(data))  # again: uploads in parallel
             owner = session.get_one(User, owner_id)
-            photo = Photo(
-                owner_id=owner_id,
-                sha256=sha256,
-                title=title,
-                description=description,
-                visibility=draft.visibility,
-                original_filename=safe_filename(draft.filename),
-                taken_at=decoded.taken_at or draft.taken_at,
-                camera=decoded.camera,
-                lens=decoded.lens,
-                gps_latitude=decoded.gps.latitude if decoded.gps else None,
-                gps_longitude=decoded.gps.longitude if decoded.gps else None,
-                license=draft.license or owner.default_license,
-            )
-            session.add(photo)
+            # Counted again in the transaction (uploads in parallel), once for all of them.
+            used = used_bytes(session, owner_id) if ctx.settings.storage_quota_bytes else 0
+            added: dict[str, Photo] = {}
+            for sha256, upload in fresh.items():
+                refusal = over_quota(ctx.settings, used, upload.image.size_bytes)
+                if refusal is not None:
+                    refused[sha256] = refusal
+                    continue
+                used += upload.image.size_bytes
+                added[sha256] = _new_photo(owner, upload)
+            image_store.claim(session, ctx, [fresh[sha256].image for sha256 in added])
+            session.add_all(added.values())
             session.flush()
-            for name in tags:
-                set_owner_tag(session, photo, owner, name)
+            for sha256, photo in added.items():
+                for name in fresh[sha256].draft.tags:
+                    set_owner_tag(session, photo, owner, name)
+            write_features(
+                session,
+                ctx.tagger.backbone_id,
+                {sha: u.features for sha, u in fresh.items() if sha in added and u.features is not None},
+                {
+                    sha: u.sensitive_score
+                    for sha, u in fresh.items()
+                    if sha in added and u.sensitive_score is not None
+                },
+            )
     except IntegrityError:
         # The same owner uploaded the same bytes at the same moment: theirs is the photo.
-        existing = _owned_copy(ctx, owner_id, sha256)
-        if existing is not None:
-            return Uploaded(existing, created=False)
+        if len(uploads) > 1:  # which one: each on its own
+            return [stored for upload in uploads for stored in store_uploads(ctx, owner_id, [upload])]
+        existing = owned_copies(ctx, owner_id, [uploads[0].image.sha256])
+        if existing:
+            return [Uploaded(existing[uploads[0].image.sha256], created=False)]
         raise
-    # Blobs of a failed transaction have no row: the orphan sweep takes them once they are old.
-    if features is not None:
-        store_features(
-            ctx, {sha256: features}, None if sensitive_score is None else {sha256: sensitive_score}
-        )
-        ctx.similar.added(photo.id, owner_id, draft.visibility == Visibility.PUBLIC, features[0])
-    if ctx.jobs is not None:
-        ctx.jobs.enqueue("tag_photo", photo.id)
-    return Uploaded(photo.id, created=True)
+    for sha256, photo in added.items():
+        upload = fresh[sha256]
+        if upload.features is not None:
+            ctx.similar.added(
+                photo.id, owner_id, upload.draft.visibility == Visibility.PUBLIC, upload.features[0]
+            )
+        if ctx.jobs is not None:
+            ctx.jobs.enqueue("tag_photo", photo.id)
+    results: list[Uploaded | QuotaExceeded] = []
+    first = set()
+    for upload in uploads:
+        sha256 = upload.image.sha256
+        if sha256 in refused:
+            results.append(refused[sha256])
+        elif sha256 in added:
+            results.append(Uploaded(added[sha256].id, created=sha256 not in first))
+            first.add(sha256)
+        else:
+            results.append(Uploaded(existing[sha256], created=False))
+    return results
+
+
+def _new_photo(owner: User, upload: PhotoUpload) -> Photo:
+    draft, meta = upload.draft, upload.metadata
+    return Photo(
+        owner_id=owner.id,
+        sha256=upload.image.sha256,
+        title=draft.title,
+        description=draft.description,
+        visibility=draft.visibility,
+        original_filename=safe_filename(draft.filename),
+        taken_at=meta.taken_at or draft.taken_at,
+        camera=meta.camera,
+        lens=meta.lens,
+        gps_latitude=meta.gps.latitude if meta.gps else None,
+        gps_longitude=meta.gps.longitude if meta.gps else None,
+        license=draft.license or owner.default_license,
+    )
 
 
 def owned_copy(ctx: Context, owner_id: int, path: Path) -> int | None:
     """The owner's photo of exactly these bytes, if they have one."""
-    return _owned_copy(ctx, owner_id, hashlib.sha256(path.read_bytes()).hexdigest())
+    sha256 = content_hash(path.read_bytes())
+    return owned_copies(ctx, owner_id, [sha256]).get(sha256)
 
 
-def _owned_copy(ctx: Context, owner_id: int, sha256: str) -> int | None:
+def owned_copies(ctx: Context, owner_id: int, shas: Sequence[str] | None = None) -> dict[str, int]:
+    """The owner's photos by content (sha256): of these contents, those they have (None: all)."""
+    query = select(Photo.sha256, Photo.id).where(Photo.owner_id == owner_id)
+    if shas is not None:
+        query = query.where(Photo.sha256.in_(set(shas)))
     with ctx.sessions() as session:
-        return session.scalar(select(Photo.id).where(Photo.owner_id == owner_id, Photo.sha256 == sha256))
+        return {sha: photo_id for sha, photo_id in session.execute(query)}
 
 
 _SUSPENDED = select(User.id).where(User.suspended_at.is_not(None))

@@ -42,15 +42,21 @@ def storage_use(ctx: Context, owner_id: int) -> StorageUse:
 
 def check_quota(session: Session, settings: Settings, owner_id: int, adding: int) -> None:
     """413 `quota_exceeded` when `adding` more bytes would take the account past its quota."""
+    if settings.storage_quota_bytes:
+        refusal = over_quota(settings, used_bytes(session, owner_id), adding)
+        if refusal is not None:
+            raise refusal
+
+
+def over_quota(settings: Settings, used: int, adding: int) -> QuotaExceeded | None:
+    """Why `adding` bytes to the `used` of an account would take it past its quota, or None."""
     quota = settings.storage_quota_bytes
-    if not quota:
-        return
-    used = used_bytes(session, owner_id)
-    if used + adding > quota:
-        raise QuotaExceeded(
-            f"this photo ({_mb(adding)}) would take your storage past its quota: you use "
-            f"{_mb(used)} of {_mb(quota)}; delete some photos to make room"
-        )
+    if not quota or used + adding <= quota:
+        return None
+    return QuotaExceeded(
+        f"this photo ({_mb(adding)}) would take your storage past its quota: you use "
+        f"{_mb(used)} of {_mb(quota)}; delete some photos to make room"
+    )
 
 
 def _mb(n: int) -> str:

@@ -114,10 +114,10 @@ def fingerprint_of(
 
 
 def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
-    """A photo just stored whose layout was summarised for its own check: the next photos of an
-    import, which often meet it as a candidate, do not summarise it again."""
-    if "layout" in print_.__dict__:  # computed (a cached property): never computed only for this
-        ctx.similar.layouts.remember(photo_id, print_.layout)
+    """A photo just stored: the next photos of an import, which often meet it as a candidate,
+    neither read its thumbnail back nor (if its own check did) summarise it again."""
+    computed = () if "layout" not in print_.__dict__ else (print_.layout,)  # a cached property
+    ctx.similar.layouts.remember(photo_id, print_.grey, *computed)
 
 
 def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray | None]:

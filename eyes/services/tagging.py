@@ -200,25 +200,36 @@ def store_features(
 ) -> None:
     """Store the embedding and activation (and the sensitive-content score, where there is one) of
     each image (by sha256) that is still stored."""
-    backbone = ctx.tagger.backbone_id
+    with transaction(ctx.sessions) as session:
+        write_features(session, ctx.tagger.backbone_id, features, scores)
+
+
+def write_features(
+    session: Session,
+    backbone: str,
+    features: Mapping[str, Features],
+    scores: Mapping[str, float] | None = None,
+) -> None:
+    """`store_features` in the caller's transaction (an upload's, which made the image rows)."""
+    if not features:
+        return
     rows, act_rows = [], []
     for sha, (vector, activation) in features.items():
         rows.append({"sha256": sha, "backbone": backbone, "vector": vector.astype("<f4").tobytes()})
         act_rows.append({"sha256": sha, "backbone": backbone, "data": activation.astype("<f2").tobytes()})
+    # Only for images still stored (the last photo of one may have been deleted meanwhile),
+    # locked until the commit (see image_store.claim).
+    kept = {
+        sha
+        for (sha,) in lock_rows(
+            session, Image.size_bytes, Image.sha256.in_(list(features)), returning=(Image.sha256,)
+        )
+    }
     # Upserts: a row from an older backbone (exported before activations were kept, say) is
     # replaced, not kept beside a new one that would then be computed again on every read.
-    with transaction(ctx.sessions) as session:
-        # Only for images still stored (the last photo of one may have been deleted meanwhile),
-        # locked until the commit (see image_store.claim).
-        kept = {
-            sha
-            for (sha,) in lock_rows(
-                session, Image.size_bytes, Image.sha256.in_(list(features)), returning=(Image.sha256,)
-            )
-        }
-        upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
-        upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
-        write_sensitive_scores(session, {sha: p for sha, p in (scores or {}).items() if sha in kept})
+    upsert(session, Embedding.__table__, [r for r in rows if r["sha256"] in kept], "sha256")
+    upsert(session, Activation.__table__, [r for r in act_rows if r["sha256"] in kept], "sha256")
+    write_sensitive_scores(session, {sha: p for sha, p in (scores or {}).items() if sha in kept})
 
 
 def write_sensitive_scores(session: Session, scores: Mapping[str, float]) -> None:
