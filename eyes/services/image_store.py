@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from eyes.db.models import Image, Photo
 from eyes.db.session import insert_ignoring_duplicates, lock_rows, transaction
 
 THUMB_SIZES = ("small", "large")
+WRITERS = 8  # blobs written at once
 
 
 def original_key(sha256: str) -> str:
@@ -52,15 +54,21 @@ class Prepared:
     thumbs: dict[str, bytes] = field(default_factory=dict)
 
 
-def write_missing(ctx: Context, prepared: Prepared) -> None:
-    """Write whichever of the image's blobs are not in the store (each write is atomic)."""
-    key = original_key(prepared.sha256)
-    if not ctx.blobs.exists(key):
-        ctx.blobs.put_file(key, prepared.path)
-    for size, data in prepared.thumbs.items():
-        key = thumb_key(prepared.sha256, size)
+def write_missing(ctx: Context, images: Sequence[Prepared]) -> None:
+    """Write whichever of the images' blobs are not in the store (each write is atomic). Several
+    at once: a write waits mostly for the disk (or the network), not for a core."""
+    if len(images) > 1:
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            list(pool.map(lambda prepared: write_missing(ctx, [prepared]), images))
+        return
+    for prepared in images:
+        key = original_key(prepared.sha256)
         if not ctx.blobs.exists(key):
-            ctx.blobs.put_bytes(key, data)
+            ctx.blobs.put_file(key, prepared.path)
+        for size, data in prepared.thumbs.items():
+            key = thumb_key(prepared.sha256, size)
+            if not ctx.blobs.exists(key):
+                ctx.blobs.put_bytes(key, data)
 
 
 def claim(session: Session, ctx: Context, images: Sequence[Prepared]) -> None:
@@ -71,10 +79,10 @@ def claim(session: Session, ctx: Context, images: Sequence[Prepared]) -> None:
         # The insert takes SQLite's write lock; the update locks the rows on PostgreSQL (and leaves
         # out any a removal deleted between the two: those are inserted again).
         insert_ignoring_duplicates(session, Image.__table__, [_row(p) for p in unclaimed.values()])
-        for (sha256,) in lock_rows(
+        locked = lock_rows(
             session, Image.size_bytes, Image.sha256.in_(list(unclaimed)), returning=(Image.sha256,)
-        ):
-            write_missing(ctx, unclaimed.pop(sha256))
+        )
+        write_missing(ctx, [unclaimed.pop(sha256) for (sha256,) in locked])
         if not unclaimed:
             return
     raise RuntimeError(f"could not claim images {sorted(unclaimed)}: removed three times in a row")

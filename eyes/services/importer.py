@@ -156,7 +156,9 @@ def import_tree(
         # Embedded before it is stored (once: tagging finds the embedding stored), so that a
         # near-duplicate can be skipped before anything of it is written.
         print_ = fingerprint_of(ctx, path)
-        upload.features = print_.features if print_ is not None else None
+        if print_ is not None:
+            upload.features = print_.features
+            _ = print_.layout  # summarised by this thread, not by the one that stores
         return Candidate(shown, upload=upload, print_=print_)
 
     batch: list[Candidate] = []

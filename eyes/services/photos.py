@@ -164,8 +164,9 @@ def store_uploads(
     the orphan sweep takes them once they are old."""
     existing = owned_copies(ctx, owner_id, [u.image.sha256 for u in uploads])
     fresh = {u.image.sha256: u for u in uploads if u.image.sha256 not in existing}  # first of each
-    for upload in fresh.values():
-        image_store.write_missing(ctx, upload.image)  # before the transaction, which stays short
+    image_store.write_missing(
+        ctx, [u.image for u in fresh.values()]
+    )  # before the transaction: it stays short
     refused: dict[str, QuotaExceeded] = {}
     try:
         with transaction(ctx.sessions) as session:

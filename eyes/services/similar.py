@@ -120,13 +120,6 @@ def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
     ctx.similar.layouts.remember(photo_id, print_.grey, *computed)
 
 
-def _stored_layouts(ctx: Context, photo_ids: list[int]) -> dict[int, np.ndarray | None]:
-    """The layout summaries of stored photos, by photo id."""
-    with ctx.sessions() as session:
-        rows = session.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(photo_ids))).all()
-    return {photo_id: ctx.similar.layouts.get(ctx, photo_id, sha) for photo_id, sha in rows}
-
-
 def near_duplicates_among_own(
     ctx: Context,
     owner_id: int,
@@ -146,9 +139,13 @@ def near_duplicates_among_own(
     if not len(candidates.keys):
         return []
     threshold = ctx.settings.near_duplicate_similarity
-    stored = _stored_layouts(ctx, candidates.keys.tolist())
-    scored = [(k, layout.matches(mine, theirs)) for k, theirs in stored.items()]
-    return sorted(((k, m) for k, m in scored if m >= threshold), key=lambda km: -km[1])
+    scored = [(k, layout.matches(mine, ctx.similar.layouts.get(ctx, k))) for k in candidates.keys.tolist()]
+    near = [(k, m) for k, m in scored if m >= threshold]
+    if near:  # the index may not know yet of one deleted by another server a moment ago
+        with ctx.sessions() as session:
+            there = set(session.scalars(select(Photo.id).where(Photo.id.in_([k for k, _ in near]))))
+        near = [(k, m) for k, m in near if k in there]
+    return sorted(near, key=lambda km: -km[1])
 
 
 def _shown(ctx: Context, near: list[tuple[int, float]], owner: Account) -> list[NearDuplicate]:
@@ -167,7 +164,7 @@ def near_duplicates_of_photo(ctx: Context, key: str, viewer: Account | None) -> 
     if viewer is None or viewer.id != photo.owner_id:
         return []
     vector = _stored_vector(ctx, photo.id, photo.sha256)
-    mine = _stored_layouts(ctx, [photo.id]).get(photo.id)
+    mine = ctx.similar.layouts.get(ctx, photo.id)
     if vector is None or mine is None:
         return []
     return _shown(ctx, near_duplicates_among_own(ctx, viewer.id, vector, mine, frozenset({photo.id})), viewer)

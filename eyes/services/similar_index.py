@@ -50,19 +50,16 @@ class LayoutCache:
         self._summaries: OrderedDict[int, np.ndarray | None] = OrderedDict()
         self._signatures: OrderedDict[int, np.ndarray] = OrderedDict()
 
-    def get(self, ctx: Context, photo_id: int, sha: str) -> np.ndarray | None:
-        """A stored photo's summaries (None: it lines up with nothing)."""
+    def get(self, ctx: Context, photo_id: int) -> np.ndarray | None:
+        """A stored photo's summaries (None: it lines up with nothing, or is gone)."""
         with self._lock:
             if photo_id in self._summaries:
                 self._summaries.move_to_end(photo_id)
                 return self._summaries[photo_id]
             grey = self._signatures.get(photo_id)
         if grey is None:
-            try:  # from the grid thumbnail: the original is not read
-                with ctx.blobs.open(thumb_key(sha, "small")) as blob:
-                    grey = layout.open_signature(blob)
-            except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
-                log.warning("no thumbnail of %s to compare: %s", sha, exc)
+            grey = _thumbnail_signature(ctx, photo_id)
+            if grey is None:
                 return None
         found = layout.summaries(grey)
         self.remember(photo_id, grey, found)
@@ -74,6 +71,20 @@ class LayoutCache:
             _keep(self._signatures, photo_id, grey.astype(np.uint8), self._sizes["signatures"])
             for found in summarised:
                 _keep(self._summaries, photo_id, found, self._sizes["summaries"])
+
+
+def _thumbnail_signature(ctx: Context, photo_id: int) -> np.ndarray | None:
+    """A stored photo's signature, from its grid thumbnail (the original is not read)."""
+    with ctx.sessions() as session:
+        sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
+    if sha is None:
+        return None
+    try:
+        with ctx.blobs.open(thumb_key(sha, "small")) as blob:
+            return layout.open_signature(blob)
+    except (NotFound, OSError) as exc:  # a thumbnail gone: no match with it
+        log.warning("no thumbnail of %s to compare: %s", sha, exc)
+        return None
 
 
 def _keep(kept: OrderedDict[int, T], key: int, value: T, size: int) -> None:
