@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from eyes.app import create_app
 from eyes.config import Settings
+from eyes.context import build_context
 from eyes.db.models import Photo
 from eyes.domain import Visibility
 from tests.conftest import CALTECH, context_of, sign_up, upload, wait_for_tagging
@@ -198,21 +199,46 @@ def test_import_skips_near_duplicates_with_the_flag(settings: Settings, tmp_path
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["imported"] == 2 and report["skipped_near_duplicates"] == 4, report
-    # Two threads store at once: of the new file and its copy, either may be checked first and
-    # the other is its duplicate.
-    pair = {f"new-{new[0].name}", f"copy-of-{new[0].name}"}
-    found = {d["file"] for d in report["near_duplicates"]}
-    assert found - pair == {f"copy-of-{p.name}" for p in originals[:3]}, found
-    assert len(found & pair) == 1, found
-    within = next(d for d in report["near_duplicates"] if d["file"] in pair)
-    # Named by the other file while it is still being stored, by its photo once indexed.
-    assert within["of"] in pair - {within["file"]} or within["of"].startswith("/photos/"), within
-    assert all(d["of"].startswith("/photos/") for d in report["near_duplicates"] if d is not within)
+    # Files are checked in the order of their names: the copy comes first, so the new file is the
+    # duplicate, named by the file (both are in one batch, stored together after the check).
+    found = {d["file"]: d["of"] for d in report["near_duplicates"]}
+    assert set(found) == {f"copy-of-{p.name}" for p in originals[:3]} | {f"new-{new[0].name}"}, found
+    assert found.pop(f"new-{new[0].name}") == f"copy-of-{new[0].name}"
+    assert all(of.startswith("/photos/") for of in found.values()), found
 
     # Without the flag they are imported, and listed.
     res = eyes(settings, "import", str(again), "-q")
     assert res.returncode == 0 and "imported 4," in res.stdout, res.stdout
     assert res.stdout.count("a near-duplicate of") == 4
+
+
+def test_an_import_finds_a_near_duplicate_of_a_file_stored_in_an_earlier_batch(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is checked before it is stored, the next against the index that holds the
+    batches before it: a copy two batches after its original is named by the original's photo."""
+    from eyes.services import importer
+
+    monkeypatch.setattr(importer, "BATCH", 2)
+    eyes(settings, "users", "create", "lea", stdin="a-long-password\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    ketch, bonsai = photos_of("ketch", 1)[0], photos_of("bonsai", 1)[0]
+    (tree / "a.jpg").write_bytes(ketch.read_bytes())
+    (tree / "b.jpg").write_bytes(bonsai.read_bytes())
+    copy_of(ketch, tree)  # "copy-of-...": third, in the second batch
+
+    res = eyes(settings, "import", str(tree), "-q", "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["imported"] == 3
+    ctx = build_context(settings)
+    try:
+        with ctx.sessions() as session:
+            first = session.scalar(select(Photo.public_id).where(Photo.original_filename == "a.jpg"))
+    finally:
+        ctx.close()
+    assert report["near_duplicates"] == [{"file": f"copy-of-{ketch.name}", "of": f"/photos/{first}"}]
 
 
 @pytest.mark.slow
