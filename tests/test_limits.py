@@ -454,3 +454,36 @@ def test_a_burst_of_images_past_the_waiting_line_is_503_and_those_in_line_are_an
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
     assert refused[0].json()["error"]["code"] == "busy"
     assert [r.status_code for r in answered] == [200] * (cores + 2)
+
+
+def test_an_import_waits_for_decoding_memory_instead_of_leaving_files_out(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """While uploads hold all the memory for decoding, an import waits its turn: 'busy, try again'
+    is an answer for a request, not a reason for a bulk import to leave a file out."""
+    from eyes.services.importer import import_tree
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for src in sorted((CALTECH / "watch").iterdir())[:3]:
+        (tree / src.name).symlink_to(src)
+    ctx = build_context(settings.model_copy(update={"busy_wait_s": 0.1}))
+    try:
+        with transaction(ctx.sessions) as session:
+            create_user(session, "olga", "a-long-password")
+        held, release = threading.Event(), threading.Event()
+
+        def uploads_decoding() -> None:
+            with ctx.limits.decoding.hold(ctx.limits.decoding.capacity):
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=uploads_decoding)
+        holder.start()
+        held.wait(5)
+        threading.Timer(1.0, release.set).start()  # ten times the wait a request is given
+        report = import_tree(ctx, tree, owner="olga", progress=False)
+        holder.join()
+    finally:
+        ctx.close()
+    assert (report.imported, report.rejected) == (3, [])

@@ -150,7 +150,7 @@ def import_tree(
                 taken_at=file_date(path),
                 license=chosen,
             )
-            upload = prepare_upload(ctx, path, draft, data, sha256)
+            upload = prepare_upload(ctx, path, draft, data, sha256, patient=True)
         except EyesError as exc:
             return Candidate(shown, refused=exc.message)
         # Embedded before it is stored (once: tagging finds the embedding stored), so that a

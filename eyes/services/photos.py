@@ -129,15 +129,18 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare_upload(ctx: Context, path: Path, draft: PhotoDraft, data: bytes, sha256: str) -> PhotoUpload:
+def prepare_upload(
+    ctx: Context, path: Path, draft: PhotoDraft, data: bytes, sha256: str, *, patient: bool = False
+) -> PhotoUpload:
     """Check what the uploader says and decode the file's bytes (`data`, hashed `sha256`); 4xx
-    for anything wrong with either."""
+    for anything wrong with either. Decoding waits for its memory: a request (not `patient`) is
+    told the server is busy after a while, an import waits its turn."""
     title, description = draft.title.strip(), draft.description.strip()
     check_text(ctx, title, description)
     tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
     # A full decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
     # others wait (services/limits.py).
-    with ctx.limits.decoding.hold(pixel_count(data)):
+    with ctx.limits.decoding.hold(pixel_count(data), patient=patient):
         decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
         try:
             sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
