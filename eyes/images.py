@@ -6,6 +6,7 @@ A file is an image only if Pillow decodes it completely: names and content types
 from __future__ import annotations
 
 import io
+import math
 import unicodedata
 import warnings
 from collections.abc import Iterator
@@ -96,18 +97,30 @@ def _readable_image(source: Path | io.BytesIO, max_pixels: int) -> Iterator[Imag
         raise InvalidImage(f"the image is damaged and cannot be decoded ({exc})") from None
 
 
-def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Open, check and fully decode an image's bytes; raise a clear 4xx error for anything else."""
+def decode(data: bytes, *, max_pixels: int, longest_side: int | None = None) -> DecodedImage:
+    """Open, check and decode an image's bytes; raise a clear 4xx error for anything else.
+
+    `longest_side`: what the caller needs of the pixels. A JPEG is then decoded at the smallest
+    scale (1/2, 1/4 or 1/8) whose longest side is still at least that: a 12-megapixel photo for a
+    1,600-pixel image decodes at half scale, three times faster, and every byte is still read
+    (a truncated file fails as before). `width` and `height` are the original's."""
     with _readable_image(io.BytesIO(data), max_pixels) as img:
+        width, height = img.size
+        if longest_side is not None and max(width, height) > longest_side:
+            scale = longest_side / max(width, height)
+            img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))  # a no-op but for JPEG
         img.load()  # decodes the first frame completely: truncated files fail here
         fmt = ACCEPTED_FORMATS[str(img.format)]
         meta = read_metadata(img)
+        stored = img.size
         _upright(img)
+        if img.size != stored:  # turned a quarter: the original's sides swap too
+            width, height = height, width
     return DecodedImage(
         image=img,
         format=fmt,
-        width=img.width,
-        height=img.height,
+        width=width,
+        height=height,
         taken_at=meta.taken_at,
         camera=meta.camera,
         gps=meta.gps,

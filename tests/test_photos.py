@@ -58,6 +58,27 @@ def test_delete_removes_blobs_when_last_photo_goes(client: TestClient) -> None:
     assert client.get(f"/api/v1/photos/{photo['id']}").status_code == 404
 
 
+def test_a_12_megapixel_photo_keeps_its_size_and_its_thumbnails_are_upright(client: TestClient) -> None:
+    """Decoded once, at the scale its large thumbnail needs (half, for this one), a photo still
+    reports the original's size, turned as its EXIF says, and both thumbnails show all of it."""
+    sign_up(client, "gil")
+    ramp = Image.linear_gradient("L").resize((4000, 3000))
+    img = Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.ROTATE_180), ramp))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    res = client.post(
+        "/api/v1/photos", files={"file": ("big.jpg", encode(img, "JPEG", exif=exif), "image/jpeg")}
+    )
+    assert res.status_code == 201, res.text
+    photo = res.json()
+    assert (photo["width"], photo["height"]) == (3000, 4000)
+    sizes = {}
+    for url in (photo["thumbnail_url"], photo["image_url"]):
+        with Image.open(__import__("io").BytesIO(client.get(url).content)) as thumb:
+            sizes[url] = thumb.size
+    assert list(sizes.values()) == [(240, 320), (1200, 1600)]
+
+
 def test_exif_orientation_applied_and_location_only_for_owner(client: TestClient, tmp_path: Path) -> None:
     sign_up(client, "fay")
     res = client.post(

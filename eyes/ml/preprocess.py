@@ -24,6 +24,7 @@ DESCRIPTION = (
 )
 
 _BACKGROUND = (255, 255, 255)
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"}  # modes Image.reduce takes
 
 
 def open_for_model(source: str | Path | BinaryIO) -> Image.Image:
@@ -48,6 +49,15 @@ def open_for_model(source: str | Path | BinaryIO) -> Image.Image:
             # more. The loaded pixels no longer depend on the file.
             ImageOps.exif_transpose(img, in_place=True)
             return img
+
+
+def reduced_for_model(image: Image.Image) -> Image.Image:
+    """A decoded image averaged down by whole blocks of pixels (what a JPEG's reduced-scale decode
+    does) as long as both sides stay at least RESIZE_SIZE: from a photo decoded for its
+    1,600-pixel thumbnail, the network's resize then costs what it costs from a small one. The
+    image itself when it is small already (or of a mode Pillow cannot reduce)."""
+    factor = min(image.size) // RESIZE_SIZE
+    return image.reduce(factor) if factor > 1 and image.mode in _REDUCIBLE else image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

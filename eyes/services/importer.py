@@ -23,6 +23,7 @@ from eyes.errors import BadRequest, EyesError, QuotaExceeded
 from eyes.images import plausible_date
 from eyes.ml.layout import matches
 from eyes.services.accounts import get_user_by_name
+from eyes.services.fingerprint import Fingerprint
 from eyes.services.photos import (
     PhotoDraft,
     PhotoUpload,
@@ -34,8 +35,6 @@ from eyes.services.photos import (
 )
 from eyes.services.similar import (
     CANDIDATE_SIMILARITY,
-    Fingerprint,
-    fingerprint_of,
     near_duplicates_among_own,
     remember_layout,
 )
@@ -150,16 +149,14 @@ def import_tree(
                 taken_at=file_date(path),
                 license=chosen,
             )
-            upload = prepare_upload(ctx, path, draft, data, sha256, patient=True)
+            # Embedded before it is stored (once: tagging finds the embedding stored), so that a
+            # near-duplicate can be skipped before anything of it is written.
+            upload = prepare_upload(ctx, path, draft, data, sha256, patient=True, embed=True)
         except EyesError as exc:
             return Candidate(shown, refused=exc.message)
-        # Embedded before it is stored (once: tagging finds the embedding stored), so that a
-        # near-duplicate can be skipped before anything of it is written.
-        print_ = fingerprint_of(ctx, path)
-        if print_ is not None:
-            upload.features = print_.features
-            _ = print_.layout  # summarised by this thread, not by the one that stores
-        return Candidate(shown, upload=upload, print_=print_)
+        if upload.fingerprint is not None:
+            _ = upload.fingerprint.layout  # summarised by this thread, not by the one that stores
+        return Candidate(shown, upload=upload)
 
     batch: list[Candidate] = []
     admission = Admission(ctx, user.id)
@@ -194,7 +191,6 @@ class Candidate:
 
     shown: str  # the file, as the report names it
     upload: PhotoUpload | None = None
-    print_: Fingerprint | None = None  # None: the network cannot read it (its tagging says why)
     existing: int | None = None
     refused: str = ""
 
@@ -212,7 +208,7 @@ def _store(
     shas = [c.upload.image.sha256 for c in batch if c.upload is not None]
     # The same bytes as a photo stored since the import started (from an earlier file, say).
     owned = owned_copies(ctx, owner_id, shas)
-    admitted: list[tuple[int, PhotoUpload, Fingerprint | None]] = []  # (position in the batch, ...)
+    admitted: list[tuple[int, PhotoUpload]] = []  # with its position in the batch
     admitted_shas: set[str] = set()
     outcome: dict[int, Uploaded] = {}  # by position in the batch
     for position, candidate in enumerate(batch):
@@ -223,25 +219,25 @@ def _store(
             existing = owned[upload.image.sha256] if upload else candidate.existing
             outcome[position] = Uploaded(cast(int, existing), created=False)
         elif upload.image.sha256 in admitted_shas:  # a file before it has the same bytes
-            admitted.append((position, upload, None))  # stored once, for both
+            admitted.append((position, upload))  # stored once, for both
         else:
-            near = admission.check(candidate.shown, candidate.print_)
+            near = admission.check(candidate.shown, upload.fingerprint)
             if near is not None:
                 report.near_duplicates.append((candidate.shown, near))
             if near is None or not skip_near_duplicates:
-                admitted.append((position, upload, candidate.print_))
+                admitted.append((position, upload))
                 admitted_shas.add(upload.image.sha256)
             else:
                 report.skipped_near_duplicates += 1
-    stored = store_uploads(ctx, owner_id, [upload for _, upload, _ in admitted])
+    stored = store_uploads(ctx, owner_id, [upload for _, upload in admitted])
     admission.stored()  # in the index now
-    for (position, _, print_), result in zip(admitted, stored, strict=True):
+    for (position, _), result in zip(admitted, stored, strict=True):
         if isinstance(result, QuotaExceeded):
             report.rejected.append((batch[position].shown, result.message))
             continue
         outcome[position] = result
-        if result.created and print_ is not None:
-            remember_layout(ctx, result.photo_id, print_)
+        if result.fingerprint is not None:  # a photo created
+            remember_layout(ctx, result.photo_id, result.fingerprint)
     for _, result in sorted(outcome.items()):
         report.photo_ids.append(result.photo_id)
         if result.created:

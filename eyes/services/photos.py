@@ -22,8 +22,9 @@ from eyes.errors import BadRequest, Forbidden, NotFound, QuotaExceeded
 from eyes.images import PhotoMetadata, decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock, person_tags
 from eyes.services.accounts import get_user_by_name
+from eyes.services.fingerprint import Fingerprint, fingerprint, network_inputs
 from eyes.services.quota import check_quota, over_quota, used_bytes
-from eyes.services.tagging import Features, write_features
+from eyes.services.tagging import write_features
 from eyes.services.tags import is_person_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
 
@@ -73,6 +74,7 @@ class PhotoDraft:
 class Uploaded:
     photo_id: int
     created: bool  # False: the owner already had these bytes, nothing new was stored
+    fingerprint: Fingerprint | None = None  # of a photo created, when the upload ran the network
 
 
 def check_text(ctx: Context, title: str | None, description: str | None) -> None:
@@ -90,14 +92,15 @@ def upload_photo(
     owner_id: int,
     path: Path,
     draft: PhotoDraft,
-    features: Features | None = None,
-    sensitive_score: float | None = None,
+    *,
+    embed: bool = False,
+    score_sensitive: bool = False,
 ) -> Uploaded:
     """Validate, store and record one photo, then queue its tagging.
 
-    `features`: the photo's embedding and activation when the caller has computed them (to look
-    for near-duplicates first): stored with it, so that tagging does not embed it again; so is
-    `sensitive_score` when the caller scored it from the same decode."""
+    `embed`: run the network now, on the decode that validates the photo and makes its thumbnails
+    (to look for near-duplicates, say): the features are stored with it and returned, and tagging
+    does not decode the photo again; so is its sensitive-content score, `score_sensitive`."""
     # Read once: the same bytes are hashed and decoded (the upload limit bounds their size).
     data = path.read_bytes()
     sha256 = content_hash(data)
@@ -106,8 +109,7 @@ def upload_photo(
         return Uploaded(existing[sha256], created=False)
     with ctx.sessions() as session:  # before decoding: an account past its quota costs no decode
         check_quota(session, ctx.settings, owner_id, len(data))
-    upload = prepare_upload(ctx, path, draft, data, sha256)
-    upload.features, upload.sensitive_score = features, sensitive_score
+    upload = prepare_upload(ctx, path, draft, data, sha256, embed=embed, score_sensitive=score_sensitive)
     stored = store_uploads(ctx, owner_id, [upload])[0]
     if isinstance(stored, QuotaExceeded):
         raise stored
@@ -121,8 +123,7 @@ class PhotoUpload:
     draft: PhotoDraft  # title and description stripped, tags normalised
     image: image_store.Prepared
     metadata: PhotoMetadata
-    features: Features | None = None  # its embedding and activation, when computed already
-    sensitive_score: float | None = None
+    fingerprint: Fingerprint | None = None  # when the network ran on it (and could read it)
 
 
 def content_hash(data: bytes) -> str:
@@ -130,27 +131,41 @@ def content_hash(data: bytes) -> str:
 
 
 def prepare_upload(
-    ctx: Context, path: Path, draft: PhotoDraft, data: bytes, sha256: str, *, patient: bool = False
+    ctx: Context,
+    path: Path,
+    draft: PhotoDraft,
+    data: bytes,
+    sha256: str,
+    *,
+    patient: bool = False,
+    embed: bool = False,
+    score_sensitive: bool = False,
 ) -> PhotoUpload:
-    """Check what the uploader says and decode the file's bytes (`data`, hashed `sha256`); 4xx
-    for anything wrong with either. Decoding waits for its memory: a request (not `patient`) is
-    told the server is busy after a while, an import waits its turn."""
+    """Check what the uploader says and decode the file's bytes (`data`, hashed `sha256`) once:
+    for the thumbnails and, `embed`, the network (and `score_sensitive`, the sensitive-content
+    model). 4xx for anything wrong with either. Decoding waits for its memory: a request (not
+    `patient`) is told the server is busy after a while, an import waits its turn."""
     title, description = draft.title.strip(), draft.description.strip()
     check_text(ctx, title, description)
     tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
-    # A full decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
+    sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
+    inputs = None
+    # A decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
     # others wait (services/limits.py).
     with ctx.limits.decoding.hold(pixel_count(data), patient=patient):
-        decoded = decode(data, max_pixels=ctx.settings.max_image_pixels)
+        # At the scale the largest thumbnail needs: the network needs less.
+        decoded = decode(data, max_pixels=ctx.settings.max_image_pixels, longest_side=max(sizes.values()))
         try:
-            sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
             thumbs = {size: thumbnail(decoded, px) for size, px in sizes.items()}
+            if embed:
+                inputs = network_inputs(decoded.image, score_sensitive=score_sensitive)
         finally:
             decoded.image.close()  # its pixels go before the slot does; the metadata stays
     return PhotoUpload(
         replace(draft, title=title, description=description, tags=tags),
         image_store.Prepared(sha256, path, decoded.format, decoded.width, decoded.height, len(data), thumbs),
         PhotoMetadata(decoded.taken_at, decoded.camera, decoded.lens, decoded.gps),
+        None if inputs is None else fingerprint(ctx, inputs),  # the network runs once the image is closed
     )
 
 
@@ -190,15 +205,12 @@ def store_uploads(
             for sha256, photo in added.items():
                 for name in fresh[sha256].draft.tags:
                     set_owner_tag(session, photo, owner, name)
+            prints = {sha: fresh[sha].fingerprint for sha in added}
             write_features(
                 session,
                 ctx.tagger.backbone_id,
-                {sha: u.features for sha, u in fresh.items() if sha in added and u.features is not None},
-                {
-                    sha: u.sensitive_score
-                    for sha, u in fresh.items()
-                    if sha in added and u.sensitive_score is not None
-                },
+                {sha: f.features for sha, f in prints.items() if f is not None},
+                {sha: f.sensitive_score for sha, f in prints.items() if f and f.sensitive_score is not None},
             )
     except IntegrityError:
         # The same owner uploaded the same bytes at the same moment: theirs is the photo.
@@ -210,10 +222,9 @@ def store_uploads(
         raise
     for sha256, photo in added.items():
         upload = fresh[sha256]
-        if upload.features is not None:
-            ctx.similar.added(
-                photo.id, owner_id, upload.draft.visibility == Visibility.PUBLIC, upload.features[0]
-            )
+        if upload.fingerprint is not None:
+            vector = upload.fingerprint.features[0]
+            ctx.similar.added(photo.id, owner_id, upload.draft.visibility == Visibility.PUBLIC, vector)
         if ctx.jobs is not None:
             ctx.jobs.enqueue("tag_photo", photo.id)
     results: list[Uploaded | QuotaExceeded] = []
@@ -223,7 +234,8 @@ def store_uploads(
         if sha256 in refused:
             results.append(refused[sha256])
         elif sha256 in added:
-            results.append(Uploaded(added[sha256].id, created=sha256 not in first))
+            created = sha256 not in first
+            results.append(Uploaded(added[sha256].id, created, upload.fingerprint if created else None))
             first.add(sha256)
         else:
             results.append(Uploaded(existing[sha256], created=False))

@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL.Image import DecompressionBombError
 from sqlalchemy import select
 
 from eyes.context import Context
 from eyes.db.models import Embedding, Photo
 from eyes.domain import Account
-from eyes.errors import InvalidImage
-from eyes.images import pixel_count
-from eyes.ml import layout, sensitive
-from eyes.ml.preprocess import open_for_model, preprocess
+from eyes.ml import layout
 from eyes.ml.vector_index import Audience
 from eyes.services import photos
-from eyes.services.tagging import Features
+from eyes.services.fingerprint import Fingerprint
 from eyes.services.views import NearDuplicate, PhotoPublic
 
 log = logging.getLogger(__name__)
@@ -70,47 +65,6 @@ def similar_photos(ctx: Context, key: str, viewer: Account | None, limit: int = 
     found = ctx.similar.index().search(vector, limit + SPARE, audience, exclude=frozenset({photo.id}))
     shown = photos.visible_photos(ctx, found.keys.tolist(), viewer)
     return [shown[k] for k in found.keys.tolist() if k in shown][:limit]
-
-
-@dataclass
-class Fingerprint:
-    """What a near-duplicate check compares: the embedding (and activation, to be stored), the layout."""
-
-    features: Features
-    grey: np.ndarray  # its layout signature (eyes/ml/layout.py)
-    sensitive_score: float | None = None  # scored from the same decode when asked
-
-    @cached_property
-    def layout(self) -> np.ndarray | None:
-        """Its windows summarised: once, and only if it meets a candidate."""
-        return layout.summaries(self.grey)
-
-
-def fingerprint_of(
-    ctx: Context, path: Path, *, patient: bool = True, score_sensitive: bool = False
-) -> Fingerprint | None:
-    """An image file's features, as tagging computes them, its layout and, `score_sensitive`, its
-    sensitive-content score, all from one decode (None when the network cannot read it: tagging
-    then records why). Decoding waits for its memory as uploads do: a request (not `patient`) is
-    told the server is busy rather than kept waiting."""
-    need = pixel_count(path)
-    if not 0 < need <= ctx.settings.max_image_pixels:
-        return None  # unreadable or too large: the upload refuses it, before decoding anything
-    try:
-        with ctx.limits.decoding.hold(need, patient=patient):
-            image = open_for_model(path)  # one decode for the network and the layout
-            try:
-                prepared = preprocess(image)
-                grey = layout.signature(image)
-                for_sensitive = sensitive.prepare(image) if score_sensitive else None
-            finally:
-                image.close()
-    except (OSError, ValueError, DecompressionBombError, InvalidImage) as exc:
-        log.info("no features for %s: %s", path.name, exc)
-        return None
-    embeddings, activations = ctx.tagger.embed_with_activations(prepared[None])
-    score = None if for_sensitive is None else float(ctx.tagger.sensitive.scores(for_sensitive[None])[0])
-    return Fingerprint((embeddings[0], activations[0]), grey, score)
 
 
 def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
@@ -178,25 +132,14 @@ class UploadResult:
 
 
 def upload_and_check(ctx: Context, owner: Account, path: Path, draft: photos.PhotoDraft) -> UploadResult:
-    """Upload a photo (services/photos.py), embedded now rather than by the tagging job, so the
-    answer can say which of the owner's photos it nearly duplicates."""
+    """Upload a photo (services/photos.py), embedded (and scored) now from the decode that makes
+    its thumbnails rather than by the tagging job, so the answer can say which of the owner's
+    photos it nearly duplicates."""
     ctx.similar.index()  # built before the photo joins it (a no-op but the first time)
-    # Scored too while it is decoded: its tagging job then reads the original no more.
-    print_ = (
-        None
-        if photos.owned_copy(ctx, owner.id, path)
-        else fingerprint_of(ctx, path, patient=False, score_sensitive=True)
-    )
-    uploaded = photos.upload_photo(
-        ctx,
-        owner.id,
-        path,
-        draft,
-        print_.features if print_ else None,
-        print_.sensitive_score if print_ else None,
-    )
+    uploaded = photos.upload_photo(ctx, owner.id, path, draft, embed=True, score_sensitive=True)
     shown = photos.show_uploaded(ctx, uploaded, owner)
-    if not uploaded.created or print_ is None:
+    print_ = uploaded.fingerprint
+    if print_ is None:  # not created, or not readable by the network: its tagging says why
         return UploadResult(shown, uploaded.created)
     near = near_duplicates_among_own(
         ctx, owner.id, print_.features[0], print_.layout, frozenset({uploaded.photo_id})
