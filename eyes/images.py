@@ -43,6 +43,10 @@ class GPS:
     longitude: float
 
 
+ORIENTATION = 0x0112  # the EXIF tag
+QUARTER_TURNS = {5, 6, 7, 8}  # its values that swap width and height
+
+
 @dataclass
 class DecodedImage:
     """A validated, decoded and upright image with what we keep of its metadata."""
@@ -112,9 +116,7 @@ def decode(data: bytes, *, max_pixels: int, longest_side: int | None = None) -> 
         img.load()  # decodes the first frame completely: truncated files fail here
         fmt = ACCEPTED_FORMATS[str(img.format)]
         meta = read_metadata(img)
-        stored = img.size
-        _upright(img)
-        if img.size != stored:  # turned a quarter: the original's sides swap too
+        if _upright(img):  # turned a quarter: the original's sides swap too
             width, height = height, width
     return DecodedImage(
         image=img,
@@ -128,15 +130,18 @@ def decode(data: bytes, *, max_pixels: int, longest_side: int | None = None) -> 
     )
 
 
-def _upright(img: Image.Image) -> None:
-    """Apply the EXIF orientation, in place (a copy of a 60-megapixel image is another 240 MB).
-    An EXIF block too broken to say which way is up leaves the image as it was decoded."""
+def _upright(img: Image.Image) -> bool:
+    """Apply the EXIF orientation, in place (a copy of a 60-megapixel image is another 240 MB);
+    True when that turned it a quarter (its sides swap). An EXIF block too broken to say which
+    way is up leaves the image as it was decoded."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", CORRUPT_EXIF, UserWarning)
+            orientation = img.getexif().get(ORIENTATION)
             ImageOps.exif_transpose(img, in_place=True)
     except Exception:  # Pillow's EXIF parser raises many kinds on crafted data; none is fatal here
-        pass
+        return False
+    return orientation in QUARTER_TURNS
 
 
 def read_metadata(img: Image.Image) -> PhotoMetadata:

@@ -88,7 +88,8 @@ def test_import_stores_what_fits_the_quota_and_the_same_bytes_once(
     sources = sorted((CALTECH / "watch").iterdir())[:4]
     for src in sources:
         (tree / src.name).symlink_to(src)
-    (tree / "zz-copy.jpg").symlink_to(sources[0])  # imported last, after its original
+    (tree / "zz-copy.jpg").symlink_to(sources[0])  # after its original
+    (tree / "zzz-notes.jpg").write_text("not an image at all")  # refused last, for another reason
     sizes = [src.stat().st_size for src in sources]
     quota = sizes[0] + sizes[1] + min(sizes[2:]) - 1  # room for two
     eyes(settings, "users", "create", "olga", stdin="a-long-password\n")
@@ -105,11 +106,11 @@ def test_import_stores_what_fits_the_quota_and_the_same_bytes_once(
     assert res.returncode == 1, "a refused file makes the exit code 1"
     report = json.loads(res.stdout)
     assert (report["imported"], report["existing"]) == (2, 1), report
-    assert [r["file"] for r in report["rejected"]] == [sources[2].name, sources[3].name]
-    assert all("quota" in r["reason"] for r in report["rejected"])
+    assert [r["file"] for r in report["rejected"]] == [sources[2].name, sources[3].name, "zzz-notes.jpg"]
+    assert all("quota" in r["reason"] for r in report["rejected"][:2])
     ctx = build_context(settings)
     try:
-        assert counts(ctx)["photos"] == 2
+        assert counts(ctx) == {"photos": 2, "images": 2, "blobs": 6, "tmp": 0}, "nothing kept of the refused"
     finally:
         ctx.close()
 

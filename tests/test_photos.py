@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
 
+from eyes.images import decode
 from tests.conftest import CALTECH, context_of, counts, sign_up, upload
 from tests.images_for_tests import encode, jpeg_with_gps_and_rotation
 
@@ -77,6 +78,17 @@ def test_a_12_megapixel_photo_keeps_its_size_and_its_thumbnails_are_upright(clie
         with Image.open(__import__("io").BytesIO(client.get(url).content)) as thumb:
             sizes[url] = thumb.size
     assert list(sizes.values()) == [(240, 320), (1200, 1600)]
+
+
+def test_a_nearly_square_photo_turned_a_quarter_reports_its_sides_swapped() -> None:
+    """Decoded at half scale, 3201 x 3202 and 3202 x 3201 both become 1601 x 1601: the EXIF
+    orientation, not the decoded size, says the sides swap."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    data = encode(Image.new("RGB", (3201, 3202), (90, 120, 150)), "JPEG", exif=exif)
+    decoded = decode(data, max_pixels=50_000_000, longest_side=1600)
+    assert decoded.image.size == (1601, 1601), "decoded at half scale"
+    assert (decoded.width, decoded.height) == (3202, 3201)
 
 
 def test_exif_orientation_applied_and_location_only_for_owner(client: TestClient, tmp_path: Path) -> None:

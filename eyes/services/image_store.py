@@ -74,7 +74,9 @@ def write_missing(ctx: Context, images: Sequence[Prepared]) -> None:
 def claim(session: Session, ctx: Context, images: Sequence[Prepared]) -> None:
     """In the caller's transaction: make or lock the images' rows and, holding them, make sure
     their blobs are there (a removal that took them just before finds the rows taken from now on)."""
-    unclaimed = {prepared.sha256: prepared for prepared in images}
+    # In the order of their keys, as the lock below takes them: two uploads of the same new images
+    # in another order would otherwise each wait for a row the other made (a deadlock).
+    unclaimed = {prepared.sha256: prepared for prepared in sorted(images, key=lambda p: p.sha256)}
     for _ in range(3):
         # The insert takes SQLite's write lock; the update locks the rows on PostgreSQL (and leaves
         # out any a removal deleted between the two: those are inserted again).

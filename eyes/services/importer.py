@@ -47,7 +47,9 @@ BATCH = 64  # files stored in one transaction, then tagged together
 PREPARE_THREADS = 2
 T = TypeVar("T")
 R = TypeVar("R")
-AHEAD = 2 * BATCH  # files prepared ahead of the batch being stored, at most (each holds its thumbnails)
+# Files prepared ahead of the batch being stored, at most: each holds its thumbnails and its
+# layout summaries (about 1 MB).
+AHEAD = BATCH
 
 
 @dataclass
@@ -210,21 +212,24 @@ def _store(
     owned = owned_copies(ctx, owner_id, shas)
     admitted: list[tuple[int, PhotoUpload]] = []  # with its position in the batch
     admitted_shas: set[str] = set()
-    outcome: dict[int, Uploaded] = {}  # by position in the batch
+    # By position in the batch: what became of each file, why it was refused, what it nearly duplicates.
+    outcome: dict[int, Uploaded] = {}
+    refused: dict[int, str] = {}
+    near: dict[int, str] = {}
     for position, candidate in enumerate(batch):
         upload = candidate.upload
         if candidate.refused:
-            report.rejected.append((candidate.shown, candidate.refused))
+            refused[position] = candidate.refused
         elif upload is None or upload.image.sha256 in owned:
             existing = owned[upload.image.sha256] if upload else candidate.existing
             outcome[position] = Uploaded(cast(int, existing), created=False)
         elif upload.image.sha256 in admitted_shas:  # a file before it has the same bytes
             admitted.append((position, upload))  # stored once, for both
         else:
-            near = admission.check(candidate.shown, upload.fingerprint)
-            if near is not None:
-                report.near_duplicates.append((candidate.shown, near))
-            if near is None or not skip_near_duplicates:
+            found = admission.check(candidate.shown, upload.fingerprint)
+            if found is not None:
+                near[position] = found
+            if found is None or not skip_near_duplicates:
                 admitted.append((position, upload))
                 admitted_shas.add(upload.image.sha256)
             else:
@@ -233,17 +238,23 @@ def _store(
     admission.stored()  # in the index now
     for (position, _), result in zip(admitted, stored, strict=True):
         if isinstance(result, QuotaExceeded):
-            report.rejected.append((batch[position].shown, result.message))
+            refused[position] = result.message
+            near.pop(position, None)  # not imported: why is all there is to say of it
             continue
         outcome[position] = result
         if result.fingerprint is not None:  # a photo created
             remember_layout(ctx, result.photo_id, result.fingerprint)
-    for _, result in sorted(outcome.items()):
-        report.photo_ids.append(result.photo_id)
-        if result.created:
-            report.imported += 1
-        else:
-            report.existing += 1
+    for position, candidate in enumerate(batch):
+        if position in refused:
+            report.rejected.append((candidate.shown, refused[position]))
+        if position in near:
+            report.near_duplicates.append((candidate.shown, near[position]))
+        if position in outcome:
+            report.photo_ids.append(outcome[position].photo_id)
+            if outcome[position].created:
+                report.imported += 1
+            else:
+                report.existing += 1
     created = [r.photo_id for r in outcome.values() if r.created]
     tag_photos(ctx, created, score_sensitive=False)
 

@@ -101,6 +101,7 @@ def upload_photo(
     `embed`: run the network now, on the decode that validates the photo and makes its thumbnails
     (to look for near-duplicates, say): the features are stored with it and returned, and tagging
     does not decode the photo again; so is its sensitive-content score, `score_sensitive`."""
+    draft = checked_draft(ctx, draft)  # a bad title is refused even for bytes the owner has
     # Read once: the same bytes are hashed and decoded (the upload limit bounds their size).
     data = path.read_bytes()
     sha256 = content_hash(data)
@@ -126,6 +127,15 @@ class PhotoUpload:
     fingerprint: Fingerprint | None = None  # when the network ran on it (and could read it)
 
 
+def checked_draft(ctx: Context, draft: PhotoDraft) -> PhotoDraft:
+    """What the uploader says, checked (4xx) and tidied: title and description stripped, tags
+    normalised. Checking it again changes nothing."""
+    title, description = draft.title.strip(), draft.description.strip()
+    check_text(ctx, title, description)
+    tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
+    return replace(draft, title=title, description=description, tags=tags)
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -145,9 +155,7 @@ def prepare_upload(
     for the thumbnails and, `embed`, the network (and `score_sensitive`, the sensitive-content
     model). 4xx for anything wrong with either. Decoding waits for its memory: a request (not
     `patient`) is told the server is busy after a while, an import waits its turn."""
-    title, description = draft.title.strip(), draft.description.strip()
-    check_text(ctx, title, description)
-    tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
+    draft = checked_draft(ctx, draft)
     sizes = {"small": ctx.settings.thumb_small_px, "large": ctx.settings.thumb_large_px}
     inputs = None
     # A decode takes about 4 bytes a pixel: as many at once as the memory budget allows, the
@@ -162,7 +170,7 @@ def prepare_upload(
         finally:
             decoded.image.close()  # its pixels go before the slot does; the metadata stays
     return PhotoUpload(
-        replace(draft, title=title, description=description, tags=tags),
+        draft,
         image_store.Prepared(sha256, path, decoded.format, decoded.width, decoded.height, len(data), thumbs),
         PhotoMetadata(decoded.taken_at, decoded.camera, decoded.lens, decoded.gps),
         None if inputs is None else fingerprint(ctx, inputs),  # the network runs once the image is closed
@@ -182,9 +190,8 @@ def store_uploads(
     the orphan sweep takes them once they are old."""
     existing = owned_copies(ctx, owner_id, [u.image.sha256 for u in uploads])
     fresh = {u.image.sha256: u for u in uploads if u.image.sha256 not in existing}  # first of each
-    image_store.write_missing(
-        ctx, [u.image for u in fresh.values()]
-    )  # before the transaction: it stays short
+    # Before the transaction, which stays short; only those within the quota (counted again below).
+    image_store.write_missing(ctx, [fresh[sha].image for sha in _within_quota(ctx, owner_id, fresh)])
     refused: dict[str, QuotaExceeded] = {}
     try:
         with transaction(ctx.sessions) as session:
@@ -240,6 +247,20 @@ def store_uploads(
         else:
             results.append(Uploaded(existing[sha256], created=False))
     return results
+
+
+def _within_quota(ctx: Context, owner_id: int, uploads: dict[str, PhotoUpload]) -> list[str]:
+    """Those of the uploads (by sha256) that fit the owner's quota, in order."""
+    if not ctx.settings.storage_quota_bytes:
+        return list(uploads)
+    with ctx.sessions() as session:
+        used = used_bytes(session, owner_id)
+    fitting = []
+    for sha256, upload in uploads.items():
+        if over_quota(ctx.settings, used, upload.image.size_bytes) is None:
+            fitting.append(sha256)
+            used += upload.image.size_bytes
+    return fitting
 
 
 def _new_photo(owner: User, upload: PhotoUpload) -> Photo:
