@@ -57,18 +57,21 @@ class Prepared:
 def write_missing(ctx: Context, images: Sequence[Prepared]) -> None:
     """Write whichever of the images' blobs are not in the store (each write is atomic). Several
     at once: a write waits mostly for the disk (or the network), not for a core."""
-    if len(images) > 1:
+    if len(images) == 1:
+        _write_missing(ctx, images[0])
+    elif images:
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            list(pool.map(lambda prepared: write_missing(ctx, [prepared]), images))
-        return
-    for prepared in images:
-        key = original_key(prepared.sha256)
+            list(pool.map(lambda prepared: _write_missing(ctx, prepared), images))
+
+
+def _write_missing(ctx: Context, prepared: Prepared) -> None:
+    key = original_key(prepared.sha256)
+    if not ctx.blobs.exists(key):
+        ctx.blobs.put_file(key, prepared.path)
+    for size, data in prepared.thumbs.items():
+        key = thumb_key(prepared.sha256, size)
         if not ctx.blobs.exists(key):
-            ctx.blobs.put_file(key, prepared.path)
-        for size, data in prepared.thumbs.items():
-            key = thumb_key(prepared.sha256, size)
-            if not ctx.blobs.exists(key):
-                ctx.blobs.put_bytes(key, data)
+            ctx.blobs.put_bytes(key, data)
 
 
 def claim(session: Session, ctx: Context, images: Sequence[Prepared]) -> None:

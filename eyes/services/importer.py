@@ -183,9 +183,6 @@ def import_tree(
     return report
 
 
-SKIPPED = "skipped: a near-duplicate of a photo the owner has"
-
-
 @dataclass
 class Candidate:
     """A file of the import, prepared: a photo to store, or the owner's photo of the same bytes,

@@ -23,7 +23,7 @@ from eyes.images import PhotoMetadata, decode, pixel_count, safe_filename, thumb
 from eyes.services import image_store, label_clock, person_tags
 from eyes.services.accounts import get_user_by_name
 from eyes.services.fingerprint import Fingerprint, fingerprint, network_inputs
-from eyes.services.quota import check_quota, over_quota, used_bytes
+from eyes.services.quota import check_quota, quota_refusals
 from eyes.services.tagging import write_features
 from eyes.services.tags import is_person_tag, normalize_tag, reject_owner_tag, set_owner_tag
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
@@ -190,22 +190,17 @@ def store_uploads(
     the orphan sweep takes them once they are old."""
     existing = owned_copies(ctx, owner_id, [u.image.sha256 for u in uploads])
     fresh = {u.image.sha256: u for u in uploads if u.image.sha256 not in existing}  # first of each
-    # Before the transaction, which stays short; only those within the quota (counted again below).
-    image_store.write_missing(ctx, [fresh[sha].image for sha in _within_quota(ctx, owner_id, fresh)])
-    refused: dict[str, QuotaExceeded] = {}
+    sizes = {sha: u.image.size_bytes for sha, u in fresh.items()}
+    with ctx.sessions() as session:
+        refused = quota_refusals(session, ctx.settings, owner_id, sizes)
+    # Before the transaction, which stays short; only those within the quota (counted again there).
+    image_store.write_missing(ctx, [u.image for sha, u in fresh.items() if sha not in refused])
     try:
         with transaction(ctx.sessions) as session:
             owner = session.get_one(User, owner_id)
-            # Counted again in the transaction (uploads in parallel), once for all of them.
-            used = used_bytes(session, owner_id) if ctx.settings.storage_quota_bytes else 0
-            added: dict[str, Photo] = {}
-            for sha256, upload in fresh.items():
-                refusal = over_quota(ctx.settings, used, upload.image.size_bytes)
-                if refusal is not None:
-                    refused[sha256] = refusal
-                    continue
-                used += upload.image.size_bytes
-                added[sha256] = _new_photo(owner, upload)
+            # Counted again in the transaction: uploads in parallel.
+            refused = quota_refusals(session, ctx.settings, owner_id, sizes)
+            added = {sha: _new_photo(owner, u) for sha, u in fresh.items() if sha not in refused}
             image_store.claim(session, ctx, [fresh[sha256].image for sha256 in added])
             session.add_all(added.values())
             session.flush()
@@ -249,20 +244,6 @@ def store_uploads(
     return results
 
 
-def _within_quota(ctx: Context, owner_id: int, uploads: dict[str, PhotoUpload]) -> list[str]:
-    """Those of the uploads (by sha256) that fit the owner's quota, in order."""
-    if not ctx.settings.storage_quota_bytes:
-        return list(uploads)
-    with ctx.sessions() as session:
-        used = used_bytes(session, owner_id)
-    fitting = []
-    for sha256, upload in uploads.items():
-        if over_quota(ctx.settings, used, upload.image.size_bytes) is None:
-            fitting.append(sha256)
-            used += upload.image.size_bytes
-    return fitting
-
-
 def _new_photo(owner: User, upload: PhotoUpload) -> Photo:
     draft, meta = upload.draft, upload.metadata
     return Photo(
@@ -279,12 +260,6 @@ def _new_photo(owner: User, upload: PhotoUpload) -> Photo:
         gps_longitude=meta.gps.longitude if meta.gps else None,
         license=draft.license or owner.default_license,
     )
-
-
-def owned_copy(ctx: Context, owner_id: int, path: Path) -> int | None:
-    """The owner's photo of exactly these bytes, if they have one."""
-    sha256 = content_hash(path.read_bytes())
-    return owned_copies(ctx, owner_id, [sha256]).get(sha256)
 
 
 def owned_copies(ctx: Context, owner_id: int, shas: Sequence[str] | None = None) -> dict[str, int]:

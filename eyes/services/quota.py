@@ -7,6 +7,7 @@ could delete theirs and leave the other's); an account's own duplicate costs not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -46,6 +47,24 @@ def check_quota(session: Session, settings: Settings, owner_id: int, adding: int
         refusal = over_quota(settings, used_bytes(session, owner_id), adding)
         if refusal is not None:
             raise refusal
+
+
+def quota_refusals(
+    session: Session, settings: Settings, owner_id: int, adding: Mapping[str, int]
+) -> dict[str, QuotaExceeded]:
+    """Of these additions (bytes, by key, in order), those that would take the account past its
+    quota, each with why; each that fits counts against the next."""
+    if not settings.storage_quota_bytes:
+        return {}
+    used = used_bytes(session, owner_id)
+    refused = {}
+    for key, size in adding.items():
+        refusal = over_quota(settings, used, size)
+        if refusal is None:
+            used += size
+        else:
+            refused[key] = refusal
+    return refused
 
 
 def over_quota(settings: Settings, used: int, adding: int) -> QuotaExceeded | None:

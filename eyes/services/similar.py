@@ -69,9 +69,8 @@ def similar_photos(ctx: Context, key: str, viewer: Account | None, limit: int = 
 
 def remember_layout(ctx: Context, photo_id: int, print_: Fingerprint) -> None:
     """A photo just stored: the next photos of an import, which often meet it as a candidate,
-    neither read its thumbnail back nor (if its own check did) summarise it again."""
-    computed = () if "layout" not in print_.__dict__ else (print_.layout,)  # a cached property
-    ctx.similar.layouts.remember(photo_id, print_.grey, *computed)
+    neither read its thumbnail back nor summarise it again (its own check summarised it)."""
+    ctx.similar.layouts.remember(photo_id, print_.grey, print_.layout)
 
 
 def near_duplicates_among_own(

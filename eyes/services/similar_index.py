@@ -45,7 +45,7 @@ class LayoutCache:
     signature is summarised again (1.4 ms), never read back from its thumbnail (twice that)."""
 
     def __init__(self, summaries: int = 64, signatures: int = 4096) -> None:
-        self._sizes = {"summaries": summaries, "signatures": signatures}
+        self._summaries_kept, self._signatures_kept = summaries, signatures
         self._lock = threading.Lock()
         self._summaries: OrderedDict[int, np.ndarray | None] = OrderedDict()
         self._signatures: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -65,12 +65,11 @@ class LayoutCache:
         self.remember(photo_id, grey, found)
         return found
 
-    def remember(self, photo_id: int, grey: np.ndarray, *summarised: np.ndarray | None) -> None:
-        """A photo's signature and, when they were computed (`summarised`, one), its summaries."""
+    def remember(self, photo_id: int, grey: np.ndarray, found: np.ndarray | None) -> None:
+        """A photo's signature and its summaries (None: it lines up with nothing)."""
         with self._lock:
-            _keep(self._signatures, photo_id, grey.astype(np.uint8), self._sizes["signatures"])
-            for found in summarised:
-                _keep(self._summaries, photo_id, found, self._sizes["summaries"])
+            _keep(self._signatures, photo_id, grey.astype(np.uint8), self._signatures_kept)
+            _keep(self._summaries, photo_id, found, self._summaries_kept)
 
 
 def _thumbnail_signature(ctx: Context, photo_id: int) -> np.ndarray | None:
