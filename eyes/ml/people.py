@@ -63,11 +63,14 @@ _SAME_FACE = 1e-6  # a distance this small is the face itself (or an exact copy 
 
 
 def distances(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """Euclidean distances, (len(queries), len(gallery)), float32."""
-    q = np.asarray(queries, dtype=np.float32)
-    g = np.asarray(gallery, dtype=np.float32)
+    """Euclidean distances, (len(queries), len(gallery)), float32.
+
+    Computed in float64: in float32 the expanded form's cancellation leaves a face up to about
+    1e-3 from itself (depending on the BLAS kernel), and `_SAME_FACE` must tell a face from its copy."""
+    q = np.asarray(queries, dtype=np.float64)
+    g = np.asarray(gallery, dtype=np.float64)
     squared = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * (q @ g.T)
-    return np.sqrt(np.maximum(squared, 0.0, out=squared))
+    return np.sqrt(np.maximum(squared, 0.0, out=squared)).astype(np.float32)
 
 
 def group_faces(descriptors: np.ndarray, distance: float = GROUP_DISTANCE) -> np.ndarray:
