@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from eyes.ml.errors import backbone_file_error
 from eyes.ml.files import CARD_FILE, read_model_file
@@ -33,12 +34,6 @@ def default_words_file() -> Path:
 def load_class_names() -> list[str]:
     """The 1000 ImageNet-1k class names in standard index order (as torchvision spells them)."""
     return _data_file("imagenet_classes.txt").read_text().splitlines()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)  # stable: exp never overflows
-    exp = np.exp(shifted)
-    return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float32)
 
 
 class ImageNetTagger:
@@ -70,12 +65,16 @@ class ImageNetTagger:
         self.words: list[str] = list(dict.fromkeys(w for words in per_class for w in words))
         # Each word's classes, word after word: a word's score is the sum of a few columns (a
         # class lists about three words), far cheaper than a dense (1000, n_words) product.
-        classes_of: dict[str, list[int]] = {word: [] for word in self.words}
-        for i, words in enumerate(per_class):
-            for word in dict.fromkeys(words):
-                classes_of[word].append(i)
-        self._word_classes = np.array([i for w in self.words for i in classes_of[w]], dtype=np.intp)
-        self._word_starts = np.cumsum([0] + [len(classes_of[w]) for w in self.words[:-1]], dtype=np.intp)
+        word_index = {word: j for j, word in enumerate(self.words)}
+        pairs = [(word_index[word], i) for i, words in enumerate(per_class) for word in dict.fromkeys(words)]
+        words_of, classes = zip(*pairs, strict=True) if pairs else ((), ())
+        # (n_words, 1000), 1 where a class lists a word, sparse: multiplied with the class
+        # probabilities laid out a class a row, it is a few row additions (30 times faster than
+        # gathering columns of the (N, 1000) probabilities and summing them).
+        self._words_of_classes = csr_matrix(
+            (np.ones(len(pairs), dtype=np.float32), (words_of, classes)),
+            shape=(len(self.words), self.weight.shape[0]),
+        )
         self.version = "imagenet-" + hashlib.sha256(head_bytes + words_bytes).hexdigest()[:12]
 
     def _read_head(self) -> bytes:
@@ -94,23 +93,26 @@ class ImageNetTagger:
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, 1280) embeddings -> (N, 1000) ImageNet class probabilities."""
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        return softmax(embeddings @ self.weight.T + self.bias)
+        return self._probabilities_by_class(embeddings).T
+
+    def _probabilities_by_class(self, embeddings: np.ndarray) -> np.ndarray:
+        """(1000, N): the softmax of the head's logits, a class a row, computed in place."""
+        logits = self.weight @ np.asarray(embeddings, dtype=np.float32).T
+        logits += self.bias[:, None]
+        logits -= logits.max(axis=0, keepdims=True)  # stable: exp never overflows
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=0, keepdims=True)
+        return logits
 
     def word_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, n_words): each word's summed class probability, clipped to 1 against rounding."""
-        probabilities = self.probabilities(embeddings)
-        summed = np.add.reduceat(probabilities[:, self._word_classes], self._word_starts, axis=1)
-        return np.minimum(summed, 1.0)
+        summed = np.asarray(self._words_of_classes @ self._probabilities_by_class(embeddings))
+        return np.minimum(summed, 1.0, out=summed).T
 
     def word_matrix(self) -> np.ndarray:
         """(1000, n_words) float32, 1 where a class lists a word: `word_scores` is the clipped
         product of the class probabilities with it (what an exported day-one model computes)."""
-        matrix = np.zeros((self.weight.shape[0], len(self.words)), dtype=np.float32)
-        ends = [*self._word_starts[1:].tolist(), len(self._word_classes)]
-        for j, (start, end) in enumerate(zip(self._word_starts.tolist(), ends, strict=True)):
-            matrix[self._word_classes[start:end], j] = 1.0
-        return matrix
+        return np.asarray(self._words_of_classes.T.toarray(), dtype=np.float32)
 
     def tags(self, embeddings: np.ndarray, threshold: float, top_k: int) -> list[Tags]:
         """For each embedding, up to `top_k` (word, confidence) pairs with confidence >= threshold, best first."""

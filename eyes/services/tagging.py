@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag
-from eyes.db.session import execute_many, lock_rows, transaction, upsert
+from eyes.db.session import execute_many, lock_rows, one_of, transaction, upsert
 from eyes.domain import TaggingState, TagSource, TagStatus
 from eyes.errors import EyesError, NotFound
 from eyes.images import pixel_count
@@ -340,9 +340,13 @@ def replace_suggestions(
     # Written over the open suggestions in place (a delete and an insert cost twice the index
     # work); a tag a person set, confirmed or rejected keeps its row as it is.
     still_open = (table.c.source == TagSource.MODEL) & (table.c.status == TagStatus.SUGGESTED)
-    upsert(session, table, rows, ("photo_id", "tag_id"), only_where=still_open)
+    upsert(
+        session, table, rows, ("photo_id", "tag_id"), only_where=still_open, insert_only=("source", "status")
+    )
     session.execute(  # the open suggestions this model no longer makes: not written just now
-        delete(table).where(table.c.photo_id.in_(photo_ids), still_open, table.c.updated_at != now)
+        delete(table).where(
+            one_of(session, table.c.photo_id, photo_ids), still_open, table.c.updated_at != now
+        )
     )
     # One executemany on the table: the ORM's bulk update by primary key costs ten times more.
     photos = cast(Table, Photo.__table__)
@@ -382,25 +386,22 @@ def _activations(ctx: Context, shas: list[str], champion: Champion) -> np.ndarra
 
 
 def _suggested_chunks(ctx: Context) -> Iterator[tuple[list[str], list[list[Suggestion]]]]:
-    """Each chunk of stored embeddings with the champion's suggestions, computed one chunk ahead
-    in a second thread: the matrix products release the GIL, so the next chunk's scores are
-    computed while the caller writes this one's rows."""
+    """Each chunk of stored embeddings with the champion's suggestions, read and computed one
+    chunk ahead in a second thread: the database's reads and the matrix products release the GIL,
+    so the next chunk is read and scored while the caller writes this one's rows."""
     tagger = ctx.tagger
 
-    def score(chunk: tuple[list[str], np.ndarray]) -> tuple[list[str], list[list[Suggestion]]]:
-        shas, vectors = chunk
-        champion = tagger.champion()
-        return shas, tagger.suggest(vectors, _activations(ctx, shas, champion), champion)
+    def scored() -> Iterator[tuple[list[str], list[list[Suggestion]]]]:  # advanced in the worker
+        for shas, vectors in _embedding_chunks(ctx, tagger.backbone_id):
+            champion = tagger.champion()
+            yield shas, tagger.suggest(vectors, _activations(ctx, shas, champion), champion)
 
+    chunks = scored()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="retag") as pool:
-        ahead: Future[tuple[list[str], list[list[Suggestion]]]] | None = None
-        for chunk in _embedding_chunks(ctx, tagger.backbone_id):
-            following = pool.submit(score, chunk)
-            if ahead is not None:
-                yield ahead.result()
-            ahead = following
-        if ahead is not None:
-            yield ahead.result()
+        ahead = pool.submit(next, chunks, None)  # one worker: the generator runs in one thread
+        while (chunk := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def retag_all(ctx: Context) -> int:
@@ -415,7 +416,7 @@ def retag_all(ctx: Context) -> int:
             photos = lock_rows(  # a write first (see tag_photos)
                 session,
                 Photo.title,
-                Photo.sha256.in_(shas),
+                one_of(session, Photo.sha256, shas),
                 _in_state(TaggingState.DONE),
                 returning=(Photo.id, Photo.sha256),
             )

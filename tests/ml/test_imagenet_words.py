@@ -13,7 +13,7 @@ from skimage import data
 from eyes.ml.data import make_imagenet_words
 from eyes.ml.embedder import Embedder
 from eyes.ml.errors import ModelFileError
-from eyes.ml.imagenet_words import ImageNetTagger, default_words_file, load_class_names, softmax
+from eyes.ml.imagenet_words import ImageNetTagger, default_words_file, load_class_names
 
 WORDS: list[list[str]] = json.loads(default_words_file().read_text())
 
@@ -101,9 +101,10 @@ def test_threshold_and_top_k(tmp_path: Path) -> None:
     assert tagger.tags(np.zeros((0, 1), dtype=np.float32), threshold=0.0, top_k=3) == []
 
 
-def test_softmax_is_stable_for_large_logits() -> None:
-    p = softmax(np.array([[1000.0, 1000.0, -1000.0]], dtype=np.float32))
-    assert np.allclose(p, [[0.5, 0.5, 0.0]])
+def test_probabilities_are_stable_for_huge_logits(tmp_path: Path) -> None:
+    tagger = make_tagger(tmp_path, [["a"], ["b"], ["c"]], np.array([[1000.0, 1000.0, -1000.0]]))
+    assert np.allclose(tagger.probabilities(np.ones((1, 1), dtype=np.float32)), [[0.5, 0.5, 0.0]])
+    assert tagger.word_scores(np.ones((1, 1), dtype=np.float32)).tolist() == [[0.5, 0.5, 0.0]]
 
 
 def test_missing_head_names_the_file(tmp_path: Path) -> None:
