@@ -80,6 +80,32 @@ def test_a_12_megapixel_photo_keeps_its_size_and_its_thumbnails_are_upright(clie
     assert list(sizes.values()) == [(240, 320), (1200, 1600)]
 
 
+def test_a_photo_smaller_than_a_thumbnail_is_never_enlarged(client: TestClient) -> None:
+    """Each thumbnail is at most its size and never larger than the photo (one encoding serves
+    the sizes the photo is no larger than)."""
+    sign_up(client, "hal")
+    shown = {}
+    for size in ((200, 150), (500, 300)):
+        ramp = Image.linear_gradient("L").resize(size)
+        res = client.post(
+            "/api/v1/photos",
+            files={
+                "file": (f"{size}.jpg", encode(Image.merge("RGB", (ramp, ramp, ramp)), "JPEG"), "image/jpeg")
+            },
+        )
+        assert res.status_code == 201, res.text
+        photo = res.json()
+        for url in (photo["thumbnail_url"], photo["image_url"]):
+            with Image.open(__import__("io").BytesIO(client.get(url).content)) as thumb:
+                shown[size, url == photo["image_url"]] = thumb.size
+    assert shown == {
+        ((200, 150), False): (200, 150),
+        ((200, 150), True): (200, 150),
+        ((500, 300), False): (320, 192),
+        ((500, 300), True): (500, 300),
+    }
+
+
 def test_a_nearly_square_photo_turned_a_quarter_reports_its_sides_swapped() -> None:
     """Decoded at half scale, 3201 x 3202 and 3202 x 3201 both become 1601 x 1601: the EXIF
     orientation, not the decoded size, says the sides swap."""

@@ -83,7 +83,10 @@ def _summaries(grey: np.ndarray) -> np.ndarray:
     averages = (rows @ grey.astype(np.float32)) @ columns.T  # (y spans * CELL, x spans * CELL)
     cells = averages.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3).reshape(n_y * n_x, -1)
     cells -= cells.mean(axis=1, keepdims=True)
-    return cells / np.maximum(np.linalg.norm(cells, axis=1, keepdims=True), 1e-6)
+    # In place, the lengths by einsum: np.linalg.norm and a division made three times the work.
+    lengths = np.sqrt(np.einsum("ij,ij->i", cells, cells))
+    cells *= (1.0 / np.maximum(lengths, 1e-6))[:, None]
+    return cells
 
 
 def summaries(grey: np.ndarray) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from eyes.db.models import Image, Photo, PhotoTag, Tag, User
 from eyes.db.session import transaction
 from eyes.domain import Account, License, PhotoOrder, TagStatus, Visibility, new_key
 from eyes.errors import BadRequest, Forbidden, NotFound, QuotaExceeded
-from eyes.images import PhotoMetadata, decode, pixel_count, safe_filename, thumbnail
+from eyes.images import DecodedImage, PhotoMetadata, decode, pixel_count, safe_filename, thumbnail
 from eyes.services import image_store, label_clock, person_tags
 from eyes.services.accounts import get_user_by_name
 from eyes.services.fingerprint import Fingerprint, fingerprint, network_inputs
@@ -164,7 +164,7 @@ def prepare_upload(
         # At the scale the largest thumbnail needs: the network needs less.
         decoded = decode(data, max_pixels=ctx.settings.max_image_pixels, longest_side=max(sizes.values()))
         try:
-            thumbs = {size: thumbnail(decoded, px) for size, px in sizes.items()}
+            thumbs = _thumbnails(decoded, sizes)
             if embed:
                 inputs = network_inputs(decoded.image, score_sensitive=score_sensitive)
         finally:
@@ -175,6 +175,18 @@ def prepare_upload(
         PhotoMetadata(decoded.taken_at, decoded.camera, decoded.lens, decoded.gps),
         None if inputs is None else fingerprint(ctx, inputs),  # the network runs once the image is closed
     )
+
+
+def _thumbnails(decoded: DecodedImage, sizes: dict[str, int]) -> dict[str, bytes]:
+    """Each size's thumbnail; sizes the image is no larger than share one encoding (the same bytes)."""
+    encoded: dict[int, bytes] = {}
+    thumbs = {}
+    for size, px in sizes.items():
+        side = min(px, max(decoded.image.size))
+        if side not in encoded:
+            encoded[side] = thumbnail(decoded, side)
+        thumbs[size] = encoded[side]
+    return thumbs
 
 
 def store_uploads(
