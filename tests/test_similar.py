@@ -212,6 +212,34 @@ def test_import_skips_near_duplicates_with_the_flag(settings: Settings, tmp_path
     assert res.stdout.count("a near-duplicate of") == 4
 
 
+def test_a_file_the_quota_refuses_is_no_reason_to_skip_its_near_copy(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """With --skip-near-duplicates, a near-copy is skipped only for a file that is imported: when
+    the original does not fit the quota, the smaller copy that does is imported."""
+    eyes(settings, "users", "create", "lea", stdin="a-long-password\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    ketch = photos_of("ketch", 1)[0]
+    (tree / "a.jpg").write_bytes(ketch.read_bytes())
+    copy = copy_of(ketch, tree)  # "copy-of-...": after a.jpg, half its size
+    assert copy.stat().st_size < ketch.stat().st_size
+
+    res = eyes(
+        settings,
+        "import",
+        str(tree),
+        "-q",
+        "--skip-near-duplicates",
+        "--json",
+        env={"EYES_STORAGE_QUOTA_BYTES": str(copy.stat().st_size)},
+    )
+    report = json.loads(res.stdout)
+    assert [r["file"] for r in report["rejected"]] == ["a.jpg"]
+    assert "quota" in report["rejected"][0]["reason"]
+    assert (report["imported"], report["skipped_near_duplicates"], report["near_duplicates"]) == (1, 0, [])
+
+
 def test_an_import_finds_a_near_duplicate_of_a_file_stored_in_an_earlier_batch(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

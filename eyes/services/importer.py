@@ -33,6 +33,7 @@ from eyes.services.photos import (
     prepare_upload,
     store_uploads,
 )
+from eyes.services.quota import over_quota, used_bytes
 from eyes.services.similar import (
     CANDIDATE_SIMILARITY,
     near_duplicates_among_own,
@@ -213,6 +214,12 @@ def _store(
     outcome: dict[int, Uploaded] = {}
     refused: dict[int, str] = {}
     near: dict[int, str] = {}
+    # The quota walked here too (store_uploads counts again, in its transaction): a file it refuses
+    # must not be what a later near-copy of it is skipped for.
+    used = 0
+    if ctx.settings.storage_quota_bytes:
+        with ctx.sessions() as session:
+            used = used_bytes(session, owner_id)
     for position, candidate in enumerate(batch):
         upload = candidate.upload
         if candidate.refused:
@@ -222,6 +229,8 @@ def _store(
             outcome[position] = Uploaded(cast(int, existing), created=False)
         elif upload.image.sha256 in admitted_shas:  # a file before it has the same bytes
             admitted.append((position, upload))  # stored once, for both
+        elif over := over_quota(ctx.settings, used, upload.image.size_bytes):
+            refused[position] = over.message
         else:
             found = admission.check(candidate.shown, upload.fingerprint)
             if found is not None:
@@ -229,6 +238,7 @@ def _store(
             if found is None or not skip_near_duplicates:
                 admitted.append((position, upload))
                 admitted_shas.add(upload.image.sha256)
+                used += upload.image.size_bytes
             else:
                 report.skipped_near_duplicates += 1
     stored = store_uploads(ctx, owner_id, [upload for _, upload in admitted])
