@@ -113,6 +113,20 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher.from_parameters(argon2_profiles.CHEAPEST))
 
 
+def _postgres_database(server: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (a copy of `template`, else empty), dropped afterwards."""
+    name = f"eyes_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        )
+    yield f"{server.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """Empty (SQLite in the data folder), or a fresh PostgreSQL database for this test when
@@ -121,14 +135,34 @@ def database_url() -> Iterator[str]:
     if not server:
         yield ""
         return
-    name = f"eyes_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{server.rsplit('/', 1)[0]}/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from _postgres_database(server)
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """With EYES_TEST_DATABASE_URL: a PostgreSQL database at the newest schema, made once, that
+    each test's database is copied from (CREATE DATABASE ... TEMPLATE: 0.1 s where migrating an
+    empty one costs 0.5 s). Empty string without a server."""
+    server = os.environ.get("EYES_TEST_DATABASE_URL", "")
+    if not server:
+        yield ""
+        return
+    for url in _postgres_database(server):
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()  # a template must have no connections when it is copied
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def migrated_database_url(migrated_postgres: str) -> Iterator[str]:
+    """Like `database_url`, but at the newest schema already (every app still runs the migrations
+    at start, and finds nothing to do)."""
+    server = os.environ.get("EYES_TEST_DATABASE_URL", "")
+    if not server:
+        yield ""
+        return
+    yield from _postgres_database(server, template=migrated_postgres)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +181,7 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(
     tmp_path: Path,
     models_dir: Path,
-    database_url: str,
+    migrated_database_url: str,
     migrated_sqlite: Path,
     sensitive_model: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -159,9 +193,9 @@ def settings(
         if key.startswith("EYES_") and key != "EYES_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
     settings = get_settings(
-        home=home, sweep_interval_s=0.5, database_url=database_url, sensitive_model=sensitive_model
+        home=home, sweep_interval_s=0.5, database_url=migrated_database_url, sensitive_model=sensitive_model
     )
-    if not database_url:
+    if not migrated_database_url:
         shutil.copyfile(migrated_sqlite, settings.resolved_database_url.removeprefix("sqlite:///"))
     return settings
 
