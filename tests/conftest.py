@@ -9,6 +9,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher.from_parameters(argon2_profiles.CHEAPEST))
 
 
+@contextmanager
 def _postgres_database(server: str, template: str | None = None) -> Iterator[str]:
     """A PostgreSQL database of its own (a copy of `template`, else empty), dropped afterwards."""
     name = f"eyes_test_{uuid.uuid4().hex[:12]}"
@@ -121,10 +123,12 @@ def _postgres_database(server: str, template: str | None = None) -> Iterator[str
         connection.execute(
             text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         )
-    yield f"{server.rsplit('/', 1)[0]}/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
@@ -135,19 +139,20 @@ def database_url() -> Iterator[str]:
     if not server:
         yield ""
         return
-    yield from _postgres_database(server)
+    with _postgres_database(server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def migrated_postgres() -> Iterator[str]:
-    """With EYES_TEST_DATABASE_URL: a PostgreSQL database at the newest schema, made once, that
-    each test's database is copied from (CREATE DATABASE ... TEMPLATE: 0.1 s where migrating an
-    empty one costs 0.5 s). Empty string without a server."""
+    """With EYES_TEST_DATABASE_URL: the name of a PostgreSQL database at the newest schema, made
+    once, that each test's database is copied from (CREATE DATABASE ... TEMPLATE: 0.1 s where
+    migrating an empty one costs 0.5 s). Empty string without a server."""
     server = os.environ.get("EYES_TEST_DATABASE_URL", "")
     if not server:
         yield ""
         return
-    for url in _postgres_database(server):
+    with _postgres_database(server) as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()  # a template must have no connections when it is copied
@@ -162,7 +167,8 @@ def migrated_database_url(migrated_postgres: str) -> Iterator[str]:
     if not server:
         yield ""
         return
-    yield from _postgres_database(server, template=migrated_postgres)
+    with _postgres_database(server, template=migrated_postgres) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ class Fingerprint:
 
     @cached_property
     def layout(self) -> np.ndarray | None:
-        """Its windows summarised: once, and only if it meets a candidate."""
+        """Its windows summarised (about 1 MB), once: for its own check and the layout cache."""
         return layout.summaries(self.grey)
 
 
