@@ -122,3 +122,46 @@ def test_anonymous_upload_is_401_json(client: TestClient) -> None:
     res = client.post("/api/v1/photos", files={"file": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")})
     assert res.status_code == 401
     assert "sign in" in res.json()["error"]["message"]
+
+
+def _form(*parts: tuple[str, str | None, bytes], end: bool = True) -> bytes:
+    """A multipart body by hand: (field name, file name or None, content) a part."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    return body + (b"--b--\r\n" if end else b"")
+
+
+IMAGE = PHOTO.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_form(("file", "a.jpg", IMAGE), ("file", "b.jpg", IMAGE)), "one image at a time"),
+        (_form(("picture", "a.jpg", IMAGE)), "field 'file'"),
+        (_form(("title", None, b"a title")), "field 'file'"),
+        (_form(("title", None, b"x" * 70_000), ("file", "a.jpg", IMAGE)), "longer than 64 KB"),
+        (_form(*[(f"f{i}", None, b"1") for i in range(101)], ("file", "a.jpg", IMAGE)), "more than 100"),
+        (_form(("file", "a.jpg", IMAGE), end=False)[: len(IMAGE) // 2], "incomplete"),
+        (b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n", "needs a name"),
+    ],
+    ids=["two-files", "other-file-field", "no-file", "huge-field", "many-fields", "cut-short", "no-name"],
+)
+def test_hostile_forms_are_refused_whole(small_limits: TestClient, body: bytes, words: str) -> None:
+    """The form is read as it streams in: whatever is wrong with it, a clear 400, and the part
+    of the image already written to disk is removed."""
+    res = small_limits.post(
+        "/api/v1/photos", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert res.status_code == 400, res.text
+    assert words in res.json()["error"]["message"]
+    assert counts(context_of(small_limits)) == EMPTY
+
+
+def test_an_upload_that_is_not_a_form_is_refused(small_limits: TestClient) -> None:
+    for content_type in ("image/jpeg", "multipart/form-data", "application/json"):
+        res = small_limits.post("/api/v1/photos", content=IMAGE, headers={"Content-Type": content_type})
+        assert res.status_code == 400 and "multipart/form-data" in res.json()["error"]["message"]
+    assert counts(context_of(small_limits)) == EMPTY
