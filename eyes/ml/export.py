@@ -139,9 +139,6 @@ def _to_onnx(
         warnings.filterwarnings(
             "ignore", "Converting a tensor to a Python integer", category=torch.jit.TracerWarning
         )
-        # Those constant pads go through a reversing Slice that torch's folder skips;
-        # onnxruntime folds it when it loads the graph, so nothing is lost.
-        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", category=UserWarning)
         path = Path(tmp) / "model.onnx"
         torch.onnx.export(
             wrapper,
