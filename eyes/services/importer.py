@@ -22,6 +22,7 @@ from eyes.domain import License, Visibility
 from eyes.errors import BadRequest, EyesError, QuotaExceeded
 from eyes.images import plausible_date
 from eyes.ml.layout import matches
+from eyes.services import image_store
 from eyes.services.accounts import get_user_by_name
 from eyes.services.fingerprint import Fingerprint
 from eyes.services.photos import (
@@ -162,20 +163,21 @@ def import_tree(
         return Candidate(shown, upload=upload)
 
     batch: list[Candidate] = []
-    admission = Admission(ctx, user.id)
     # Two threads read, decode, make the thumbnails and embed (all release the GIL) while this
     # one checks, stores and tags what they have prepared, a batch in one transaction.
     with (
         ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool,
+        ThreadPoolExecutor(max_workers=image_store.WRITERS) as writers,
         tqdm(total=len(files), desc="importing", unit="photo", disable=not progress) as bar,
     ):
+        run = _Run(ctx, user.id, Admission(ctx, user.id), writers, skip_near_duplicates, report)
         for candidate in _bounded_map(pool, prepare, files, AHEAD):
             bar.update(1)
             batch.append(candidate)
             if len(batch) >= BATCH:
-                _store(ctx, user.id, batch, admission, skip_near_duplicates, report)
+                _store(run, batch)
                 batch = []
-        _store(ctx, user.id, batch, admission, skip_near_duplicates, report)
+        _store(run, batch)
     report.seconds = time.perf_counter() - started
     # Sensitive-content scores come afterwards, from the background job: the score costs more
     # than the rest of an import, and others see the photos blurred until they have one.
@@ -195,16 +197,22 @@ class Candidate:
     refused: str = ""
 
 
-def _store(
-    ctx: Context,
-    owner_id: int,
-    batch: list[Candidate],
-    admission: Admission,
-    skip_near_duplicates: bool,
-    report: ImportReport,
-) -> None:
+@dataclass
+class _Run:
+    """What every batch of one import is stored with."""
+
+    ctx: Context
+    owner_id: int
+    admission: Admission
+    writers: ThreadPoolExecutor  # write the blobs of admitted files while the next are checked
+    skip_near_duplicates: bool
+    report: ImportReport
+
+
+def _store(run: _Run, batch: list[Candidate]) -> None:
     """Check a batch of prepared files for near-duplicates, store those admitted in one
     transaction, tag them, and report each file, in order."""
+    ctx, owner_id, admission, report = run.ctx, run.owner_id, run.admission, run.report
     shas = [c.upload.image.sha256 for c in batch if c.upload is not None]
     # The same bytes as a photo stored since the import started (from an earlier file, say).
     owned = owned_copies(ctx, owner_id, shas)
@@ -214,6 +222,7 @@ def _store(
     outcome: dict[int, Uploaded] = {}
     refused: dict[int, str] = {}
     near: dict[int, str] = {}
+    writes: list[Future[None]] = []
     # The quota walked here too (store_uploads counts again, in its transaction): a file it refuses
     # must not be what a later near-copy of it is skipped for.
     used = 0
@@ -235,12 +244,17 @@ def _store(
             found = admission.check(candidate.shown, upload.fingerprint)
             if found is not None:
                 near[position] = found
-            if found is None or not skip_near_duplicates:
+            if found is None or not run.skip_near_duplicates:
                 admitted.append((position, upload))
                 admitted_shas.add(upload.image.sha256)
                 used += upload.image.size_bytes
+                # Its blobs now, while the rest of the batch is checked: each write waits on the
+                # disk, and store_uploads then finds them there.
+                writes.append(run.writers.submit(image_store.write_missing, ctx, [upload.image]))
             else:
                 report.skipped_near_duplicates += 1
+    for write in writes:
+        write.result()
     stored = store_uploads(ctx, owner_id, [upload for _, upload in admitted])
     admission.stored()  # in the index now
     for (position, _), result in zip(admitted, stored, strict=True):
