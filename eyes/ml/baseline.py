@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from eyes.ml.metrics import right_at
+
 
 def logistic_regression_predict(x_train: np.ndarray, labels: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """Class indices predicted for `x_test` by a multinomial logistic regression fitted on
@@ -31,4 +33,4 @@ def logistic_regression_top1(
     if len(np.unique(labels)) < 2 or not len(x_test):
         return None
     predicted = logistic_regression_predict(x_train, labels, x_test)
-    return float(truth[np.arange(len(predicted)), predicted].mean())
+    return float(right_at(predicted, truth).mean())

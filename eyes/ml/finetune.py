@@ -53,6 +53,7 @@ from torch import nn
 from eyes.ml.efficientnet_lite import Top, activation_shape, load_pretrained
 from eyes.ml.export import TUNE_FROM, check_top_onnx, top_onnx, write_atomic
 from eyes.ml.head import Head
+from eyes.ml.metrics import top1_hits
 
 Progress = Callable[[dict[str, object]], None]
 PROGRESS_EVERY_S = 30.0  # within an epoch, so that a caller's heartbeat never goes quiet for long
@@ -179,8 +180,9 @@ def fine_tune(
             step += 1
 
             loss_sum += loss.item() * len(rows)
-            batch_hits, batch_labelled = top1_hits(logits.detach(), y_batch)
-            hits, labelled = hits + batch_hits, labelled + batch_labelled
+            tagged = (y_batch.sum(dim=1) > 0).numpy()  # photos with a tag: the only ones judged
+            hits += int(top1_hits(logits.detach().numpy()[tagged], y_batch.numpy()[tagged]).sum())
+            labelled += int(tagged.sum())
             if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = time.monotonic()
                 seen = start + len(rows)
@@ -293,15 +295,6 @@ def cosine(step: int, total: int) -> float:
 def set_learning_rate(optimizer: torch.optim.Optimizer, base_rates: list[float], factor: float) -> None:
     for group, rate in zip(optimizer.param_groups, base_rates, strict=True):
         group["lr"] = rate * factor
-
-
-def top1_hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    """How many photos with a tag have their best-scored tag among their tags, and how many have one."""
-    labelled = y.sum(dim=1) > 0
-    if not labelled.any():
-        return 0, 0
-    best = logits[labelled].argmax(dim=1)
-    return int(y[labelled].gather(1, best[:, None]).sum()), int(labelled.sum())
 
 
 def progress_line(

@@ -52,10 +52,15 @@ def f1_score(precision: Any, recall: Any) -> Any:
     return float(f1) if f1.ndim == 0 else f1
 
 
+def right_at(best: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """For each photo, whether the one tag given it (`best`, an index per photo) is one of its tags
+    (`truth`: 0/1 per tag): the one definition of a top-1 hit."""
+    return np.asarray(truth[np.arange(len(best)), best] > 0)
+
+
 def top1_hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """For each photo, whether its best-scored tag is one of its tags (`truth`: 0/1 per tag)."""
-    best = scores.argmax(axis=1)
-    return np.asarray(truth[np.arange(len(best)), best] > 0)
+    return right_at(scores.argmax(axis=1), truth)
 
 
 def top1(scores: np.ndarray, truth: np.ndarray) -> float:
