@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,7 @@ class TrainingFailed(EyesError):
     code = "training_failed"
 
 
-def fit(ctx: Context, data: Dataset, config: TrainConfig, beat: Callable[[], None]) -> Trained:
+def fit(ctx: Context, data: Dataset, config: TrainConfig) -> Trained:
     from eyes.services.training import Evidence, Trained
 
     stored = activations_for(ctx, data.shas)
@@ -45,14 +44,14 @@ def fit(ctx: Context, data: Dataset, config: TrainConfig, beat: Callable[[], Non
     scores = np.zeros(data.y.shape, dtype=np.float32)
     if held.any() and (~held).any():
         top, head, _ = run_fine_tuning(
-            activations[~held], data.y[~held], weights[~held], data.vocabulary, config, beat
+            activations[~held], data.y[~held], weights[~held], data.vocabulary, config
         )
         scores[held] = head.probabilities(
             TunedTop(top, threads=ctx.settings.onnx_threads).embed(activations[held])
         )
     else:
         held[:] = False
-    top, head, record = run_fine_tuning(activations, data.y, weights, data.vocabulary, config, beat)
+    top, head, record = run_fine_tuning(activations, data.y, weights, data.vocabulary, config)
     # The model page's curves: the served fit's loss and accuracy per epoch (it holds nothing out).
     curves = [{**e, "val_loss": None, "val_accuracy": None} for e in record.get("epochs", [])]
     notes = {"fine_tuning": {k: record.get(k) for k in ("config", "photos", "probe_loss", "seconds")}}
@@ -65,10 +64,9 @@ def run_fine_tuning(
     weights: np.ndarray,
     vocabulary: list[str],
     config: TrainConfig,
-    beat: Callable[[], None],
 ) -> tuple[bytes, Head, dict[str, Any]]:
-    """One fit in a child process; `beat` is called at each line of progress it prints. Returns
-    the tuned top (ONNX), the head and the fit's record (its config, and loss per epoch)."""
+    """One fit in a child process (the run's heartbeat beats meanwhile: training.heartbeat).
+    Returns the tuned top (ONNX), the head and the fit's record (its config, and loss per epoch)."""
     with tempfile.TemporaryDirectory(prefix="eyes-finetune-") as tmp:
         job = Path(tmp)
         np.savez(
@@ -81,18 +79,16 @@ def run_fine_tuning(
         (job / "config.json").write_text(
             json.dumps({"seed": config.seed, "target_precision": config.target_precision})
         )
-        process = subprocess.Popen(
+        # Its progress lines are not needed (the heartbeat has its own thread); its errors are.
+        process = subprocess.run(
             [sys.executable, "-m", "eyes.ml.finetune", str(job)],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            check=False,
         )
-        assert process.stdout is not None
-        for _line in process.stdout:
-            beat()
-        _, errors = process.communicate()
         if process.returncode != 0:
-            last = (errors.strip().splitlines() or ["no output"])[-1]
+            last = (process.stderr.strip().splitlines() or ["no output"])[-1]
             raise TrainingFailed(
                 f"fine-tuning failed ({last}); is the training extra installed (make install)?"
             )

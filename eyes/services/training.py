@@ -5,9 +5,11 @@ promotion gate, the per-tag thresholds, the metrics on the model page) comes fro
 did not train on: folds by content hash, each scored by a model fitted on the other folds (for a
 deep run, one fold, since each fit takes minutes), then one final fit on everything.
 
-A run is a `model_versions` row. It is `training` while under way (with a heartbeat), and only
-becomes usable (`candidate`) once its files are completely written, so a run killed in the middle
-leaves the champion in service and nothing half-written marked usable.
+A run is a `model_versions` row. It is `training` while under way, and only becomes usable
+(`candidate`) once its files are completely written, so a run killed in the middle leaves the
+champion in service and nothing half-written marked usable. While a run is under way a thread of
+its worker beats its heartbeat (`heartbeat`), however long one step takes; a run whose heartbeat
+stops (its process died) is failed by the sweep.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from eyes.context import Context
 from eyes.db.models import Embedding, ModelVersion, Photo, User, as_utc
@@ -59,6 +63,9 @@ from eyes.services.tagging import embeddings_for
 from eyes.services.vocabulary import Hierarchy, hierarchy
 
 log = logging.getLogger(__name__)
+# A run beats this many times per `training_timeout_s`: nine beats in a row may fail (a busy or
+# unreachable database) before the sweep takes a healthy run for a dead one.
+BEATS_PER_TIMEOUT = 10
 
 
 def fold_of(sha256: str, folds: int) -> int:
@@ -196,90 +203,91 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     depth = _claim(ctx, version_id)
     if depth is None:
         return  # another worker has it, or it is over: a duplicate message is harmless
-    # The gate must judge against the champion in the database now, not the one this process
-    # last loaded (another server may have promoted one since).
-    champion = ctx.tagger.champion(force_refresh=True)
-    try:
-        started = time.perf_counter()
-        with ctx.sessions() as session:
-            labels = training_labels(session, ctx.settings)
-            vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
-            tree = hierarchy(session)
-        require_vocabulary(vocab, ctx.settings)
-        data = build_dataset(ctx, labels, vocab.classes, tree)
-        beat = _heartbeat_every(ctx, version_id, seconds=10.0)
-        trained = (
-            _fit_deep(ctx, data, config, beat)
-            if depth == TrainingDepth.DEEP
-            else _fit_head(ctx, data, config, beat)
-        )
-        evidence = trained.evidence
-        head = trained.head
-        head.thresholds = calibrate_thresholds(
-            evidence.scores[evidence.covered], data.y[evidence.covered], config.target_precision
-        )
-        metrics = (
-            evaluate_scores(
-                evidence.scores[evidence.covered],
-                data.y[evidence.covered],
-                data.vocabulary,
-                head.thresholds,
-                data.leaves,
+    with heartbeat(ctx, version_id):
+        # The gate must judge against the champion in the database now, not the one this process
+        # last loaded (another server may have promoted one since).
+        champion = ctx.tagger.champion(force_refresh=True)
+        try:
+            started = time.perf_counter()
+            with ctx.sessions() as session:
+                labels = training_labels(session, ctx.settings)
+                vocab = class_vocabulary(session, labels, ctx.settings, known=set(champion.vocabulary))
+                tree = hierarchy(session)
+            require_vocabulary(vocab, ctx.settings)
+            data = build_dataset(ctx, labels, vocab.classes, tree)
+            trained = (
+                _fit_deep(ctx, data, config) if depth == TrainingDepth.DEEP else _fit_head(ctx, data, config)
             )
-            if evidence.covered.any()
-            else {}
+            evidence = trained.evidence
+            head = trained.head
+            head.thresholds = calibrate_thresholds(
+                evidence.scores[evidence.covered], data.y[evidence.covered], config.target_precision
+            )
+            metrics = (
+                evaluate_scores(
+                    evidence.scores[evidence.covered],
+                    data.y[evidence.covered],
+                    data.vocabulary,
+                    head.thresholds,
+                    data.leaves,
+                )
+                if evidence.covered.any()
+                else {}
+            )
+            comparison = compare_with_champion(ctx, champion, data, evidence, head)
+            summary = {
+                "depth": depth.value,
+                "vocabulary": data.vocabulary,
+                "waiting_for_approval": vocab.waiting,
+                "n_labelled_photos": len(data.shas),
+                "n_labels": int(data.decided.sum()),
+                "n_positive": int(data.y.sum()),
+                "n_negative": int((data.decided & (data.y == 0)).sum()),
+                "n_held_out": int(evidence.covered.sum()),
+                "folds": ctx.settings.training_folds,
+                "training_set": data.fingerprint,
+                "config": config.as_dict(),
+                "history": trained.history,
+                **trained.notes,
+                "metrics": metrics,
+                "baseline": baseline_on_fold(data, evidence),
+                "comparison": comparison,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            card = {
+                **summary,
+                "backbone": ctx.tagger.backbone_id,
+                "parent": champion.name,
+                "created_at": datetime.now(UTC).isoformat(),
+                "photo_ids": data.photo_ids,
+                "thresholds": dict(zip(data.vocabulary, map(float, head.thresholds), strict=True)),
+            }
+            head_sha = registry.store_version_files(ctx, version_id, head, card, data.shas, trained.files)
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, EyesError) else f"{type(exc).__name__}: {exc}"
+            log.warning("training run v%s failed: %s", version_id, reason)
+            _finish(ctx, version_id, ModelStage.FAILED, after=ModelStage.TRAINING, reason=reason)
+            return
+        finished = _finish(
+            ctx,
+            version_id,
+            ModelStage.CANDIDATE,
+            after=ModelStage.TRAINING,
+            head_sha256=head_sha,
+            backbone=ctx.tagger.backbone_id,
+            parent=champion.name,
+            summary=json.dumps(summary, default=float),
         )
-        comparison = compare_with_champion(ctx, champion, data, evidence, head)
-        summary = {
-            "depth": depth.value,
-            "vocabulary": data.vocabulary,
-            "waiting_for_approval": vocab.waiting,
-            "n_labelled_photos": len(data.shas),
-            "n_labels": int(data.decided.sum()),
-            "n_positive": int(data.y.sum()),
-            "n_negative": int((data.decided & (data.y == 0)).sum()),
-            "n_held_out": int(evidence.covered.sum()),
-            "folds": ctx.settings.training_folds,
-            "training_set": data.fingerprint,
-            "config": config.as_dict(),
-            "history": trained.history,
-            **trained.notes,
-            "metrics": metrics,
-            "baseline": baseline_on_fold(data, evidence),
-            "comparison": comparison,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        card = {
-            **summary,
-            "backbone": ctx.tagger.backbone_id,
-            "parent": champion.name,
-            "created_at": datetime.now(UTC).isoformat(),
-            "photo_ids": data.photo_ids,
-            "thresholds": dict(zip(data.vocabulary, map(float, head.thresholds), strict=True)),
-        }
-        head_sha = registry.store_version_files(ctx, version_id, head, card, data.shas, trained.files)
-    except Exception as exc:
-        reason = exc.message if isinstance(exc, EyesError) else f"{type(exc).__name__}: {exc}"
-        log.warning("training run v%s failed: %s", version_id, reason)
-        _finish(ctx, version_id, ModelStage.FAILED, after=ModelStage.TRAINING, reason=reason)
+    if not finished:  # the sweep failed it meanwhile (silent too long): what it made is not used
+        log.warning("training run v%s was failed while it ran; its version is not judged", version_id)
         return
-    _finish(
-        ctx,
-        version_id,
-        ModelStage.CANDIDATE,
-        after=ModelStage.TRAINING,
-        head_sha256=head_sha,
-        backbone=ctx.tagger.backbone_id,
-        parent=champion.name,
-        summary=json.dumps(summary, default=float),
-    )
     if comparison["promote"]:
         registry.promote(ctx, version_id, reason=comparison["reason"])
     else:
         _finish(ctx, version_id, ModelStage.REJECTED, after=ModelStage.CANDIDATE, reason=comparison["reason"])
 
 
-def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
+def _fit_head(ctx: Context, data: Dataset, config: TrainConfig) -> Trained:
     """Held-out scores from every fold (seconds each), then the served head on every label.
 
     Where the platform holds unlabelled photos, each fold is also fitted again with the ones its
@@ -290,7 +298,6 @@ def _fit_head(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Tr
     history: list[dict[str, Any]] = []
 
     def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, validation: Any = None) -> Head:
-        beat()
         result = train_head(
             x,
             y,
@@ -363,10 +370,10 @@ def unlabelled_embeddings(ctx: Context, labelled: set[str], limit: int) -> np.nd
     return np.stack(vectors) if vectors else np.zeros((0, 1280), dtype=np.float32)
 
 
-def _fit_deep(ctx: Context, data: Dataset, config: TrainConfig, beat: Any) -> Trained:
+def _fit_deep(ctx: Context, data: Dataset, config: TrainConfig) -> Trained:
     from eyes.services import deep_training
 
-    return deep_training.fit(ctx, data, config, beat)
+    return deep_training.fit(ctx, data, config)
 
 
 def baseline_on_fold(data: Dataset, evidence: Evidence) -> dict[str, Any]:
@@ -401,34 +408,58 @@ def _claim(ctx: Context, version_id: int) -> TrainingDepth | None:
         return session.get_one(ModelVersion, version_id).depth
 
 
-def _heartbeat_every(ctx: Context, version_id: int, seconds: float) -> Any:
-    """A function that records the run as alive, at most every `seconds`: long runs call it often."""
-    last = [0.0]
+@contextmanager
+def heartbeat(ctx: Context, version_id: int) -> Iterator[None]:
+    """Beat run `version_id`'s heartbeat from a background thread for as long as the block runs,
+    whatever its steps do; the thread is stopped and joined however the block ends.
 
-    def beat() -> None:
-        now = time.monotonic()
-        if now - last[0] >= seconds:
-            last[0] = now
-            with transaction(ctx.sessions) as session:
-                session.execute(
-                    update(ModelVersion)
-                    .where(ModelVersion.id == version_id)
-                    .values(heartbeat_at=datetime.now(UTC))
+    The thread is a daemon: when the process dies, so do the beats, and the sweep finds the run
+    stale. A beat the database refuses is logged and tried again at the next one."""
+    # Never a busy loop, even with a timeout of nothing.
+    interval = max(ctx.settings.training_timeout_s / BEATS_PER_TIMEOUT, 0.01)
+    stop = threading.Event()
+
+    def beat_until_stopped() -> None:
+        while not stop.wait(interval):
+            try:
+                _beat(ctx, version_id)
+            except SQLAlchemyError:
+                log.warning(
+                    "training run v%s: heartbeat failed, next try in %.1f s",
+                    version_id,
+                    interval,
+                    exc_info=True,
                 )
 
-    beat()
-    return beat
+    thread = threading.Thread(target=beat_until_stopped, name=f"eyes-heartbeat-v{version_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
-def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelStage, **values: Any) -> None:
-    """Move the run from `after` to `stage`; a run that was moved meanwhile (failed as stale,
-    say) is left as it is."""
+def _beat(ctx: Context, version_id: int) -> None:
+    """One beat, its own short transaction: the run is alive now (unless it is over)."""
     with transaction(ctx.sessions) as session:
         session.execute(
             update(ModelVersion)
+            .where(ModelVersion.id == version_id, ModelVersion.stage == ModelStage.TRAINING)
+            .values(heartbeat_at=datetime.now(UTC))
+        )
+
+
+def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelStage, **values: Any) -> bool:
+    """Move the run from `after` to `stage`; a run that was moved meanwhile (failed as stale,
+    say) is left as it is. Returns whether it was moved."""
+    with transaction(ctx.sessions) as session:
+        moved = session.execute(
+            update(ModelVersion)
             .where(ModelVersion.id == version_id, ModelVersion.stage == after)
             .values(stage=stage, finished_at=datetime.now(UTC), **values)
-        )
+        ).rowcount  # type: ignore[attr-defined]
+    return bool(moved == 1)
 
 
 @dataclass
