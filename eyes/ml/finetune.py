@@ -56,7 +56,7 @@ from eyes.ml.head import Head
 from eyes.ml.metrics import top1_hits
 
 Progress = Callable[[dict[str, object]], None]
-PROGRESS_EVERY_S = 30.0  # within an epoch, so that a caller's heartbeat never goes quiet for long
+PROGRESS_EVERY_S = 30.0  # within an epoch, so that a person watching a long epoch sees it move
 
 JOB_FILE = "job.npz"  # activations (N, C, H, W) float16, targets (N, k), weights (N, k), vocabulary (k,)
 CONFIG_FILE = "config.json"  # FineTuneConfig fields; those left out keep their defaults
