@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from benchmarks.report import write_section
 from eyes.config import get_settings
@@ -52,9 +52,10 @@ def setup() -> tuple[Context, dict[int, str], np.ndarray, np.ndarray, np.ndarray
     )
     ctx = build_context(settings)
     ctx.jobs = ImmediateQueue(partial(run_task, ctx))
-    with transaction(ctx.sessions) as session:
-        grocer = create_user(session, "grocer", "a long password", admin=True)
-        grocer.created_at = datetime.now(UTC) - timedelta(days=365)  # an established account
+    grocer = create_user(ctx, "grocer", "a long password", admin=True)
+    with transaction(ctx.sessions) as session:  # an established account
+        long_ago = datetime.now(UTC) - timedelta(days=365)
+        session.execute(update(User).where(User.id == grocer.id).values(created_at=long_ago))
     import_tree(ctx, GROCERY / "train", owner="grocer", progress=True)
     ctx.jobs = None  # from here on, runs are run here, one at a time, and nothing is re-tagged
     files = find_images(GROCERY / "train")

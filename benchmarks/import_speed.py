@@ -31,12 +31,10 @@ def main() -> None:
 
     from eyes.config import get_settings
     from eyes.context import build_context
-    from eyes.db.session import transaction
     from eyes.services import accounts, importer
 
     ctx = build_context(get_settings())
-    with transaction(ctx.sessions) as session:
-        accounts.create_user(session, "bench", "bench-password-123", admin=True)
+    accounts.create_user(ctx, "bench", "bench-password-123", admin=True)
     ctx.tagger.load()
     started = time.perf_counter()
     report = importer.import_tree(ctx, tree, owner="bench", progress=False)

@@ -29,14 +29,11 @@ def main() -> None:
     from benchmarks.serving import upscaled_photo_jpeg
     from eyes.config import get_settings
     from eyes.context import build_context
-    from eyes.db.session import transaction
     from eyes.services import accounts, similar
     from eyes.services.photos import PhotoDraft
 
     ctx = build_context(get_settings())
-    with transaction(ctx.sessions) as session:
-        accounts.create_user(session, "bench", "bench-password-123", admin=True)
-    owner = accounts.get_user_by_name(ctx, "bench")
+    owner = accounts.create_user(ctx, "bench", "bench-password-123", admin=True)
     ctx.tagger.load()
     ctx.similar.index()
     times = []

@@ -142,15 +142,14 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="Make the account an administrator.")
 def users_create(name: str, admin: bool) -> None:
     """Create an account NAME. The password is read from standard input."""
-    from eyes.db.session import transaction
     from eyes.services.accounts import create_user
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    with _context() as ctx, transaction(ctx.sessions) as session:
-        user = create_user(session, name, password, admin=admin)
+    with _context() as ctx:
+        user = create_user(ctx, name, password, admin=admin)
     role = "administrator" if user.is_admin else "user"
     click.echo(f"created {role} {user.username}")
 

@@ -22,17 +22,18 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import update
 
 from eyes.config import get_settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo, User
 from eyes.db.session import transaction
-from eyes.domain import TrainingDepth, Visibility, version_name
+from eyes.domain import Account, TrainingDepth, Visibility, version_name
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.metrics import classification_report
-from eyes.services import training, vocabulary
+from eyes.services import registry, training, vocabulary
 from eyes.services.accounts import create_user
 from eyes.services.classify import predict_among
 from eyes.services.importer import find_images
@@ -116,14 +117,14 @@ def simulate(
     ctx.jobs = ImmediateQueue(partial(run_task, ctx))
     rng = random.Random(community.seed)
     try:
-        with transaction(ctx.sessions) as session:
-            members = [create_user(session, f"user{i}", "simulated-password") for i in range(community.users)]
-            for member in members:  # the community has been here a while; the sybils are new
-                member.created_at = datetime.now(UTC) - timedelta(days=365)
-            users = [member.id for member in members]
-            sybils = [
-                create_user(session, f"sybil{i}", "simulated-password") for i in range(community.sybils)
-            ]
+        users = [create_user(ctx, f"user{i}", "simulated-password").id for i in range(community.users)]
+        with transaction(ctx.sessions) as session:  # the community has been here a while; the sybils are new
+            session.execute(
+                update(User)
+                .where(User.id.in_(users))
+                .values(created_at=datetime.now(UTC) - timedelta(days=365))
+            )
+        sybils = [create_user(ctx, f"sybil{i}", "simulated-password") for i in range(community.sybils)]
         vocabulary.approve(ctx, None, classes)  # the community's administrator approves the real classes
         say(f"embedding {sum(map(len, held.values()))} held-out photos (once)")
         held_x, held_a, held_y = _held_out_features(ctx, held, classes)
@@ -162,11 +163,7 @@ def simulate(
             started = time.perf_counter()
             version_id = training.start_run(ctx, None, depth=TrainingDepth(community.depth))
             seconds = time.perf_counter() - started
-            with ctx.sessions() as session:
-                from eyes.services import registry
-
-                version = registry.get_version(session, version_id)
-                stage = version.stage.value
+            stage = registry.get_version(ctx, version_id).stage.value
             accuracy, macro_f1 = _measure(ctx, held_x, held_a, held_y, classes)
             baseline = _baseline(ctx, given, classes, held_x, held_y)
             per_class = min(uploaded.values())
@@ -234,7 +231,7 @@ def _baseline(
     return logistic_regression_top1(train_x, train_y, x, truth)
 
 
-def _vote_unlimited(ctx: Context, photo_id: int, user: User, name: str) -> None:
+def _vote_unlimited(ctx: Context, photo_id: int, user: Account, name: str) -> None:
     """A sybil's vote, without the per-account rate limit (an attacker spreads votes over time)."""
     with transaction(ctx.sessions) as session:
         vote(session, session.get_one(Photo, photo_id), user, name, True)

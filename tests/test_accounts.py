@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect as orm_state
 
+from eyes.config import Settings
+from eyes.context import build_context
+from eyes.services import accounts, sessions
 from tests.conftest import csrf_of, sign_up
 
 
@@ -94,3 +99,33 @@ def test_api_token_create_use_revoke(client: TestClient) -> None:
 def test_pages_that_need_an_account_redirect_to_login(client: TestClient) -> None:
     res = client.get("/upload", headers={"Accept": "text/html"}, follow_redirects=False)
     assert res.status_code == 303 and res.headers["location"] == "/login?next=/upload"
+
+
+def assert_a_frozen_copy(thing: object) -> None:
+    """Not a row of the database (SQLAlchemy knows nothing of it), and nothing can be written to it."""
+    assert orm_state(thing, raiseerr=False) is None, f"{type(thing).__name__} is a database row"
+    with pytest.raises((AttributeError, ValueError)):  # a frozen dataclass; a frozen pydantic model
+        thing.id = 0  # type: ignore[attr-defined]
+    assert not hasattr(thing, "password_hash")
+
+
+def test_the_services_hand_out_frozen_copies_of_an_account_never_its_row(settings: Settings) -> None:
+    """Who signed up or in, whose cookie or token a request carries: the web layer and its templates
+    get a copy, made inside the service's own session. A row would outlive its session there:
+    a lazy load would fail or query from a template, a write would be lost, the hash go along."""
+    ctx = build_context(settings)
+    try:
+        signed_up = accounts.sign_up(ctx, "ada", "correct horse", "203.0.113.1")
+        signed_in = accounts.sign_in(ctx, "ada", "correct horse", "203.0.113.1")
+        by_cookie = sessions.user_for(ctx, sessions.start(ctx, signed_in))
+        token, secret = accounts.create_token(ctx, signed_in, "script")
+        by_token = accounts.user_for_token(ctx, secret)
+        updated = accounts.update_preferences(ctx, signed_in, show_sensitive=True)
+        made = accounts.create_user(ctx, "bob", "correct horse", admin=True)
+    finally:
+        ctx.close()
+    for thing in (signed_up, signed_in, by_cookie, by_token, updated, made, token):
+        assert_a_frozen_copy(thing)
+    assert signed_up == signed_in == by_cookie == by_token, "the same account, the same values"
+    assert updated.show_sensitive and not signed_in.show_sensitive
+    assert (made.username, made.is_admin) == ("bob", True) and token.name == "script"

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import re
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-WEB = Path(__file__).resolve().parents[1] / "eyes" / "web"
+import pytest
+from sqlalchemy.orm import Session
+
+from eyes.services import accounts, registry, sessions
+
+ROOT = Path(__file__).resolve().parents[1]
+EYES = ROOT / "eyes"
+WEB = EYES / "web"
 # Calls into the services that only compute (no database, no store, no lock): fine on the loop.
 PURE = {"parse_tag_list", "normalize_tag"}
 
@@ -70,3 +82,90 @@ def test_the_rule_finds_a_blocking_call() -> None:
     )
     function = next(n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef))
     assert _blocking_calls(function, *_service_names(tree)) == ["photo_service.get_photo", "ctx.limits.hit"]
+
+
+# Tools that make their data beneath the services' rules, on purpose: the simulated sybils vote
+# without the per-account rate limit, and the grocery draws label photos wholesale.
+BENEATH_THE_RULES = {
+    "eyes/simulation.py": {"eyes.services.labels.vote"},
+    "benchmarks/grocery_draws.py": {"eyes.services.tags.set_owner_tag"},
+}
+_SESSION = re.compile(r"(\w+\.)*Session( \| None)?")
+
+
+def _takes_a_session(function: Callable[..., object]) -> bool:
+    for parameter in inspect.signature(function).parameters.values():
+        annotation = parameter.annotation  # a string where the module postpones annotations
+        if annotation is Session or (isinstance(annotation, str) and _SESSION.fullmatch(annotation)):
+            return True
+    return False
+
+
+def _service_functions_named(tree: ast.Module) -> set[str]:
+    """The services' functions a module names: imported by name, or as `module.function`."""
+    modules, named = {}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("eyes.services"):
+            for alias in node.names:
+                if node.module == "eyes.services":
+                    modules[alias.asname or alias.name] = f"eyes.services.{alias.name}"
+                else:
+                    named.add(f"{node.module}.{alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            named.add(f"{modules[node.value.id]}.{node.attr}")
+    return named
+
+
+def _handed_a_session(tree: ast.Module) -> set[str]:
+    found = set()
+    for name in _service_functions_named(tree):
+        module, _, attribute = name.rpartition(".")
+        function = getattr(importlib.import_module(module), attribute, None)
+        if inspect.isfunction(function) and _takes_a_session(function):
+            found.add(name)
+    return found
+
+
+def test_nothing_outside_the_services_hands_them_a_session() -> None:
+    """Services are the only door to the database: the web layer, the command line, the jobs and
+    the benchmarks give them the context and get back what they return; a service that works in
+    its caller's transaction is for other services only."""
+    outside = [
+        path
+        for path in [*EYES.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+        if not path.is_relative_to(EYES / "services") and not path.is_relative_to(EYES / "db")
+    ]
+    offenders = {}
+    for path in sorted(outside):
+        name = path.relative_to(ROOT).as_posix()
+        found = _handed_a_session(ast.parse(path.read_text())) - BENEATH_THE_RULES.get(name, set())
+        if found:
+            offenders[name] = sorted(found)
+    assert offenders == {}
+
+
+def test_the_rule_finds_a_session_handed_over() -> None:
+    tree = ast.parse(
+        "from eyes.services import labels as label_service\n"
+        "from eyes.services.vocabulary import approved_tags, approve\n"
+        "def run(ctx, session):\n"
+        "    approve(ctx, None, ['cat'])\n"
+        "    return label_service.vote(session, ...), label_service.cast_vote(ctx, ...)\n"
+    )
+    assert _handed_a_session(tree) == {"eyes.services.labels.vote", "eyes.services.vocabulary.approved_tags"}
+
+
+@pytest.mark.parametrize("module", [accounts, sessions, registry], ids=lambda m: m.__name__)
+def test_accounts_and_the_registry_take_the_context(module: ModuleType) -> None:
+    """The doors the web layer and the command line use most: every public function takes the
+    context (or no database at all), never a session; in-transaction helpers are private."""
+    public = [
+        name
+        for name, function in vars(module).items()
+        if inspect.isfunction(function)
+        and function.__module__ == module.__name__
+        and not name.startswith("_")
+    ]
+    assert public, "the module has a public surface"
+    assert [name for name in public if _takes_a_session(vars(module)[name])] == []

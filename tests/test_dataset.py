@@ -23,6 +23,7 @@ from eyes.domain import License, Visibility
 from eyes.services import accounts, labels, moderation, photos
 from eyes.services.dataset import folder_name
 from eyes.services.dataset_files import FolderSink, checked_name
+from eyes.services.views import AccountView
 from tests.conftest import CALTECH, sign_up, upload
 from tests.images_for_tests import jpeg_with_gps_and_rotation
 from tests.test_cli import eyes
@@ -60,7 +61,7 @@ def picture(tmp_path: Path, name: str, colour: tuple[int, int, int]) -> Path:
 
 def add(
     ctx: Context,
-    owner: User,
+    owner: AccountView,
     path: Path,
     *,
     tags: tuple[str, ...] = (),
@@ -73,10 +74,8 @@ def add(
         return session.get_one(Photo, up.photo_id)
 
 
-def users(ctx: Context, *names: str, admin: str = "") -> dict[str, User]:
-    with transaction(ctx.sessions) as session:
-        made = {n: accounts.create_user(session, n, "a long password", admin=n == admin) for n in names}
-    return made
+def users(ctx: Context, *names: str, admin: str = "") -> dict[str, AccountView]:
+    return {n: accounts.create_user(ctx, n, "a long password", admin=n == admin) for n in names}
 
 
 def manifest(folder: Path) -> list[dict]:

@@ -35,8 +35,7 @@ def ctx(settings: Settings) -> Iterator[Context]:
     )
     context = build_context(loop)
     context.jobs = ImmediateQueue(partial(run_task, context))
-    with transaction(context.sessions) as session:
-        create_user(session, "owner", "a long password", admin=True)
+    create_user(context, "owner", "a long password", admin=True)
     yield context
     context.close()
 
@@ -54,7 +53,7 @@ def test_a_deep_run_is_a_version_like_any_other(ctx: Context, tmp_path: Path) ->
     version_id = training.start_run(ctx, None, depth=TrainingDepth.DEEP)
     with ctx.sessions() as session:
         version = session.get_one(ModelVersion, version_id)
-        info = registry.describe(version, registry.champion_id(session))
+        info = registry.describe(version, registry.champion_id(ctx))
     assert info["stage"] == "champion", info["reason"]
     assert info["depth"] == "deep" and version.depth == TrainingDepth.DEEP
     assert info["n_held_out"] > 0 and info["metrics"]["accuracy"] >= 0.8

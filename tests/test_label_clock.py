@@ -11,7 +11,6 @@ from PIL import Image
 from eyes.config import Settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo
-from eyes.db.session import transaction
 from eyes.domain import Visibility
 from eyes.services import label_clock, labels, photos, training, vocabulary
 from eyes.services.accounts import create_user, update_preferences
@@ -28,9 +27,8 @@ def ctx(settings: Settings) -> Iterator[Context]:
 def test_the_automatic_run_check_recounts_only_when_the_labels_move(
     ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with transaction(ctx.sessions) as session:
-        owner = create_user(session, "owner", "a long password")
-        voter = create_user(session, "voter", "a long password")
+    owner = create_user(ctx, "owner", "a long password")
+    voter = create_user(ctx, "voter", "a long password")
     path = tmp_path / "p.png"
     Image.new("RGB", (40, 30), (9, 80, 200)).save(path)
     up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft("p.png", tags=("sky",)))
@@ -66,8 +64,7 @@ MUTATIONS = {
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_everything_a_label_rests_on_moves_the_clock(ctx: Context, tmp_path: Path, mutation: str) -> None:
-    with transaction(ctx.sessions) as session:
-        owner = create_user(session, "owner", "a long password")
+    owner = create_user(ctx, "owner", "a long password")
     path = tmp_path / "p.png"
     Image.new("RGB", (40, 30), (9, 80, 200)).save(path)
     up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft("p.png", tags=("sky",)))

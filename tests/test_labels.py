@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,13 +22,14 @@ from eyes.config import Settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo, PhotoTag, User
 from eyes.db.session import transaction
-from eyes.domain import TagSource, TagStatus, Visibility
+from eyes.domain import Account, TagSource, TagStatus, Visibility
 from eyes.errors import BadRequest, TooManyRequests
 from eyes.services import labels, vocabulary
 from eyes.services.accounts import create_user
 from eyes.services.labels import class_vocabulary, training_labels
 from eyes.services.photos import PhotoDraft, upload_photo
 from eyes.services.tags import tag_ids
+from eyes.services.views import AccountView
 from tests.conftest import DATASETS, sign_up
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=30)
@@ -40,20 +42,21 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context.close()
 
 
-def make_user(ctx: Context, name: str, *, admin: bool = False, established: bool = True) -> User:
-    with transaction(ctx.sessions) as session:
-        if not admin:
-            create_user(session, f"zz-first-{name}", "a long password")  # so `name` is no admin
-        user = create_user(session, name, "a long password", admin=admin)
-        if established:
-            session.execute(update(User).where(User.id == user.id).values(created_at=LONG_AGO))
+def make_user(ctx: Context, name: str, *, admin: bool = False, established: bool = True) -> AccountView:
+    if not admin:
+        create_user(ctx, f"zz-first-{name}", "a long password")  # so `name` is no admin
+    user = create_user(ctx, name, "a long password", admin=admin)
+    if not established:
         return user
+    with transaction(ctx.sessions) as session:
+        session.execute(update(User).where(User.id == user.id).values(created_at=LONG_AGO))
+    return replace(user, created_at=LONG_AGO)
 
 
 _colour = [0]
 
 
-def photo(ctx: Context, tmp_path: Path, owner: User, *tags: str, private: bool = False) -> tuple[int, str]:
+def photo(ctx: Context, tmp_path: Path, owner: Account, *tags: str, private: bool = False) -> tuple[int, str]:
     """A new photo (distinct bytes each time) with the owner's tags; returns (public id, sha256)."""
     _colour[0] += 1
     path = tmp_path / f"p{_colour[0]}.png"

@@ -83,8 +83,7 @@ def ctx(loop_settings: Settings) -> Iterator[Context]:
 
     context = build_context(loop_settings)
     context.jobs = ImmediateQueue(partial(run_task, context))
-    with transaction(context.sessions) as session:
-        create_user(session, "owner", "a long password", admin=True)
+    create_user(context, "owner", "a long password", admin=True)
     yield context
     context.close()
 
@@ -96,8 +95,8 @@ def stages(ctx: Context) -> dict[int, str]:
 
 def test_votes_make_training_grade_labels_and_owner_wins(ctx: Context, tmp_path: Path) -> None:
     import_tree(ctx, labelled_tree(tmp_path, 1, ["watch"]), owner="owner", progress=False)
+    users = [create_user(ctx, f"voter{i}", "a long password") for i in range(3)]
     with transaction(ctx.sessions) as session:
-        users = [create_user(session, f"voter{i}", "a long password") for i in range(3)]
         owner = session.scalars(select(User).where(User.username == "owner")).one()
         photo = session.scalars(select(Photo)).one()
         vote(session, photo, users[0], "clock", True)
@@ -148,7 +147,7 @@ def test_train_promote_retag_and_keep_people_tags(ctx: Context, tmp_path: Path) 
     version_id = training.start_run(ctx, None)
     with ctx.sessions() as session:
         v = session.get_one(ModelVersion, version_id)
-        info = registry.describe(v, registry.champion_id(session))
+        info = registry.describe(v, registry.champion_id(ctx))
     assert info["stage"] == "champion", info["reason"]
     assert info["vocabulary"] == ["airplanes", "leopards", "watch"]
     metrics = info["metrics"]
@@ -246,8 +245,7 @@ def test_a_killed_worker_run_is_failed_by_the_sweep(ctx: Context) -> None:
     ctx.settings = ctx.settings.model_copy(update={"training_timeout_s": 0})
     training.fail_stale_runs(ctx)
     assert stages(ctx)[stale] == "failed"
-    with ctx.sessions() as session:
-        assert registry.champion_id(session) is None
+    assert registry.champion_id(ctx) is None
 
 
 def test_corrupt_version_file_is_refused(ctx: Context, tmp_path: Path) -> None:
@@ -278,7 +276,7 @@ def test_two_promotions_at_once_leave_exactly_one_champion(ctx: Context, tmp_pat
             t.join()
         with ctx.sessions() as session:
             champions = session.scalar(select(func.count()).where(ModelVersion.stage == ModelStage.CHAMPION))
-            serving = registry.champion_id(session)
+        serving = registry.champion_id(ctx)
         assert champions == 1 and serving in ids[:2] and stages(ctx)[serving] == "champion"
         ids[:2] = ids[1::-1]
 
@@ -294,8 +292,7 @@ def test_each_rollback_goes_one_version_further_back(ctx: Context, tmp_path: Pat
     serving = []
     for _ in range(3):
         registry.rollback(ctx)
-        with ctx.sessions() as session:
-            serving.append(registry.champion_id(session))
+        serving.append(registry.champion_id(ctx))
     assert serving == [ids[1], ids[0], None], "v3 -> v2 -> v1 -> the day-one model"
     with pytest.raises(Conflict):
         registry.rollback(ctx)

@@ -24,7 +24,6 @@ from PIL import Image
 from eyes.app import create_app
 from eyes.config import Settings
 from eyes.context import build_context
-from eyes.db.session import transaction
 from eyes.errors import Busy, TooManyRequests
 from eyes.services.accounts import create_token, create_user
 from eyes.services.limits import Limits, Slots
@@ -136,8 +135,7 @@ def test_wrong_api_tokens_from_one_address_are_429(make_client) -> None:  # type
     assert res.json()["error"]["code"] == "too_many_requests" and int(res.headers["Retry-After"]) >= 1
 
     ctx = context_of(guesser)
-    with transaction(ctx.sessions) as session:
-        user = create_user(session, "holder", PASSWORD)
+    user = create_user(ctx, "holder", PASSWORD)
     _, secret = create_token(ctx, user, "cli")
     other = make_client("198.51.100.5")
     assert other.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
@@ -325,8 +323,7 @@ def rss_peak_mb(pid: int) -> tuple[float, float]:
 def server(settings: Settings) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """`eyes serve` on the test's data folder, with an account and its token."""
     ctx = build_context(settings)
-    with transaction(ctx.sessions) as session:
-        user = create_user(session, "heavy", PASSWORD)
+    user = create_user(ctx, "heavy", PASSWORD)
     _, secret = create_token(ctx, user, "test")
     ctx.close()
     port = free_port()
@@ -469,8 +466,7 @@ def test_an_import_waits_for_decoding_memory_instead_of_leaving_files_out(
         (tree / src.name).symlink_to(src)
     ctx = build_context(settings.model_copy(update={"busy_wait_s": 0.1}))
     try:
-        with transaction(ctx.sessions) as session:
-            create_user(session, "olga", "a-long-password")
+        create_user(ctx, "olga", "a-long-password")
         held, release = threading.Event(), threading.Event()
 
         def uploads_decoding() -> None:

@@ -60,8 +60,7 @@ def export_settings(settings: Settings) -> Settings:
 def ctx(export_settings: Settings) -> Iterator[Context]:
     context = build_context(export_settings)
     context.jobs = ImmediateQueue(partial(run_task, context))
-    with transaction(context.sessions) as session:
-        create_user(session, "owner", "a long password", admin=True)
+    create_user(context, "owner", "a long password", admin=True)
     yield context
     context.close()
 
@@ -166,7 +165,7 @@ def test_a_trained_version_exported_gives_the_servers_tags_and_scores(ctx: Conte
 
     photos = unseen_photos()
     scores, labels, thresholds = run_exported(onnx_file, photos, ctx)
-    head = registry.load_head(ctx, registry.get_version(ctx.sessions(), version_id))
+    head = registry.load_head(ctx, registry.get_version(ctx, version_id))
     assert labels == head.vocabulary == ["airplanes", "leopards", "watch"]
     assert thresholds == pytest.approx(head.thresholds.tolist(), abs=1e-6)
     expected = server_scores(ctx, photos)

@@ -15,12 +15,12 @@ from sqlalchemy import select
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.models import Embedding, Image, Photo, PhotoTag, User
-from eyes.db.session import transaction
+from eyes.db.models import Embedding, Image, Photo, PhotoTag
 from eyes.domain import TaggingState
 from eyes.services import image_store, tagging
 from eyes.services.accounts import create_user
 from eyes.services.photos import PhotoDraft, delete_photo, upload_photo
+from eyes.services.views import AccountView
 from tests.conftest import CALTECH, counts
 from tests.test_cli import eyes
 
@@ -34,9 +34,8 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context.close()
 
 
-def users(ctx: Context, *names: str) -> list[User]:
-    with transaction(ctx.sessions) as session:
-        return [create_user(session, name, "a long password") for name in names]
+def users(ctx: Context, *names: str) -> list[AccountView]:
+    return [create_user(ctx, name, "a long password") for name in names]
 
 
 def key_of(ctx: Context, photo_id: int) -> str:

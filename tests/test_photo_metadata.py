@@ -15,7 +15,6 @@ from PIL import Image
 from sqlalchemy import select
 
 from eyes.db.models import Photo
-from eyes.db.session import transaction
 from eyes.services.accounts import create_user
 from eyes.services.importer import import_tree
 from tests.conftest import CALTECH, context_of, sign_up
@@ -207,8 +206,7 @@ def test_import_keeps_the_files_date_when_exif_has_none(settings, tmp_path: Path
 
     ctx = build_context(settings)
     try:
-        with transaction(ctx.sessions) as session:
-            create_user(session, "eve", "a long password")
+        create_user(ctx, "eve", "a long password")
         report = import_tree(ctx, folder, owner="eve", progress=False)
         assert report.imported == 3
         with ctx.sessions() as session:

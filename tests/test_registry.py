@@ -46,22 +46,16 @@ def make_version(ctx: Context, vocabulary: tuple[str, ...] = ("cat", "dog")) -> 
     return version_id
 
 
-def champion(ctx: Context) -> int | None:
-    with ctx.sessions() as session:
-        return registry.champion_id(session)
-
-
 def stages(ctx: Context) -> dict[int, str]:
-    with ctx.sessions() as session:
-        return {v.id: v.stage.value for v in registry.list_versions_in(session)}
+    return {v.id: v.stage.value for v in registry.list_versions(ctx)}
 
 
 def test_promotion_puts_one_champion_in_service_and_asks_for_a_retag(ctx: Context) -> None:
     first, second = make_version(ctx), make_version(ctx)
-    assert champion(ctx) is None, "the day-one model serves before anything is promoted"
+    assert registry.champion_id(ctx) is None, "the day-one model serves before anything is promoted"
     registry.promote(ctx, first, reason="better on the held-out photos")
     registry.promote(ctx, second)
-    assert champion(ctx) == second
+    assert registry.champion_id(ctx) == second
     assert stages(ctx) == {first: "retired", second: "champion"}
     assert ctx.jobs.tasks == [("retag", ()), ("retag", ())]  # type: ignore[union-attr]
     registry.promote(ctx, second)  # already in service: nothing changes, nothing is re-tagged
@@ -75,7 +69,7 @@ def test_a_version_with_altered_weights_is_refused_and_the_champion_stays(ctx: C
     ctx.blobs.put_bytes(registry.head_key(altered), b"not the weights the card vouches for")
     with pytest.raises(ModelFileError, match="does not match its checksum"):
         registry.promote(ctx, altered)
-    assert champion(ctx) == good
+    assert registry.champion_id(ctx) == good
 
 
 def test_rollback_walks_back_through_the_promotions_to_the_day_one_model(ctx: Context) -> None:
@@ -84,7 +78,7 @@ def test_rollback_walks_back_through_the_promotions_to_the_day_one_model(ctx: Co
         registry.promote(ctx, version_id)
     assert registry.rollback(ctx) == b
     assert registry.rollback(ctx) == a, "a second rollback goes one further back"
-    assert registry.rollback(ctx) is None and champion(ctx) is None
+    assert registry.rollback(ctx) is None and registry.champion_id(ctx) is None
     with pytest.raises(Conflict, match="nothing to roll back"):
         registry.rollback(ctx)
     registry.promote(ctx, c)  # promoting again starts a new history

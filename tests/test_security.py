@@ -23,7 +23,6 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from eyes.app import create_app
 from eyes.config import Settings
-from eyes.db.session import transaction
 from eyes.services import accounts
 from eyes.services import tags as tag_rules
 from eyes.web.api import MAX_QUERY_TAGS
@@ -322,9 +321,8 @@ def api_schema(settings: Settings) -> Iterator[OpenApiSchema]:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:
         ctx = app.state.ctx
-        with transaction(ctx.sessions) as session:
-            accounts.create_user(session, "admin", "correct horse", admin=True)
-            user = accounts.create_user(session, "member", "correct horse")
+        accounts.create_user(ctx, "admin", "correct horse", admin=True)
+        user = accounts.create_user(ctx, "member", "correct horse")
         _, secret = accounts.create_token(ctx, user, "schemathesis")
         client = TestClient(app, headers={"Authorization": f"Bearer {secret}"})  # no second start
         upload(client, PHOTO, tags="leopard")

@@ -52,10 +52,10 @@ def tree(tmp_path: Path, name: str, classes: list[str], start: int, n: int) -> P
 
 def test_ten_fresh_accounts_teach_nothing(ctx: Context, tmp_path: Path) -> None:
     long_ago = datetime.now(UTC) - timedelta(days=30)
+    admin = create_user(ctx, "admin", "a long password", admin=True)
+    for name in ("anna", "ben"):
+        create_user(ctx, name, "a long password")
     with transaction(ctx.sessions) as session:
-        admin = create_user(session, "admin", "a long password", admin=True)
-        for name in ("anna", "ben"):
-            create_user(session, name, "a long password")
         session.execute(update(User).values(created_at=long_ago))
     for i, owner in enumerate(("anna", "ben")):
         import_tree(
@@ -76,8 +76,7 @@ def test_ten_fresh_accounts_teach_nothing(ctx: Context, tmp_path: Path) -> None:
         )
     assert len(photo_ids) == 20
 
-    with transaction(ctx.sessions) as session:
-        sybils = [create_user(session, f"sybil{i}", "a long password") for i in range(10)]
+    sybils = [create_user(ctx, f"sybil{i}", "a long password") for i in range(10)]
     for sybil in sybils:
         for photo_id in photo_ids:
             for tag in MADE_UP:

@@ -10,7 +10,6 @@ import pytest
 
 from eyes.config import Settings
 from eyes.context import Context, build_context
-from eyes.db.session import transaction
 from eyes.errors import BadRequest, Forbidden
 from eyes.services import vocabulary
 from eyes.services.accounts import create_user
@@ -31,8 +30,8 @@ ADMIN, MEMBER = Person(1, "root", True), Person(2, "mia", False)
 @pytest.fixture
 def ctx(settings: Settings) -> Iterator[Context]:
     context = build_context(settings.model_copy(update={"min_labels_per_tag": 2, "min_owners_per_tag": 2}))
-    with transaction(context.sessions) as session:  # ADMIN's row, who approvals name
-        assert create_user(session, ADMIN.username, "a long password", admin=True).id == ADMIN.id
+    # ADMIN's row, who approvals name
+    assert create_user(context, ADMIN.username, "a long password", admin=True).id == ADMIN.id
     yield context
     context.close()
 

@@ -22,7 +22,7 @@ from eyes.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFo
 from eyes.services import invitations, label_clock, sessions
 from eyes.services.faces import forget_faces
 from eyes.services.limits import Slots
-from eyes.services.views import TokenPublic, UserPublic
+from eyes.services.views import AccountView, TokenPublic, UserPublic
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
@@ -42,16 +42,25 @@ def normalize_username(name: str) -> str:
     return username
 
 
-def create_user(
-    session: Session, username: str, password: str, *, admin: bool = False, hashing: Slots | None = None
-) -> User:
+def create_user(ctx: Context, username: str, password: str, *, admin: bool = False) -> AccountView:
     """A new account. Nobody becomes an administrator by coming first: only by `admin` (the CLI,
-    or an administrator's invitation such as the setup link). A server passes its `hashing`
-    slots: each hash takes 64 MiB."""
+    or an administrator's invitation such as the setup link)."""
     username = normalize_username(username)
+    password_hash = _new_hash(password, ctx.limits.hashing)  # no connection waits for a slot
+    with transaction(ctx.sessions) as session:
+        return AccountView.of(_add_user(session, username, password_hash, admin=admin))
+
+
+def _new_hash(password: str, hashing: Slots | None) -> str:
+    """The hash of an acceptable password; each hash takes 64 MiB, so it waits for a slot."""
     _check_password(password)
     with _slot(hashing):
-        password_hash = _hasher.hash(password)
+        return _hasher.hash(password)
+
+
+def _add_user(session: Session, username: str, password_hash: str, *, admin: bool) -> User:
+    """The account's row, in the caller's transaction (sign-up uses up its invitation in the same
+    one); `username` is already normalised."""
     user = User(username=username, password_hash=password_hash, is_admin=admin)
     session.add(user)
     try:
@@ -72,7 +81,7 @@ def _verify(stored: str, password: str, hashing: Slots | None) -> bool:
         return False
 
 
-def sign_in(ctx: Context, username: str, password: str, client: str) -> User:
+def sign_in(ctx: Context, username: str, password: str, client: str) -> AccountView:
     """Check a password from the address `client`, within the sign-in limits.
 
     Every attempt counts against the address (`EYES_SIGNIN_LIMIT_PER_IP`), counted before the
@@ -107,10 +116,10 @@ def sign_in(ctx: Context, username: str, password: str, client: str) -> User:
     if _hasher.check_needs_rehash(user.password_hash):
         with _slot(limits.hashing), transaction(ctx.sessions) as session:
             session.get_one(User, user.id).password_hash = _hasher.hash(password)
-    return user
+    return AccountView.of(user)
 
 
-def sign_up(ctx: Context, username: str, password: str, client: str, invite: str = "") -> User:
+def sign_up(ctx: Context, username: str, password: str, client: str, invite: str = "") -> AccountView:
     """A new account from the address `client`, within `EYES_SIGNUP_LIMIT_PER_IP` (every try
     counts, so names cannot be probed for free either).
 
@@ -128,10 +137,11 @@ def sign_up(ctx: Context, username: str, password: str, client: str, invite: str
         if mode == "closed" and not (used and used.admin):
             raise Forbidden("sign-up is closed on this server: an administrator can make your account")
         admin = used is not None and used.admin
-        user = create_user(session, username, password, admin=admin, hashing=ctx.limits.hashing)
+        name = normalize_username(username)
+        user = _add_user(session, name, _new_hash(password, ctx.limits.hashing), admin=admin)
         if used is not None:
             used.used_by_id = user.id
-        return user
+        return AccountView.of(user)
 
 
 def change_password(ctx: Context, user: Account, current: str, new: str, keep_session: str | None) -> None:
@@ -180,9 +190,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(ctx: Context, user: Account, name: str, days: float | None = None) -> tuple[ApiToken, str]:
-    """A new API token, valid for `days` (None or 0: until revoked); the secret is returned once
-    and only its hash is kept."""
+def create_token(
+    ctx: Context, user: Account, name: str, days: float | None = None
+) -> tuple[TokenPublic, str]:
+    """A new API token, valid for `days` (None or 0: until revoked), and its secret: returned
+    this once, since only its hash is kept."""
     name = name.strip()[:100] or "token"
     if days is not None and not (days == 0 or 1 <= days <= MAX_TOKEN_DAYS):
         raise BadRequest(f"a token lives 1 to {MAX_TOKEN_DAYS} days, or 0 for until revoked")
@@ -191,7 +203,8 @@ def create_token(ctx: Context, user: Account, name: str, days: float | None = No
     token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), expires_at=expires)
     with transaction(ctx.sessions) as session:
         session.add(token)
-    return token, secret
+        session.flush()
+        return TokenPublic.of(token), secret
 
 
 def list_tokens(ctx: Context, user: Account) -> list[TokenPublic]:
@@ -217,7 +230,8 @@ def revoke_token(ctx: Context, user: Account, token_id: int) -> None:
         token.revoked_at = datetime.now(UTC)
 
 
-def user_for_token(ctx: Context, secret: str) -> User:
+def user_for_token(ctx: Context, secret: str) -> AccountView:
+    """The account an API token (live, not expired, its owner not suspended) belongs to."""
     with transaction(ctx.sessions) as session:
         token = session.scalar(
             select(ApiToken).where(ApiToken.token_hash == _token_hash(secret), ApiToken.revoked_at.is_(None))
@@ -233,7 +247,7 @@ def user_for_token(ctx: Context, secret: str) -> User:
         # A write per request would serialise the API on the database: once a minute is enough.
         if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > timedelta(minutes=1):
             token.last_used_at = now
-        return token.user
+        return AccountView.of(token.user)
 
 
 def update_preferences(
@@ -244,7 +258,7 @@ def update_preferences(
     show_sensitive: bool | None = None,
     default_license: License | None = None,
     faces_enabled: bool | None = None,
-) -> User:
+) -> AccountView:
     """Change any of `user`'s own preferences, in one transaction; what is None stays as it is.
 
     Private photos teach only when their owner says so (what may teach changes: the label
@@ -264,4 +278,4 @@ def update_preferences(
             row.faces_enabled = faces_enabled
             if not faces_enabled:
                 forget_faces(session, user.id)
-        return row
+        return AccountView.of(row)

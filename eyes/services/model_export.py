@@ -56,15 +56,13 @@ def resolve(ctx: Context, name: str) -> Target:
     name = name.strip()
     if len(name) > 64:
         raise BadRequest("a model name is a version such as v3, 'champion' or 'day-one'")
-    with ctx.sessions() as session:
-        champion = registry.champion_id(session)
-        lowered = name.lower()
-        if lowered == CHAMPION and champion is None or lowered in (DAY_ONE, ctx.tagger.day_one_version):
-            return Target(ctx.tagger.day_one_version, None, champion is None)
-        version_id = champion if lowered == CHAMPION else registry.parse_version(name)
-        assert version_id is not None
-        version = registry.get_version(session, version_id)
-        session.expunge(version)
+    champion = registry.champion_id(ctx)
+    lowered = name.lower()
+    if lowered == CHAMPION and champion is None or lowered in (DAY_ONE, ctx.tagger.day_one_version):
+        return Target(ctx.tagger.day_one_version, None, champion is None)
+    version_id = champion if lowered == CHAMPION else registry.parse_version(name)
+    assert version_id is not None
+    version = registry.get_version(ctx, version_id)
     if version.stage not in registry.USABLE or not version.head_sha256:
         raise Conflict(f"model {version.name} is {version.stage.value}: it has no files to export")
     return Target(version.name, version, version.id == champion)

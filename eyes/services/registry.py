@@ -125,18 +125,36 @@ def load_card(ctx: Context, version_id: int) -> dict[str, Any]:
         return {}
 
 
-def champion_id(session: Session) -> int | None:
+def champion_id(ctx: Context) -> int | None:
+    """The version in service (None: the day-one model)."""
+    with ctx.sessions() as session:
+        return _champion_id(session)
+
+
+def get_version(ctx: Context, version_id: int) -> ModelVersion:
+    """One version's row, read in a session of its own: detached, its columns loaded."""
+    with ctx.sessions() as session:
+        return _get_version(session, version_id)
+
+
+def list_versions(ctx: Context) -> list[ModelVersion]:
+    """Every version's row, newest first, with who made it: detached, as `get_version`'s."""
+    with ctx.sessions() as session:
+        return _list_versions(session)
+
+
+def _champion_id(session: Session) -> int | None:
     return session.scalar(select(Serving.version_id).where(Serving.id == 1))
 
 
-def get_version(session: Session, version_id: int) -> ModelVersion:
+def _get_version(session: Session, version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, version_id)
     if version is None:
         raise NotFound(f"there is no model v{version_id}; 'eyes models list' shows them")
     return version
 
 
-def list_versions_in(session: Session) -> list[ModelVersion]:
+def _list_versions(session: Session) -> list[ModelVersion]:
     return list(
         session.scalars(
             select(ModelVersion)
@@ -152,7 +170,7 @@ def promote(ctx: Context, version_id: int | None, reason: str = "") -> None:
     The first statement writes the serving row, so concurrent promotions queue on its lock
     instead of acting on a stale read; whichever runs last is the one champion."""
     if version_id is not None:
-        load_head(ctx, _version(ctx, version_id))  # refuse a version whose files are broken
+        load_head(ctx, get_version(ctx, version_id))  # refuse a version whose files are broken
     with transaction(ctx.sessions) as session:
         changed = session.execute(
             update(Serving)
@@ -199,23 +217,18 @@ def rollback(ctx: Context) -> int | None:
     return previous
 
 
-def _version(ctx: Context, version_id: int) -> ModelVersion:
-    with ctx.sessions() as session:
-        return get_version(session, version_id)
-
-
 def describe_versions(ctx: Context, *, admin: bool = True) -> list[dict[str, Any]]:
     """Every version, newest first, as /models and `eyes models list` show them."""
     with ctx.sessions() as session:
-        champion = champion_id(session)
-        return [describe(v, champion, admin=admin) for v in list_versions_in(session)]
+        champion = _champion_id(session)
+        return [describe(v, champion, admin=admin) for v in _list_versions(session)]
 
 
 def describe_version(ctx: Context, name: str | int, *, admin: bool = True) -> dict[str, Any]:
     """One version (`v3`, `3` or its id), as its page and `eyes models show` show it."""
     version_id = name if isinstance(name, int) else parse_version(name)
     with ctx.sessions() as session:
-        return describe(get_version(session, version_id), champion_id(session), admin=admin)
+        return describe(_get_version(session, version_id), _champion_id(session), admin=admin)
 
 
 def describe(version: ModelVersion, champion: int | None, *, admin: bool = True) -> dict[str, Any]:

@@ -58,15 +58,14 @@ class ServingModels:
         from eyes.services import registry
 
         self._checked_at = now
-        with self._ctx.sessions() as session:
-            version_id = registry.champion_id(session)
-            version = registry.get_version(session, version_id) if version_id is not None else None
+        version_id = registry.champion_id(self._ctx)
         current = self.predictor.trained.version_id if self.predictor.trained else None
         if version_id == current:
             return
-        if version is None:
+        if version_id is None:
             self.predictor.serve(None)
             return
+        version = registry.get_version(self._ctx, version_id)  # only when the champion changed
         try:
             self.predictor.serve(self._load_version(version))
         except ModelFileError:  # keep serving what we have; the dashboard shows the problem

@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 
 from eyes.context import Context
-from eyes.db.models import LoginSession, User, as_utc
+from eyes.db.models import LoginSession, as_utc
 from eyes.db.session import transaction
 from eyes.domain import Account
 from eyes.errors import NotFound
+from eyes.services.views import AccountView
 
 TOUCH_EVERY = timedelta(minutes=1)  # a write per request would serialise pages on the database
 
@@ -46,7 +47,7 @@ def start(ctx: Context, user: Account, user_agent: str = "") -> str:
     return secret
 
 
-def user_for(ctx: Context, secret: str) -> User | None:
+def user_for(ctx: Context, secret: str) -> AccountView | None:
     """The account of a live session, or None when it ended, expired or never was."""
     now = datetime.now(UTC)
     with transaction(ctx.sessions) as session:
@@ -57,9 +58,7 @@ def user_for(ctx: Context, secret: str) -> User | None:
             return None
         if now - as_utc(row.last_seen_at) > TOUCH_EVERY:  # type: ignore[operator]
             row.last_seen_at = now
-        user = row.user
-        session.expunge(user)
-    return user
+        return AccountView.of(row.user)
 
 
 def end(ctx: Context, secret: str) -> None:

@@ -4,12 +4,13 @@ models, built from rows here, so that the web layer never holds a query or impor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag
+from eyes.db.models import ApiToken, Invitation, Photo, PhotoTag, User
 from eyes.domain import Account, License, ReportReason, TaggingState, TagSource, TagStatus, Visibility
 from eyes.services.quota import StorageUse
 
@@ -20,6 +21,36 @@ def as_utc(moment: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account as the services hand it out (who signed up or in, whose cookie or token a
+    request carries, an account just made): a frozen copy of what `Account` reads, taken inside
+    the service's session. Never a row: nothing outside the services can lazy-load through it,
+    write to it, or carry its password hash into a template."""
+
+    id: int
+    username: str
+    is_admin: bool
+    private_photos_teach: bool
+    default_license: License
+    created_at: datetime
+    show_sensitive: bool
+    faces_enabled: bool
+
+    @classmethod
+    def of(cls, user: User) -> AccountView:
+        return cls(
+            id=user.id,
+            username=user.username,
+            is_admin=user.is_admin,
+            private_photos_teach=user.private_photos_teach,
+            default_license=user.default_license,
+            created_at=as_utc(user.created_at),
+            show_sensitive=user.show_sensitive,
+            faces_enabled=user.faces_enabled,
+        )
 
 
 class UserPublic(BaseModel):
@@ -88,6 +119,8 @@ class InvitationMade(InvitationPublic):
 
 class TokenPublic(BaseModel):
     """An API token as its owner sees it listed (never its secret)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     name: str

@@ -13,7 +13,6 @@ import pytest
 
 from eyes.config import Settings, get_settings
 from eyes.context import build_context
-from eyes.db.session import transaction
 from eyes.services.accounts import create_token, create_user
 from tests.conftest import CALTECH, free_port
 from tests.scaleout.conftest import start_worker, stop, wait_until
@@ -68,8 +67,7 @@ def test_two_servers_one_worker_on_real_engines(
     stack = ExitStack()
     try:
         ctx = build_context(get_settings(home=homes[0], database_url=postgres_url, storage_url=s3_server))
-        with transaction(ctx.sessions) as session:
-            user = create_user(session, "admin", "a long password", admin=True)
+        user = create_user(ctx, "admin", "a long password", admin=True)
         _, token = create_token(ctx, user, "e2e")
         ctx.close()
         auth = {"Authorization": f"Bearer {token}"}
