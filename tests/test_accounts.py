@@ -122,10 +122,12 @@ def test_the_services_hand_out_frozen_copies_of_an_account_never_its_row(setting
         by_token = accounts.user_for_token(ctx, secret)
         updated = accounts.update_preferences(ctx, signed_in, show_sensitive=True)
         made = accounts.create_user(ctx, "bob", "correct horse", admin=True)
+        by_name = accounts.get_user_by_name(ctx, "Bob")
     finally:
         ctx.close()
-    for thing in (signed_up, signed_in, by_cookie, by_token, updated, made, token):
+    for thing in (signed_up, signed_in, by_cookie, by_token, updated, made, by_name, token):
         assert_a_frozen_copy(thing)
     assert signed_up == signed_in == by_cookie == by_token, "the same account, the same values"
     assert updated.show_sensitive and not signed_in.show_sensitive
     assert (made.username, made.is_admin) == ("bob", True) and token.name == "script"
+    assert by_name == made, "looked up by name (the CLI's --owner), the same account"

@@ -178,12 +178,12 @@ def _slot(slots: Slots | None) -> AbstractContextManager[None]:
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
-def get_user_by_name(ctx: Context, username: str) -> User:
+def get_user_by_name(ctx: Context, username: str) -> AccountView:
     with ctx.sessions() as session:
         user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    if user is None:
-        raise NotFound(f"no user called {username!r}")
-    return user
+        if user is None:
+            raise NotFound(f"no user called {username!r}")
+        return AccountView.of(user)
 
 
 def _token_hash(token: str) -> str:

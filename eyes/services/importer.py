@@ -13,7 +13,7 @@ from typing import TypeVar, cast
 from urllib.parse import unquote
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from tqdm import tqdm
 
 from eyes.context import Context
@@ -42,6 +42,7 @@ from eyes.services.similar import (
 )
 from eyes.services.tagging import tag_photos
 from eyes.services.tags import normalize_tag
+from eyes.services.views import AccountView
 
 # Which files are candidates; each is still decoded before it is accepted.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
@@ -98,17 +99,16 @@ def file_date(path: Path) -> datetime | None:
         return None
 
 
-def resolve_owner(ctx: Context, name: str | None) -> User:
+def resolve_owner(ctx: Context, name: str | None) -> AccountView:
     if name is not None:
         return get_user_by_name(ctx, name)
     with ctx.sessions() as session:
         users = list(session.scalars(select(User).limit(2)))
-        count = session.scalar(select(func.count(User.id)))
-    if count == 1:
-        return users[0]
+        if len(users) == 1:
+            return AccountView.of(users[0])
     raise BadRequest(
         "say who owns the photos with --owner NAME"
-        if count
+        if users
         else "there is no account yet: create one with 'eyes users create NAME --admin'"
     )
 
