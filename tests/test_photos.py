@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from eyes.db.models import PhotoTag, Tag
+from eyes.domain import TagSource
+from eyes.errors import BadRequest
 from eyes.images import decode
+from eyes.services import accounts, photos
+from eyes.services.views import PhotoPublic
 from tests.conftest import CALTECH, context_of, counts, sign_up, upload
 from tests.images_for_tests import encode, jpeg_with_gps_and_rotation
 
@@ -266,6 +272,73 @@ def test_owner_adds_and_removes_tags_others_cannot(client: TestClient) -> None:
     sign_up(client, "kim")
     res = client.post(f"/api/v1/photos/{photo['id']}/tags", json={"name": "mine"})
     assert res.status_code == 403 and "owner" in res.json()["error"]["message"]
+
+
+def _set_by_people(photo: PhotoPublic) -> list[str]:
+    return sorted(t.name for t in photo.tags if t.source == TagSource.USER)
+
+
+# What each refusal says, through the services as through the API.
+HOSTILE_TAGS = {
+    "x" * 65: "at most 64 characters",
+    "bell\x07": "cannot contain",
+    "zero\u200bwidth": "cannot contain",
+    "   ": "at least one letter",
+    "a/b": "cannot contain",
+    "person:ann": "People page",
+}
+
+
+def test_the_services_tidy_tags_whoever_calls_them(client: TestClient) -> None:
+    """A script (or the CLI) calls the services with tags as a person typed them, bypassing the
+    web: they are stored tidy, each once, and a hostile one is refused with the 400 the API gives."""
+    sign_up(client, "uma")
+    photo = upload(client, WATCH)
+    ctx = context_of(client)
+    owner = accounts.get_user_by_name(ctx, "uma")
+
+    shown = photos.add_owner_tags(ctx, photo["id"], owner, ["  Sea View ", "SEA   view"])
+    assert _set_by_people(shown) == ["sea view"]
+    shown = photos.add_owner_tags(ctx, photo["id"], owner, "Beach ,, sunset, BEACH")  # a field as typed
+    assert _set_by_people(shown) == ["beach", "sea view", "sunset"]
+    with ctx.sessions() as session:
+        stored = session.scalars(
+            select(Tag.name).join(PhotoTag).where(PhotoTag.source == TagSource.USER).order_by(Tag.name)
+        ).all()
+    assert stored == ["beach", "sea view", "sunset"], "each stored once, normalised"
+
+    up = photos.upload_photo(
+        ctx, owner.id, LEOPARD, photos.PhotoDraft("l.jpg", tags="Big  Cat, leopard, BIG CAT")
+    )
+    assert _set_by_people(photos.show_uploaded(ctx, up, owner)) == ["big cat", "leopard"]
+
+    found = photos.search_photos(ctx, owner, "Sunset  BEACH")
+    assert found.tags == ["sunset", "beach"] and photo["id"] in [p.id for p in found.items]
+    assert photos.search_photos(ctx, owner, " , ") == photos.PhotoPage([], None)
+    assert photos.list_photos(ctx, owner, tags=[" Leopard"] * 9).tags == ["leopard"], "once each"
+
+    before = counts(ctx)
+    for hostile, words in HOSTILE_TAGS.items():
+        with pytest.raises(BadRequest) as refused:
+            photos.add_owner_tags(ctx, photo["id"], owner, [hostile])
+        assert words in refused.value.message
+        with pytest.raises(BadRequest) as refused_upload:
+            photos.upload_photo(ctx, owner.id, WATCH, photos.PhotoDraft("w.jpg", tags=("fine", hostile)))
+        assert refused_upload.value.message == refused.value.message
+        res = client.post(f"/api/v1/photos/{photo['id']}/tags", json={"name": hostile})
+        assert res.status_code == refused.value.status_code == 400
+        assert res.json()["error"]["message"] == refused.value.message
+    assert counts(ctx) == before, "nothing stored"
+    assert _set_by_people(photos.show(ctx, photo["id"], owner)) == ["beach", "sea view", "sunset"]
+
+    # The pages hand the services what was typed, and show what they made of it.
+    form = client.post(
+        f"/photos/{photo['id']}/tags", data={"tags": " Clock,, SUNSET "}, follow_redirects=False
+    )
+    assert form.status_code == 303
+    assert _set_by_people(photos.show(ctx, photo["id"], owner)) == ["beach", "clock", "sea view", "sunset"]
+    assert '<span class="tag">sunset</span>' in client.get("/tags/ SUNSET ").text
+    assert 'href="/tags/clock"' in client.get("/search", params={"q": "CLOCK  sunset"}).text
 
 
 def test_edit_title_description_visibility(client: TestClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,15 @@ from eyes.services.accounts import get_user_by_name
 from eyes.services.fingerprint import Fingerprint, fingerprint, network_inputs
 from eyes.services.quota import check_quota, quota_refusals
 from eyes.services.tagging import write_features
-from eyes.services.tags import is_person_tag, normalize_tag, reject_owner_tag, set_owner_tag
+from eyes.services.tags import (
+    TypedTags,
+    is_person_tag,
+    normalize_tag,
+    parse_tag_list,
+    reject_owner_tag,
+    set_owner_tag,
+    typed_tags,
+)
 from eyes.services.views import ListedPhoto, PhotoPublic, TagPublic
 
 ORIGINAL_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
@@ -64,7 +72,7 @@ class PhotoDraft:
     title: str = ""
     description: str = ""
     visibility: Visibility = Visibility.PUBLIC
-    tags: tuple[str, ...] = ()
+    tags: TypedTags = ()  # as typed (`beach, sunset`) or one by one: `checked_draft` tidies them
     # When the photo was taken if its EXIF does not say (an import: the file's modification time).
     taken_at: datetime | None = None
     license: License | None = None  # None: the owner's default licence
@@ -132,7 +140,7 @@ def checked_draft(ctx: Context, draft: PhotoDraft) -> PhotoDraft:
     normalised. Checking it again changes nothing."""
     title, description = draft.title.strip(), draft.description.strip()
     check_text(ctx, title, description)
-    tags = tuple(normalize_tag(t, ctx.settings.max_tag_length) for t in draft.tags)
+    tags = tuple(typed_tags(draft.tags, ctx.settings.max_tag_length))
     return replace(draft, title=title, description=description, tags=tags)
 
 
@@ -458,6 +466,7 @@ def visible_photos(ctx: Context, ids: list[int], viewer: Account | None) -> dict
 class PhotoPage:
     items: list[PhotoPublic]
     next_before: int | None  # pass as `before` to get the next page
+    tags: list[str] = field(default_factory=list)  # those asked for, normalised: what a page names
 
 
 def list_photos(
@@ -465,7 +474,7 @@ def list_photos(
     viewer: Account | None,
     *,
     owner: str | None = None,
-    tags: list[str] | None = None,
+    tags: TypedTags = (),
     before: int | None = None,
     limit: int | None = None,
     sort: PhotoOrder = PhotoOrder.NEW,
@@ -475,15 +484,16 @@ def list_photos(
 
     Lists show public photos, plus the viewer's own when they look at their own photos or search;
     photos hidden by moderation only to their owner (services/photos.not_hidden).
-    `owner` is a username and `tags` are names as people typed them (normalised here).
+    `owner` is a username and `tags` are as people typed them (normalised here, and named in the
+    page returned): photos with all of them.
     """
-    if len(tags or []) > MAX_QUERY_TAGS:
-        raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(tags or [])}")
-    tags = [normalize_tag(t, ctx.settings.max_tag_length, query=True) for t in tags or []]
+    names = typed_tags(tags, ctx.settings.max_tag_length, query=True)
+    if len(names) > MAX_QUERY_TAGS:
+        raise BadRequest(f"search for at most {MAX_QUERY_TAGS} tags at once; this asks for {len(names)}")
     owner_account = get_user_by_name(ctx, owner) if owner is not None else None
     limit = max(1, min(limit or ctx.settings.page_size, 200))
     params: dict[str, object] = {"limit": limit + 1, "before": before}
-    if owner_account is None and not tags and sort == PhotoOrder.NEW:  # built once: the common case
+    if owner_account is None and not names and sort == PhotoOrder.NEW:  # built once: the common case
         query = _FEED if before is None else _FEED_BEFORE
         if viewer is None:  # the same for every anonymous visitor
             return ctx.feed_cache.get_or_read(
@@ -499,7 +509,7 @@ def list_photos(
             query = query.where((_PUBLIC & not_hidden()) | (Photo.owner_id == viewer.id))
         else:
             query = query.where(_PUBLIC, not_hidden())
-        for name in tags:
+        for name in names:
             if is_person_tag(name):  # someone named in the photo, if the viewer may know it
                 query = query.where(person_tags.with_person(ctx, name, viewer))
                 continue
@@ -516,18 +526,40 @@ def list_photos(
             query = query.order_by(Photo.id.desc())
             if before is not None:
                 query = query.where(Photo.id < bindparam("before"))
-    return _read_page(ctx, query, params, limit, viewer)
+    return _read_page(ctx, query, params, limit, viewer, names)
+
+
+def search_photos(
+    ctx: Context,
+    viewer: Account | None,
+    typed: str,
+    *,
+    before: int | None = None,
+    limit: int | None = None,
+    sort: PhotoOrder = PhotoOrder.NEW,
+) -> PhotoPage:
+    """`list_photos` for what was typed in a search box: tags separated by commas or spaces
+    (`sea beach`). A box with no tag in it finds nothing, and asks the database nothing."""
+    tags = parse_tag_list(typed.replace(" ", ","), ctx.settings.max_tag_length, query=True)
+    if not tags:
+        return PhotoPage([], None)
+    return list_photos(ctx, viewer, tags=tags, before=before, limit=limit, sort=sort)
 
 
 def _read_page(
-    ctx: Context, query: Executable, params: dict[str, object], limit: int, viewer: Account | None
+    ctx: Context,
+    query: Executable,
+    params: dict[str, object],
+    limit: int,
+    viewer: Account | None,
+    tags: list[str] | None = None,
 ) -> PhotoPage:
     with ctx.sessions() as session:
         rows = [ListedPhoto._make(row) for row in session.execute(query, params)]
         more = len(rows) > limit
         rows = rows[:limit]
         items = photo_views(ctx, session, rows, viewer)
-    return PhotoPage(items, rows[-1].id if more and rows else None)
+    return PhotoPage(items, rows[-1].id if more and rows else None, tags or [])
 
 
 def photo_views(
@@ -605,10 +637,11 @@ def update_photo(
     return as_seen_by(ctx, get_photo(ctx, photo_id), user)
 
 
-def add_owner_tags(ctx: Context, key: str, user: Account, names: list[str]) -> PhotoPublic:
-    """The owner sets tags (or confirms suggestions) on their photo, named as they typed them;
-    returns the photo as it is now."""
-    names = [normalize_tag(n, ctx.settings.max_tag_length) for n in names]
+def add_owner_tags(ctx: Context, key: str, user: Account, tags: TypedTags) -> PhotoPublic:
+    """The owner sets tags (or confirms suggestions) on their photo, as they typed them (a field
+    `beach, sunset`, or names one by one: normalised here, each once); returns the photo as it
+    is now."""
+    names = typed_tags(tags, ctx.settings.max_tag_length)
     photo_id = get_owned_photo(ctx, key, user).id
     with transaction(ctx.sessions) as session:
         photo = session.get_one(Photo, photo_id)

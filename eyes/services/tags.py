@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -45,15 +46,34 @@ def is_person_tag(name: str) -> bool:
     return name.startswith(PERSON_PREFIX)
 
 
+# Tags as a person gave them, what the services take (they normalise them: no caller can store
+# an untidy tag): one field typed as `beach, sunset`, or names one by one (a comma in one of
+# those is refused, as every unsafe character is).
+TypedTags = str | Sequence[str]
+
+
+def normalize_tags(names: Iterable[str], max_length: int, *, query: bool = False) -> list[str]:
+    """Names given one by one: each normalised (`normalize_tag`), each once, in the order given."""
+    tidy: list[str] = []
+    for raw in names:
+        name = normalize_tag(raw, max_length, query=query)
+        if name not in tidy:
+            tidy.append(name)
+    return tidy
+
+
 def parse_tag_list(raw: str, max_length: int, *, query: bool = False) -> list[str]:
-    """Tags typed as `beach, sunset`: normalised, each once, in the order given."""
-    names: list[str] = []
-    for part in raw.split(","):
-        if part.strip():
-            name = normalize_tag(part, max_length, query=query)
-            if name not in names:
-                names.append(name)
-    return names
+    """Tags typed as `beach, sunset`: normalised, each once, in the order given (blanks between
+    commas are skipped)."""
+    return normalize_tags((part for part in raw.split(",") if part.strip()), max_length, query=query)
+
+
+def typed_tags(tags: TypedTags, max_length: int, *, query: bool = False) -> list[str]:
+    """`TypedTags` normalised: a field split at its commas (`parse_tag_list`), names one by one
+    each one tag (`normalize_tags`)."""
+    if isinstance(tags, str):
+        return parse_tag_list(tags, max_length, query=query)
+    return normalize_tags(tags, max_length, query=query)
 
 
 def tag_ids(session: Session, names: set[str]) -> dict[str, int]:

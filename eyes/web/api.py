@@ -19,7 +19,7 @@ from eyes.services.dataset_files import zip_stream
 from eyes.services.faces import FacePublic
 from eyes.services.photos import MAX_QUERY_TAGS
 from eyes.services.quota import storage_use
-from eyes.services.tags import TAG_RULES, parse_tag_list
+from eyes.services.tags import TAG_RULES
 from eyes.services.views import (
     ClassifyResult,
     InvitationMade,
@@ -115,7 +115,7 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             description=str(form.get("description") or ""),
             visibility=Visibility.parse(str(form.get("visibility") or "")),
             license=License.parse(str(form.get("license") or "")) if form.get("license") else None,
-            tags=tuple(parse_tag_list(str(form.get("tags") or ""), s.max_tag_length)),
+            tags=str(form.get("tags") or ""),  # as typed, `beach, sunset`: the service tidies them
         )
         created, photo = await run_image_work(request, _store_upload, ctx, user, file.path, draft)
     if not created:
@@ -222,6 +222,7 @@ def photo_tags(photo_id: PhotoId, ctx: ContextDep, viewer: ViewerDep) -> list[Ta
     summary="Add a tag, or confirm a suggestion (owner)",
 )
 def add_tag(photo_id: PhotoId, body: TagCreate, ctx: ContextDep, user: UserDep) -> list[TagPublic]:
+    # One name, not a field to split at its commas: a comma in it is refused, as in the URL.
     return photo_service.add_owner_tags(ctx, photo_id, user, [body.name]).tags
 
 

@@ -17,7 +17,6 @@ from eyes.services import accounts, faces, invitations, moderation, sessions, si
 from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
-from eyes.services.tags import normalize_tag, parse_tag_list
 from eyes.web.deps import (
     MAX_ID,
     SESSION_KEY,
@@ -129,9 +128,8 @@ def tag_page(
     before: Cursor = None,
     sort: Sort = PhotoOrder.NEW,
 ) -> Response:
-    tag = normalize_tag(name, ctx.settings.max_tag_length, query=True)
-    page = photo_service.list_photos(ctx, viewer, tags=[tag], before=before, sort=sort)
-    return render(request, "tag.html", tag=tag, **_grid(request, viewer, page, sort))
+    page = photo_service.list_photos(ctx, viewer, tags=[name], before=before, sort=sort)
+    return render(request, "tag.html", tag=page.tags[0], **_grid(request, viewer, page, sort))
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -143,12 +141,8 @@ def search(
     before: Cursor = None,
     sort: Sort = PhotoOrder.NEW,
 ) -> Response:
-    tags = parse_tag_list(q.replace(" ", ","), ctx.settings.max_tag_length, query=True) if q.strip() else []
-    grid: dict[str, Any] = {"photos": [], "next_url": None}
-    if tags:
-        page = photo_service.list_photos(ctx, viewer, tags=tags, before=before, sort=sort)
-        grid = _grid(request, viewer, page, sort)
-    return render(request, "search.html", q=q, tags=tags, **grid)
+    page = photo_service.search_photos(ctx, viewer, q, before=before, sort=sort)
+    return render(request, "search.html", q=q, tags=page.tags, **_grid(request, viewer, page, sort))
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
@@ -201,7 +195,7 @@ def delete_photo(photo_id: str, ctx: ContextDep, user: UserDep) -> Response:
 
 @router.post("/photos/{photo_id}/tags")
 def add_tags(photo_id: str, ctx: ContextDep, user: UserDep, tags: Annotated[str, Form()]) -> Response:
-    photo_service.add_owner_tags(ctx, photo_id, user, parse_tag_list(tags, ctx.settings.max_tag_length))
+    photo_service.add_owner_tags(ctx, photo_id, user, tags)  # the field as typed: `beach, sunset`
     return redirect(f"/photos/{photo_id}")
 
 
