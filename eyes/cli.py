@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from eyes.config import Settings, get_settings
-from eyes.domain import License
+from eyes.domain import License, version_name
 from eyes.errors import EyesError
 
 if TYPE_CHECKING:
@@ -467,7 +467,8 @@ def train(wait: bool, deep: bool, as_json: bool) -> None:
     elif wait:
         _show_version(info)
     else:
-        click.echo(f"queued training run v{version_id}; see 'eyes models show v{version_id}'")
+        name = version_name(version_id)
+        click.echo(f"queued training run {name}; see 'eyes models show {name}'")
     if info["stage"] == "failed":
         sys.exit(1)
 
@@ -620,7 +621,6 @@ def models_export(version: str, dest: Path, as_json: bool) -> None:
 @models.command("rollback")
 def models_rollback() -> None:
     """Put the previous champion back in service."""
-    from eyes.domain import version_name
     from eyes.services import registry
 
     with _context(run_jobs_here=True) as ctx:

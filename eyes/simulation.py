@@ -181,7 +181,7 @@ def simulate(
             )
             shown = f"{baseline:.1%}" if baseline is not None else "n/a"
             say(
-                f"{per_class:>4} photos per class: v{version_id} {stage} ({community.depth}, {seconds:.0f} s), "
+                f"{per_class:>4} photos per class: {version_name(version_id)} {stage} ({community.depth}, {seconds:.0f} s), "
                 f"champion {ctx.tagger.version} held-out top-1 {accuracy:.1%}, macro-F1 {macro_f1:.3f}; "
                 f"logistic regression on the same labels {shown}"
             )

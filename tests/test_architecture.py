@@ -18,8 +18,6 @@ from eyes.services import accounts, registry, sessions
 ROOT = Path(__file__).resolve().parents[1]
 EYES = ROOT / "eyes"
 WEB = EYES / "web"
-# Calls into the services that only compute (no database, no store, no lock): fine on the loop.
-PURE = {"parse_tag_list", "normalize_tag"}
 
 
 def _service_names(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -39,7 +37,7 @@ def _blocking_calls(function: ast.AsyncFunctionDef, modules: set[str], functions
         if not isinstance(node, ast.Call):
             continue
         target = node.func
-        if isinstance(target, ast.Name) and target.id in functions and target.id not in PURE:
+        if isinstance(target, ast.Name) and target.id in functions:
             if not target.id[0].isupper():  # a class: a value, built here
                 found.append(target.id)
         elif isinstance(target, ast.Attribute):
@@ -51,9 +49,7 @@ def _blocking_calls(function: ast.AsyncFunctionDef, modules: set[str], functions
             if not isinstance(root, ast.Name):
                 continue
             name = ".".join([root.id, *reversed(parts)])
-            if root.id == "ctx" or (
-                root.id in modules and not target.attr[0].isupper() and target.attr not in PURE
-            ):
+            if root.id == "ctx" or (root.id in modules and not target.attr[0].isupper()):
                 found.append(name)
     return found
 
@@ -169,3 +165,30 @@ def test_accounts_and_the_registry_take_the_context(module: ModuleType) -> None:
     ]
     assert public, "the module has a public surface"
     assert [name for name in public if _takes_a_session(vars(module)[name])] == []
+
+
+# A model version spelled by hand: an f-string's "v{", or a template's "v{{".
+_VERSION_BY_HAND = re.compile(r"""(?:f["'][^"'\n]*[/ '"(]v\{)|(?:\bv\{\{)""")
+
+
+def _versions_by_hand(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if _VERSION_BY_HAND.search(line)]
+
+
+def test_a_model_version_is_named_in_one_place() -> None:
+    """`v7` in messages, links, file keys and pages comes from `domain.version_name`: a name
+    spelled by hand somewhere is the one that drifts when the naming changes."""
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in [*EYES.rglob("*.py"), *WEB.rglob("*.html")]
+        if path != EYES / "domain.py" and (lines := _versions_by_hand(path.read_text()))
+    }
+    assert found == {}, f"use domain.version_name: {found}"
+
+
+def test_the_rule_finds_a_version_spelled_by_hand() -> None:
+    assert _versions_by_hand('    return redirect(f"/models/v{version_id}")')
+    assert _versions_by_hand("""    echo(f"queued v{run.id}; see 'eyes models show v{run.id}'")""")
+    assert _versions_by_hand("<a href='/models/v{{ version.id }}'>")
+    assert not _versions_by_hand('    return redirect(f"/models/{version_name(version_id)}")')
+    assert not _versions_by_hand('    sizes = f"{w}x{h}"')

@@ -30,15 +30,15 @@ USABLE = (ModelStage.CANDIDATE, ModelStage.CHAMPION, ModelStage.RETIRED, ModelSt
 
 
 def head_key(version_id: int) -> str:
-    return f"models/v{version_id}/head.npz"
+    return f"models/{version_name(version_id)}/head.npz"
 
 
 def card_key(version_id: int) -> str:
-    return f"models/v{version_id}/card.json"
+    return f"models/{version_name(version_id)}/card.json"
 
 
 def file_key(version_id: int, name: str) -> str:
-    return f"models/v{version_id}/{name}"
+    return f"models/{version_name(version_id)}/{name}"
 
 
 TRAINING_SET = "training-set.txt"
@@ -150,7 +150,7 @@ def _champion_id(session: Session) -> int | None:
 def _get_version(session: Session, version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, version_id)
     if version is None:
-        raise NotFound(f"there is no model v{version_id}; 'eyes models list' shows them")
+        raise NotFound(f"there is no model {version_name(version_id)}; 'eyes models list' shows them")
     return version
 
 

@@ -102,7 +102,7 @@ def train(ctx: ContextDep, admin: AdminDep, body: TrainRequest | None = None) ->
         "version": version_name(version_id),
         "stage": "training",
         "depth": depth.value,
-        "url": f"/api/v1/models/v{version_id}",
+        "url": f"/api/v1/models/{version_name(version_id)}",
     }
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from eyes.domain import version_name
 from eyes.errors import BadRequest
 from eyes.services import dashboard as dashboard_service
 from eyes.services import learn, registry, training, vocabulary
@@ -101,7 +102,7 @@ def model_page(version: str, request: Request, ctx: ContextDep, viewer: ViewerDe
 @router.post("/models/train")
 def start_training(ctx: ContextDep, admin: AdminDep, depth: Annotated[str, Form()] = "head") -> Response:
     version_id = training.start_run(ctx, admin, depth=training.parse_depth(depth))
-    return redirect(f"/models/v{version_id}")
+    return redirect(f"/models/{version_name(version_id)}")
 
 
 @router.post("/models/{version}/promote")
