@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from eyes.config import Settings, get_settings
-from eyes.domain import License, version_name
+from eyes.domain import License, Visibility, version_name
 from eyes.errors import EyesError
 
 if TYPE_CHECKING:
     from eyes.context import Context
+
+VISIBILITIES = click.Choice([v.value for v in Visibility])  # what `Visibility.parse` takes
 
 
 def _settings() -> Settings:
@@ -213,21 +215,20 @@ def albums_list(owner: str, as_json: bool) -> None:
 @click.option("--description", default="", help="What the album is about.")
 @click.option(
     "--visibility",
-    type=click.Choice(["public", "unlisted", "private"]),
-    default="public",
+    type=VISIBILITIES,
+    default=Visibility.PUBLIC.value,
     show_default=True,
     help="unlisted: only whoever has its link; private: OWNER alone.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def albums_create(owner: str, title: str, description: str, visibility: str, as_json: bool) -> None:
     """Make an album TITLE for the account OWNER; prints its id and address."""
-    from eyes.domain import Visibility
     from eyes.services import albums as album_service
     from eyes.services.accounts import get_user_by_name
 
     with _context() as ctx:
         user = get_user_by_name(ctx, owner)
-        album = album_service.create_album(ctx, user, title, description, Visibility(visibility))
+        album = album_service.create_album(ctx, user, title, description, Visibility.parse(visibility))
     if as_json:
         _print_json(album.model_dump(mode="json"))
     else:
@@ -264,8 +265,8 @@ def storage_sweep(older_than_hours: float, as_json: bool) -> None:
 @click.option("--owner", help="Who owns the photos (default: the only account, if there is one).")
 @click.option(
     "--visibility",
-    type=click.Choice(["public", "unlisted", "private"]),
-    default="public",
+    type=VISIBILITIES,
+    default=Visibility.PUBLIC.value,
     show_default=True,
 )
 @click.option(

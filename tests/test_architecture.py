@@ -192,3 +192,19 @@ def test_the_rule_finds_a_version_spelled_by_hand() -> None:
     assert _versions_by_hand("<a href='/models/v{{ version.id }}'>")
     assert not _versions_by_hand('    return redirect(f"/models/{version_name(version_id)}")')
     assert not _versions_by_hand('    sizes = f"{w}x{h}"')
+
+
+def test_the_next_page_link_is_made_in_one_place() -> None:
+    """Every list's "next" (the feed, a tag, search, albums, an album, a person) is this page's
+    query with the service's cursor, made by `deps.next_page`: by hand, six copies tested for the
+    end two ways (`is not None`, truthiness)."""
+    by_hand = {
+        path.name: [
+            line.strip()
+            for line in path.read_text().splitlines()
+            if re.search(r"params\((before|after)=", line)
+        ]
+        for path in WEB.glob("*.py")
+        if path.name != "deps.py"
+    }
+    assert {name: lines for name, lines in by_hand.items() if lines} == {}

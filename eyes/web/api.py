@@ -164,7 +164,7 @@ def list_photos(
         ctx, viewer, owner=owner, tags=tag, before=before, limit=limit, sort=sort
     )
     # Serialised in one step: FastAPI's pass over the response model took longer than the query.
-    body = PhotoList(items=page.items, next=next_page(request, page))
+    body = PhotoList(items=page.items, next=next_page(request, before=page.next_before))
     return Response(body.model_dump_json(), media_type="application/json")
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from eyes.domain import MAX_ID
 from eyes.services import albums as album_service
 from eyes.services.views import AlbumList, AlbumPublic, PhotoList
-from eyes.web.deps import AlbumId, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import AlbumId, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf, next_page
 from eyes.web.schemas import AlbumCreate, AlbumOrder, AlbumPhotosAdd, AlbumUpdate, ErrorResponse
 
 _errors: dict[int | str, dict[str, Any]] = {
@@ -29,8 +29,7 @@ def list_albums(
 ) -> AlbumList:
     """Public albums, and all of yours: an unlisted album is listed for nobody but its owner."""
     page = album_service.list_albums(ctx, viewer, owner=owner, before=before, limit=limit)
-    following = request.url.include_query_params(before=page.next_before) if page.next_before else None
-    return AlbumList(items=page.items, next=str(following) if following else None)
+    return AlbumList(items=page.items, next=next_page(request, before=page.next_before))
 
 
 @router.post("", response_model=AlbumPublic, status_code=201, summary="Make an album")
@@ -87,10 +86,7 @@ def album_photos(
     page = album_service.album_photos(
         ctx, album_id, viewer, after=after, limit=limit, by_date_taken=sort == "taken"
     )
-    following = (
-        request.url.include_query_params(after=page.next_after) if page.next_after is not None else None
-    )
-    body = PhotoList(items=page.items, next=str(following) if following else None)
+    body = PhotoList(items=page.items, next=next_page(request, after=page.next_after))
     return Response(body.model_dump_json(), media_type="application/json")
 
 

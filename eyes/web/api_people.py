@@ -145,7 +145,7 @@ def person_photos(
     limit: Annotated[int | None, Query(ge=1, le=200)] = None,
 ) -> PhotoList:
     page = views.person_photos(ctx, user, person_id, before=before, limit=limit)
-    return PhotoList(items=page.items, next=next_page(request, page))
+    return PhotoList(items=page.items, next=next_page(request, before=page.next_before))
 
 
 @router.post(

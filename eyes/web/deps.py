@@ -18,7 +18,6 @@ from eyes.domain import KEY_LENGTH, MAX_ID, Account
 from eyes.errors import Busy, Forbidden, NotAuthenticated, NotFound
 from eyes.services import sessions
 from eyes.services.accounts import user_for_token
-from eyes.services.photos import PhotoPage
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SESSION_KEY = "sid"  # the cookie's one claim: the secret of a row in login_sessions
@@ -95,11 +94,11 @@ def _user_for_token(ctx: Context, token: str, client: str) -> Account:
         raise
 
 
-def next_page(request: Request, page: PhotoPage) -> str | None:
-    """The URL of the page after `page` (this one's query, with the cursor), or None at the end."""
-    if page.next_before is None:
-        return None
-    return str(request.url.include_query_params(before=page.next_before))
+def next_page(request: Request, **cursor: int | None) -> str | None:
+    """The URL of the page after this one: this one's query with the cursor the service gave
+    (`before=page.next_before`, `after=page.next_after`), or None at the end (a cursor of None)."""
+    [(name, value)] = cursor.items()
+    return None if value is None else str(request.url.include_query_params(**{name: value}))
 
 
 async def require_user(viewer: Annotated[Account | None, Depends(get_viewer)]) -> Account:

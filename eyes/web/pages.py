@@ -82,7 +82,12 @@ def _grid(
     url = request.url.remove_query_params(["before", "sort"])
     orders = {order.value: str(url.include_query_params(sort=order.value)) for order in PhotoOrder}
     orders[PhotoOrder.NEW.value] = str(url)
-    return {"photos": page.items, "next_url": next_page(request, page), "sort": sort.value, "orders": orders}
+    return {
+        "photos": page.items,
+        "next_url": next_page(request, before=page.next_before),
+        "sort": sort.value,
+        "orders": orders,
+    }
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -12,7 +12,7 @@ from eyes.domain import MAX_ID, Visibility
 from eyes.errors import BadRequest
 from eyes.services import accounts
 from eyes.services import albums as album_service
-from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, next_page
 from eyes.web.pages import Cursor, redirect, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -30,9 +30,6 @@ def album_page(
 ) -> Response:
     album = album_service.show_album(ctx, album_id, viewer)
     page = album_service.album_photos(ctx, album_id, viewer, after=after, by_date_taken=sort == "taken")
-    following = (
-        request.url.include_query_params(after=page.next_after) if page.next_after is not None else None
-    )
     return render(
         request,
         "album.html",
@@ -43,7 +40,7 @@ def album_page(
             o: str(request.url.remove_query_params(["after", "sort"]).include_query_params(sort=o))
             for o in ("album", "taken")
         },
-        next_url=str(following) if following else None,
+        next_url=next_page(request, after=page.next_after),
         own=viewer is not None and viewer.username == album.owner,
         visibilities=[v.value for v in Visibility],
     )
@@ -55,9 +52,12 @@ def user_albums(
 ) -> Response:
     owner = accounts.profile(ctx, username)
     page = album_service.list_albums(ctx, viewer, owner=owner.username, before=before)
-    following = request.url.include_query_params(before=page.next_before) if page.next_before else None
     return render(
-        request, "albums.html", owner=owner, albums=page.items, next_url=str(following) if following else None
+        request,
+        "albums.html",
+        owner=owner,
+        albums=page.items,
+        next_url=next_page(request, before=page.next_before),
     )
 
 

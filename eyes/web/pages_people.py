@@ -62,7 +62,7 @@ def person_page(
         others=[p for p in views.list_people(ctx, user) if p.id != person.id],
         audiences=[a.value for a in PersonAudience],
         photos=page.items,
-        next_url=next_page(request, page),
+        next_url=next_page(request, before=page.next_before),
     )
 
 
