@@ -24,7 +24,7 @@ from eyes.errors import Conflict
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task
 from eyes.ml.errors import ModelFileError
-from eyes.services import gate, registry, training
+from eyes.services import gate, registry, training, training_set
 from eyes.services.accounts import create_user
 from eyes.services.importer import import_tree
 from eyes.services.labels import class_vocabulary, training_labels, vote
@@ -198,24 +198,26 @@ def test_gate_compares_on_the_same_held_out_photos(ctx: Context, tmp_path: Path)
     assert champion.name == f"v{first}" and len(champion.trained_on) == 30, "the card keeps what it saw"
     with ctx.sessions() as session:
         labels = training_labels(session, ctx.settings)
-    data = training.build_dataset(ctx, labels, champion.vocabulary, Hierarchy({}))
+    data = training_set.build_dataset(ctx, labels, champion.vocabulary, Hierarchy({}))
     head = champion.head
     assert head is not None
     everything = np.ones(len(data.shas), dtype=bool)
     rng = np.random.default_rng(1)
-    noise = training.Evidence(rng.random(data.y.shape).astype(np.float32), everything)
+    noise = training_set.Evidence(rng.random(data.y.shape).astype(np.float32), everything)
     verdict = gate.compare_with_champion(ctx, champion, data, noise, head)
     assert verdict["promote"] is False and verdict["candidate_accuracy"] < verdict["champion_accuracy"]
     assert verdict["unseen_by_champion"] is False, (
         "no photo is new to the champion: it is judged on what it saw"
     )
-    exact = training.Evidence(data.y.copy(), everything)
+    exact = training_set.Evidence(data.y.copy(), everything)
     assert gate.compare_with_champion(ctx, champion, data, exact, head)["promote"] is True
     # One photo worse than a champion that is right everywhere is within the noise: kept in.
     one_off = data.y.copy()
     one_off[0] = np.roll(one_off[0], 1)
     ctx.settings = ctx.settings.model_copy(update={"promotion_margin": 0.0})
-    verdict = gate.compare_with_champion(ctx, champion, data, training.Evidence(one_off, everything), head)
+    verdict = gate.compare_with_champion(
+        ctx, champion, data, training_set.Evidence(one_off, everything), head
+    )
     assert verdict["candidate_accuracy"] < verdict["champion_accuracy"] and verdict["promote"] is True
     assert verdict["only_champion_right"] == 1
 

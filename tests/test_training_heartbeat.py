@@ -23,7 +23,7 @@ from eyes.db.session import transaction
 from eyes.domain import ModelStage
 from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task, sweep
-from eyes.services import training
+from eyes.services import training, training_set
 from eyes.services.importer import import_tree
 from tests.conftest import CALTECH
 
@@ -84,7 +84,7 @@ def slow_embeddings(
 ) -> None:
     """Make the run's embedding step last twice the staleness limit, sweeping as the sweeper
     would every half limit, and record what each sweep left under way."""
-    real = training.embeddings_for
+    real = training_set.embeddings_for
 
     def embeddings_for(*args: Any, **kwargs: Any) -> Any:
         seen.append(run_under_way(ctx))
@@ -94,7 +94,7 @@ def slow_embeddings(
             seen.append(run_under_way(ctx))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "embeddings_for", embeddings_for)
+    monkeypatch.setattr(training_set, "embeddings_for", embeddings_for)
 
 
 def test_a_long_step_keeps_beating_and_the_sweep_leaves_the_run_alone(
@@ -158,7 +158,7 @@ def test_the_heartbeat_stops_when_the_run_ends(
     beats: list[float] = []
     real = training._beat
     monkeypatch.setattr(training, "_beat", lambda c, v: (beats.append(time.monotonic()), real(c, v)))
-    real_embeddings = training.embeddings_for
+    real_embeddings = training_set.embeddings_for
 
     def embeddings_for(*args: Any, **kwargs: Any) -> Any:
         time.sleep(5 * INTERVAL_S)  # long enough for a few beats
@@ -166,7 +166,7 @@ def test_the_heartbeat_stops_when_the_run_ends(
             raise MemoryError("out of memory in the middle")
         return real_embeddings(*args, **kwargs)
 
-    monkeypatch.setattr(training, "embeddings_for", embeddings_for)
+    monkeypatch.setattr(training_set, "embeddings_for", embeddings_for)
     real_champion = ctx.tagger.champion
 
     def champion(force_refresh: bool = False) -> Any:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +24,7 @@ from eyes.ml.train import TrainConfig
 from eyes.ml.tuned import TunedTop
 from eyes.services.registry import TOP_FILE
 from eyes.services.tagging import activations_for
-
-if TYPE_CHECKING:
-    from eyes.services.training import Dataset, Trained
+from eyes.services.training_set import Dataset, Evidence, Trained
 
 
 class TrainingFailed(EyesError):
@@ -35,8 +33,6 @@ class TrainingFailed(EyesError):
 
 
 def fit(ctx: Context, data: Dataset, config: TrainConfig) -> Trained:
-    from eyes.services.training import Evidence, Trained
-
     stored = activations_for(ctx, data.shas)
     activations = np.stack([stored[sha] for sha in data.shas])
     weights = data.weights(config)

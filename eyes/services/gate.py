@@ -6,7 +6,7 @@ Both are judged on the same photos and the tags both know: labelled photos neith
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,9 +15,7 @@ from eyes.ml.head import Head
 from eyes.ml.metrics import top1_hits
 from eyes.ml.predictor import Champion
 from eyes.services.tagging import activations_for
-
-if TYPE_CHECKING:
-    from eyes.services.training import Dataset, Evidence
+from eyes.services.training_set import Dataset, Evidence
 
 
 def compare_with_champion(

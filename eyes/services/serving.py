@@ -17,6 +17,7 @@ from eyes.domain import TrainingDepth
 from eyes.ml.errors import ModelFileError
 from eyes.ml.predictor import Champion, Predictor, Suggestion
 from eyes.ml.sensitive import SensitiveModel
+from eyes.services import registry
 
 if TYPE_CHECKING:
     from eyes.context import Context
@@ -55,8 +56,6 @@ class ServingModels:
         now = time.monotonic()
         if not force and now - self._checked_at < self._ctx.settings.model_refresh_s:
             return
-        from eyes.services import registry
-
         self._checked_at = now
         version_id = registry.champion_id(self._ctx)
         current = self.predictor.trained.version_id if self.predictor.trained else None
@@ -72,8 +71,6 @@ class ServingModels:
             log.exception("cannot load the champion %s; still serving the previous model", version.name)
 
     def _load_version(self, version: ModelVersion) -> Champion:
-        from eyes.services import registry
-
         head = registry.load_head(self._ctx, version)
         top = None
         if version.depth == TrainingDepth.DEEP:
