@@ -32,15 +32,21 @@ def ticks(ctx: Context) -> int:
 _lock = threading.Lock()
 
 
-def memoised(ctx: Context, purpose: str, compute: Callable[[], Any], *key: Hashable) -> Any:
+def memoised(
+    ctx: Context, purpose: str, compute: Callable[[], Any], *key: Hashable, settle_s: float = 0.0
+) -> Any:
     """What `compute` makes of the labels, kept in this process while the clock (and the rest of
-    `key`, such as the champion) stands still, for at most RECHECK_S."""
+    `key`, such as the champion) stands still, for at most RECHECK_S. With `settle_s`, a value
+    younger than that is kept even though the clock moved (the rest of `key` still standing):
+    while votes stream in, the labels are counted at most once in `settle_s`, not once a look."""
     stamp = (ticks(ctx), *key)
     now = time.monotonic()
     with _lock:
         kept = ctx.label_memo.get(purpose)
-    if kept is not None and kept[0] == stamp and now - kept[1] < RECHECK_S:
-        return kept[2]
+    if kept is not None and now - kept[1] < RECHECK_S:
+        (kept_ticks, *kept_key), age = kept[0], now - kept[1]
+        if kept_key == list(key) and (kept_ticks == stamp[0] or age < settle_s):
+            return kept[2]
     value = compute()
     with _lock:
         ctx.label_memo[purpose] = (stamp, now, value)
