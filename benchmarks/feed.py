@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import httpx2 as httpx
 
 from benchmarks.harness import BENCH_USER, eyes_cmd, free_port, wait_healthy
 from benchmarks.report import percentile, write_section
+from benchmarks.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = (ROOT / ".." / "shared" / "datasets" / "imagenette10-600").resolve()
@@ -102,8 +102,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: `make wrk` installs Debian's package")
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-feed-"))
-    source = Path(tempfile.mkdtemp(prefix="eyes-feed-photos-"))
+    home = scratch_dir("eyes-feed-")
+    source = scratch_dir("eyes-feed-photos-")
     files = sorted(IMAGENETTE.rglob("*.JPEG"))
     random.Random(2).shuffle(files)
     for f in files[: args.photos]:

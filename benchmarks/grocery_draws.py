@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,6 +24,7 @@ import numpy as np
 from sqlalchemy import delete, select, update
 
 from benchmarks.report import write_section
+from benchmarks.scratch import scratch_dir
 from eyes.config import get_settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo, PhotoTag, User
@@ -46,7 +46,7 @@ GROCERY = (ROOT / ".." / "shared" / "datasets" / "grocery").resolve()
 
 
 def setup() -> tuple[Context, dict[int, str], np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    home = Path(tempfile.mkdtemp(prefix="eyes-grocery-draws-"))
+    home = scratch_dir("eyes-grocery-draws-")
     settings = get_settings(
         home=home, min_labels_per_tag=2, min_owners_per_tag=1, auto_train_after=0, open_vocabulary=True
     )

@@ -7,12 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+
+from benchmarks.scratch import scratch_dir
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password"
@@ -73,7 +74,7 @@ def make_token(home: Path, database_url: str = "") -> str:
 def bench_learn(*args: str, out: Path | None = None) -> dict[str, Any]:
     """Run `eyes bench learn ARGS` on a fresh data folder, writing OUT.json and OUT.png (a
     temporary place if no `out`); returns the curves."""
-    work = Path(tempfile.mkdtemp(prefix="eyes-bench-learn-"))
+    work = scratch_dir("eyes-bench-learn-")
     out = out or work / "curve"
     command = [sys.executable, "-m", "eyes", "bench", "learn", *args, "--out", str(out)]
     subprocess.run(command, check=True, env={**os.environ, "EYES_HOME": str(work / "home")})

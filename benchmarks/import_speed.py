@@ -3,17 +3,18 @@
     python -m benchmarks.import_speed [N]
 
 Imports the first N (600) photos of imagenette10-600 with `importer.import_tree` into a fresh
-data folder and prints photos a second. Run it from two checkouts one after the other, twice
-(`PYTHONPATH=<checkout>`): the ratio is what compares on a shared machine. Writes nothing.
+data folder (removed when it ends) and prints photos a second. Run it from two checkouts one
+after the other, twice (`PYTHONPATH=<checkout>`): the ratio is what compares on a shared machine.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.scratch import scratch_dir
 
 IMAGENETTE = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "imagenette10-600"
@@ -22,7 +23,7 @@ IMAGENETTE = (
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 600
-    home = Path(tempfile.mkdtemp(prefix="eyes-import-"))
+    home = scratch_dir("eyes-import-")
     os.environ["EYES_HOME"] = str(home)
     tree = home / "in"
     for photo in sorted(IMAGENETTE.rglob("*.JPEG"))[:count]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import tempfile
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +20,7 @@ from sqlalchemy import insert
 
 from benchmarks.harness import bench_learn, eyes_cmd
 from benchmarks.report import write_section
+from benchmarks.scratch import scratch_dir
 from eyes.config import get_settings
 from eyes.context import Context, build_context
 from eyes.db.models import Activation, Embedding, Image, Photo, PhotoTag, Tag, User
@@ -35,7 +35,7 @@ DOCS = ROOT / "docs"
 
 def seed_protocol(train_per_class: int) -> dict[str, object]:
     """The protocol anyone can run: import TRAIN with folder tags, train, evaluate on TEST."""
-    work = Path(tempfile.mkdtemp(prefix="eyes-seed-"))
+    work = scratch_dir("eyes-seed-")
     for cls in sorted(p for p in CALTECH.iterdir() if p.is_dir()):
         files = sorted(cls.iterdir(), key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
         for part, chosen in (("train", files[:train_per_class]), ("test", files[train_per_class:])):
@@ -149,7 +149,7 @@ def populate(
 def timed_training(n: int) -> dict[str, float]:
     from eyes.services import training
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-train-"))
+    home = scratch_dir("eyes-train-")
     ctx = build_context(get_settings(home=home, min_owners_per_tag=1, auto_train_after=0))
     ctx.jobs = ImmediateQueue(partial(run_task, ctx))
     populate(ctx, n, 20, np.random.default_rng(0), labelled=n)
@@ -165,7 +165,7 @@ def timed_training(n: int) -> dict[str, float]:
 def timed_retag(n: int) -> dict[str, float]:
     from eyes.services.tagging import retag_all
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-retag-"))
+    home = scratch_dir("eyes-retag-")
     ctx = build_context(get_settings(home=home))
     populate(ctx, n, 20, np.random.default_rng(1), labelled=0)
     started = time.perf_counter()
@@ -182,7 +182,7 @@ def timed_deep(n_train: int, n_retag: int) -> dict[str, float]:
     from eyes.services import registry, training
     from eyes.services.tagging import retag_all
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-deep-"))
+    home = scratch_dir("eyes-deep-")
     ctx = build_context(get_settings(home=home, min_owners_per_tag=1, auto_train_after=0, deep_train_after=0))
     populate(ctx, n_retag, 20, np.random.default_rng(2), labelled=n_train, activations=True)
     version_id = training.start_run(ctx, None, depth=TrainingDepth.DEEP)

@@ -16,7 +16,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ import httpx2 as httpx
 
 from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token, wait_healthy
 from benchmarks.report import percentile, write_section
+from benchmarks.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = (ROOT / ".." / "shared" / "datasets" / "imagenette10-600").resolve()
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--scaleout", action="store_true")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-load-"))
+    home = scratch_dir("eyes-load-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EYES_")}
     env.update(UNLIMITED, EYES_HOME=str(home), EYES_SWEEP_INTERVAL_S="2")
     processes: list[subprocess.Popen[bytes]] = []

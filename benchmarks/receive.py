@@ -8,10 +8,8 @@ routes of one uvicorn server on loopback; prints the p50 of each. Nothing is wri
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx2 as httpx
 import numpy as np
@@ -22,10 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from benchmarks.harness import free_port
+from benchmarks.scratch import scratch_dir
 from benchmarks.serving import twelve_megapixel_jpeg
 from eyes.web.uploads import received_file
 
-TMP = Path(tempfile.mkdtemp(prefix="eyes-receive-"))
+TMP = scratch_dir("eyes-receive-")
 
 
 async def received(request: Request) -> JSONResponse:

@@ -15,7 +15,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from PIL import Image
 
 from benchmarks.harness import BENCH_USER, UNLIMITED, eyes_cmd, free_port, make_token, wait_healthy
 from benchmarks.report import percentile, write_section
+from benchmarks.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = (ROOT / ".." / "shared" / "datasets" / "imagenette10-600").resolve()
@@ -68,7 +68,7 @@ def main() -> None:
     n_big = 10 if args.quick else 40
     n_upload = 20 if args.quick else 60
 
-    home = Path(tempfile.mkdtemp(prefix="eyes-bench-"))
+    home = scratch_dir("eyes-bench-")
     eyes_cmd(home, "users", "create", BENCH_USER, "--admin")
     token = make_token(home)
     port = free_port()
@@ -140,10 +140,10 @@ def main() -> None:
 
     source = IMAGENETTE
     if args.quick:
-        source = Path(tempfile.mkdtemp(prefix="eyes-bench-import-"))
+        source = scratch_dir("eyes-bench-import-")
         for f in files[:600]:
             (source / f.name).symlink_to(f)
-    import_home = Path(tempfile.mkdtemp(prefix="eyes-bench-import-home-"))
+    import_home = scratch_dir("eyes-bench-import-home-")
     eyes_cmd(import_home, "users", "create", BENCH_USER)
     eyes_cmd(import_home, "classify", str(files[0]))  # exports the backbone first: not part of the import
     report = json.loads(eyes_cmd(import_home, "import", str(source), "--json", "-q"))

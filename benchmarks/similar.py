@@ -25,7 +25,6 @@ import io
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from benchmarks.report import percentile, write_section
+from benchmarks.scratch import scratch_dir
 from eyes.config import Settings
 from eyes.ml.embedder import Embedder
 from eyes.ml.files import ONNX_FILE
@@ -213,7 +213,7 @@ def main() -> None:
     threshold = Settings.model_fields["near_duplicate_similarity"].default
     models_dir = args.models_dir
     if models_dir is None:
-        models_dir = Path(tempfile.mkdtemp(prefix="eyes-backbone-"))
+        models_dir = scratch_dir("eyes-backbone-")
         subprocess.run(
             [sys.executable, "-m", "eyes.ml.export", str(models_dir)], check=True, capture_output=True
         )

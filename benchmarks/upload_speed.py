@@ -14,16 +14,17 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.scratch import scratch_dir
 
 CALTECH = (Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "caltech101-23").resolve()
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    home = Path(tempfile.mkdtemp(prefix="eyes-upload-"))
+    home = scratch_dir("eyes-upload-")
     os.environ["EYES_HOME"] = str(home)
 
     from benchmarks.serving import upscaled_photo_jpeg
