@@ -96,3 +96,18 @@ def test_a_lost_database_is_a_503_that_says_to_try_again(
         "message": "the database is unavailable right now; try again shortly",
     }
     assert "SELECT" not in res.text, "nothing of the statement in the answer"
+
+
+def test_a_lost_database_is_a_page_that_says_so_even_without_the_viewers_notices(
+    member: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database gone after the viewer was known: the page cannot ask for their notices
+    either, and still says what happened (before, a bare 500 in JSON)."""
+
+    def gone(ctx: Context, user: Account) -> list[NoticePublic]:
+        raise OperationalError("SELECT notices", {}, ConnectionRefusedError("the server is restarting"))
+
+    monkeypatch.setattr(moderation, "unread_notices", gone)
+    res = member.get("/test/database_down", headers=HTML)
+    assert res.status_code == 503 and "text/html" in res.headers["content-type"]
+    assert "database is unavailable" in res.text and "SELECT" not in res.text

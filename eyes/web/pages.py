@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -13,10 +14,11 @@ from fastapi.templating import Jinja2Templates
 from eyes.context import Context
 from eyes.domain import Account, License, PhotoOrder, ReportReason, Visibility
 from eyes.errors import EyesError
-from eyes.services import accounts, faces, invitations, moderation, sessions, similar
+from eyes.services import accounts, faces, invitations, moderation, outages, sessions, similar
 from eyes.services import albums as album_service
 from eyes.services import photos as photo_service
 from eyes.services.quota import storage_use
+from eyes.services.views import NoticePublic
 from eyes.web.deps import (
     MAX_ID,
     SESSION_KEY,
@@ -31,6 +33,7 @@ from eyes.web.deps import (
 )
 from eyes.web.errors import with_retry_after
 
+log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -39,7 +42,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     viewer = getattr(request.state, "viewer", None)
     # An administrator's messages to the viewer stand above every page until dismissed.
     ctx: Context = request.app.state.ctx
-    notices = moderation.unread_notices(ctx, viewer) if viewer is not None else []
+    notices = _notices(ctx, viewer)
     # The People page is in the menu of whoever has faces on, where the site has them on.
     people_link = viewer is not None and viewer.faces_enabled and ctx.settings.faces
     return templates.TemplateResponse(
@@ -54,6 +57,18 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         },
         status_code=status_code,
     )
+
+
+def _notices(ctx: Context, viewer: Account | None) -> list[NoticePublic]:
+    """The viewer's unread notices; none when the database is out of reach, so that the page
+    (the 503 that says so, most likely) still renders."""
+    if viewer is None:
+        return []
+    try:
+        return moderation.unread_notices(ctx, viewer)
+    except outages.DATABASE_DOWN as exc:
+        log.warning("page shown without its notices: %s", outages.DatabaseUnavailable(exc).reason)
+        return []
 
 
 def redirect(url: str) -> RedirectResponse:
