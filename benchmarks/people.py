@@ -52,7 +52,7 @@ class Found:
 
 
 def find_all(people: list[str]) -> Found:
-    """Every face in every photo, found as `services.faces.scan_photos` finds them (the stored
+    """Every face in every photo, found as `services.face_scan.scan_photos` finds them (the stored
     original decoded by `open_for_faces`, then the finder), stored as little-endian float32."""
     finder = DlibFaceFinder()
     vectors, person, photos, with_face, ms = [], [], 0, 0, []

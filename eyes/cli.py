@@ -811,6 +811,7 @@ def faces_scan(owner: str | None, as_json: bool, quiet: bool) -> None:
     scanned yet. Resumable: stopped and started again, it goes on where it was."""
     from tqdm import tqdm
 
+    from eyes.services import face_scan
     from eyes.services import faces as face_service
     from eyes.services.accounts import get_user_by_name
 
@@ -820,7 +821,7 @@ def faces_scan(owner: str | None, as_json: bool, quiet: bool) -> None:
         owner_id = get_user_by_name(ctx, owner).id if owner else None
         total = face_service.count_unscanned(ctx, owner_id)
         with tqdm(total=total, desc="faces", unit="photo", disable=quiet or as_json) as bar:
-            done = face_service.scan_all(ctx, owner_id, progress=bar.update)
+            done = face_scan.scan_all(ctx, owner_id, progress=bar.update)
         left = face_service.count_unscanned(ctx, owner_id)
     if as_json:
         _print_json({"scanned": done, "left": left})

@@ -4,6 +4,7 @@ models are tested in tests/ml/test_faces.py."""
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from eyes.db.models import Face, Photo
 from tests.conftest import context_of, sign_up, upload, wait_for_tagging
 from tests.standin_faces import SPEC, faces_image
 from tests.test_cli import eyes
+
+ROOT = Path(__file__).resolve().parent.parent  # where the eyes package lies
 
 
 @pytest.fixture
@@ -254,3 +257,42 @@ def test_the_finder_reads_a_large_jpeg_at_reduced_scale_and_upright(tmp_path: Pa
     with open(tmp_path / "turned.jpg", "rb") as f:
         image, factors = open_for_faces(f)
     assert image.size == (960, 1280) and factors == (2.0, 2.0)
+
+
+def _source(module: str) -> Path | None:
+    path = ROOT / Path(*module.split("."))
+    for source in (path.with_suffix(".py"), path / "__init__.py"):
+        if source.exists():
+            return source
+    return None
+
+
+def _eyes_imports(module: str) -> set[str]:
+    """The eyes modules `module` imports, at the top or inside a function."""
+    source = _source(module)
+    if source is None:  # a name imported from a module, not a module
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("eyes.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("eyes"):
+            found.add(node.module)
+            for alias in node.names:  # `from eyes.services import people` names a module
+                if _source(f"{node.module}.{alias.name}") is not None:
+                    found.add(f"{node.module}.{alias.name}")
+    return found
+
+
+def test_accounts_reach_faces_but_never_people() -> None:
+    # Accounts forget faces (faces turned off); people read photos, which read accounts. An import
+    # of people anywhere below accounts, even one put off inside a function, closes that cycle.
+    reached: set[str] = set()
+    todo = ["eyes.services.accounts"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(_eyes_imports(module) - reached)
+    assert "eyes.services.faces" in reached
+    assert "eyes.services.people" not in reached

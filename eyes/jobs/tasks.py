@@ -19,7 +19,7 @@ def _tag_photo(ctx: Context, photo_id: int) -> None:
 
     tag_photo(ctx, photo_id)
     if ctx.settings.faces:  # the same job, off the request path; a no-op unless the owner opted in
-        from eyes.services.faces import scan_photos
+        from eyes.services.face_scan import scan_photos
 
         scan_photos(ctx, [photo_id])
 
@@ -46,7 +46,7 @@ def _score_sensitive(ctx: Context) -> None:
 
 
 def _scan_faces(ctx: Context) -> None:
-    from eyes.services.faces import scan_all
+    from eyes.services.face_scan import scan_all
 
     count = scan_all(ctx)
     if count:

@@ -1,35 +1,26 @@
-"""Faces on upload: find the faces in the photos of owners who turned faces on, store each face's
-box and descriptor once, and show them to their owner alone.
+"""Faces, the owner's data: which photos still wait to be scanned, where the faces of an owner's
+photos are and how many, and forgetting them all. Finding faces in stored originals is
+services/face_scan.py.
 
 Faces are an owner's data: found only when the instance (EYES_FACES) and the owner (their
 `faces_enabled` preference) both say so; listed for nobody else; deleted with their photo, and
 all of them when the owner turns faces off.
+
+Accounts import this module (turning faces off forgets them), so it imports nothing that reads
+accounts: not services/people, whose views read photos, which read accounts.
 """
 
 from __future__ import annotations
 
-import io
-import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-
-from PIL.Image import DecompressionBombError
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from eyes.context import Context
 from eyes.db.models import Face, Person, Photo, User
-from eyes.db.session import transaction
 from eyes.domain import Account
-from eyes.errors import EyesError, NotFound
-from eyes.images import pixel_count
-from eyes.ml.faces import Face as FoundFace
-from eyes.ml.faces import find_in_file
 from eyes.services import face_recognition
-from eyes.services.image_store import original_key
 
-log = logging.getLogger(__name__)
 BATCH = 50
 MAX_PAGE = 1000  # faces per page of GET /api/v1/me/faces
 
@@ -49,8 +40,9 @@ def active(ctx: Context) -> bool:
     return ctx.settings.faces
 
 
-def _wanted() -> tuple[ColumnElement[bool], ...]:
-    """Photos not yet scanned whose owner has faces on."""
+def awaiting_scan() -> tuple[ColumnElement[bool], ...]:
+    """The conditions on a photo not yet scanned whose owner has faces on (services/face_scan.py
+    claims a photo with them)."""
     return (
         Photo.faces_scanned_at.is_(None),
         Photo.owner_id.in_(select(User.id).where(User.faces_enabled.is_(True))),
@@ -59,7 +51,7 @@ def _wanted() -> tuple[ColumnElement[bool], ...]:
 
 def unscanned_photo_ids(ctx: Context, owner_id: int | None = None, limit: int = BATCH) -> list[int]:
     """Photos of owners with faces on that have not been scanned, oldest first."""
-    query = select(Photo.id).where(*_wanted()).order_by(Photo.id).limit(limit)
+    query = select(Photo.id).where(*awaiting_scan()).order_by(Photo.id).limit(limit)
     if owner_id is not None:
         query = query.where(Photo.owner_id == owner_id)
     with ctx.sessions() as session:
@@ -67,98 +59,11 @@ def unscanned_photo_ids(ctx: Context, owner_id: int | None = None, limit: int = 
 
 
 def count_unscanned(ctx: Context, owner_id: int | None = None) -> int:
-    query = select(func.count(Photo.id)).where(*_wanted())
+    query = select(func.count(Photo.id)).where(*awaiting_scan())
     if owner_id is not None:
         query = query.where(Photo.owner_id == owner_id)
     with ctx.sessions() as session:
         return int(session.scalar(query) or 0)
-
-
-def scan_photos(ctx: Context, photo_ids: Sequence[int]) -> int:
-    """Find and store the faces of these photos, where faces are on for the instance and the
-    owner and the photo was not scanned yet (a second run does nothing), then group each owner's
-    unnamed faces again where new ones were found (services/people.group_new_faces). Returns how many photos were scanned."""
-    if not active(ctx) or not photo_ids:
-        return 0
-    with ctx.sessions() as session:
-        rows = session.execute(
-            select(Photo.id, Photo.sha256, Photo.owner_id).where(Photo.id.in_(list(photo_ids)), *_wanted())
-        ).all()
-    scanned = 0
-    found_for: set[int] = set()  # owners with new faces: grouped again below
-    for photo_id, sha, owner_id in rows:
-        found = _find(ctx, sha)
-        with transaction(ctx.sessions) as session:
-            # Written only if the photo is still there, still unscanned and its owner still has
-            # faces on: a delete or an opt-out meanwhile wins.
-            claimed = session.execute(
-                update(Photo)
-                .where(Photo.id == photo_id, *_wanted())
-                .values(faces_scanned_at=datetime.now(UTC))
-                .returning(Photo.id)
-            ).first()
-            if claimed is None:
-                continue
-            if found:
-                session.execute(
-                    insert(Face),
-                    [
-                        {
-                            "photo_id": photo_id,
-                            "left": f.box[0],
-                            "top": f.box[1],
-                            "right": f.box[2],
-                            "bottom": f.box[3],
-                            "descriptor": f.descriptor.astype("<f4").tobytes(),
-                            "created_at": datetime.now(UTC),
-                        }
-                        for f in found
-                    ],
-                )
-                found_for.add(owner_id)
-        scanned += 1
-    if scanned:  # the new faces get their owner's suggestions at once
-        face_recognition.suggest_for_photos(ctx, [row[0] for row in rows])
-    if found_for:
-        # Here, not at the top: people's views read photos, which read accounts, which read this.
-        from eyes.services import people
-
-        for owner_id in sorted(found_for):
-            people.group_new_faces(ctx, owner_id)
-    return scanned
-
-
-def _find(ctx: Context, sha: str) -> list[FoundFace]:
-    """The faces in one stored original; none if the image itself cannot be read (it is marked
-    scanned). A fault of the platform (a store out of reach, models that cannot load) raises: the
-    job fails, the photo stays unscanned and the sweep tries again."""
-    finder = ctx.faces
-    try:
-        with ctx.blobs.open(original_key(sha)) as blob:
-            data = blob.read()
-    except NotFound as exc:
-        log.warning("the original of %s is missing: %s", sha, exc)
-        return []
-    try:
-        with ctx.limits.decoding.hold(pixel_count(data), patient=True):
-            return find_in_file(finder, io.BytesIO(data))
-    # dlib raises RuntimeError on an image it cannot process: that photo has no faces.
-    except (OSError, ValueError, RuntimeError, DecompressionBombError, EyesError) as exc:
-        log.warning("cannot look for faces in %s: %s", sha, exc)
-        return []
-
-
-def scan_all(ctx: Context, owner_id: int | None = None, progress: Callable[[int], None] | None = None) -> int:
-    """Scan every photo still waiting (resumable: the scan marker is what is left)."""
-    done = 0
-    while ids := unscanned_photo_ids(ctx, owner_id):
-        count = scan_photos(ctx, ids)
-        if count == 0:  # nothing could be claimed (faces turned off meanwhile)
-            break
-        done += count
-        if progress is not None:
-            progress(count)
-    return done
 
 
 def forget_faces(session: Session, owner_id: int) -> None:
