@@ -290,6 +290,12 @@ class Settings(BaseSettings):
     training_timeout_s: float = Field(
         600.0, description="A training run silent for this long is taken as dead and marked failed."
     )
+    training_max_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="A training run still under way after this long is stopped and marked failed: "
+        "one that hangs must not hold the only run slot (its fine-tuning child is killed).",
+    )
 
     @field_validator(
         "signin_limit_per_ip",

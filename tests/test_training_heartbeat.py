@@ -193,3 +193,37 @@ def test_the_heartbeat_stops_when_the_run_ends(
         time.sleep(TIMEOUT_S)
         training.fail_stale_runs(ctx)
         assert stage_of(ctx, version_id)[0] == ModelStage.FAILED
+
+
+def test_a_run_that_hangs_is_stopped_after_training_max_s(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beating from its own thread, a run stuck in one step would beat for ever and hold the only
+    run slot: after `training_max_s` it is failed with the reason, beats no more, and what it
+    makes once the step comes back is not used."""
+    ctx.settings = ctx.settings.model_copy(update={"training_max_s": 5 * INTERVAL_S})
+    champion_before = ctx.tagger.champion(force_refresh=True).name
+    beats: list[float] = []
+    real_beat = training._beat
+    monkeypatch.setattr(training, "_beat", lambda c, v: (beats.append(time.monotonic()), real_beat(c, v)))
+    real = training_set.embeddings_for
+    stopped: list[tuple[ModelStage, str | None]] = []
+
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3 * TIMEOUT_S)  # six times the limit
+        stopped.append(stage_of(ctx, version[0]))  # as it stood while the step hung
+        return real(*args, **kwargs)
+
+    version: list[int] = []
+    real_claim = training._claim
+    monkeypatch.setattr(training, "_claim", lambda c, v: (version.append(v), real_claim(c, v))[1])
+    monkeypatch.setattr(training_set, "embeddings_for", hung)
+    version_id = training.start_run(ctx, None)
+
+    stage, reason = stopped[0]
+    assert stage == ModelStage.FAILED and "took longer than" in (reason or ""), "failed while it hung"
+    assert len(beats) <= 5, "no beat after the limit"
+    assert training.runs_under_way(ctx) == [], "the slot is free for the next run"
+    assert stage_of(ctx, version_id)[0] == ModelStage.FAILED, "what it made later is not used"
+    assert ctx.tagger.champion(force_refresh=True).name == champion_before
+    assert not heartbeat_threads()

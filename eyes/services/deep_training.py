@@ -37,17 +37,18 @@ def fit(ctx: Context, data: Dataset, config: TrainConfig) -> Trained:
     activations = np.stack([stored[sha] for sha in data.shas])
     weights = data.weights(config)
     held = data.folds == 0
+    limit_s = ctx.settings.training_max_s  # a child that hangs is killed with its run
     scores = np.zeros(data.y.shape, dtype=np.float32)
     if held.any() and (~held).any():
         top, head, _ = run_fine_tuning(
-            activations[~held], data.y[~held], weights[~held], data.vocabulary, config
+            activations[~held], data.y[~held], weights[~held], data.vocabulary, config, limit_s
         )
         scores[held] = head.probabilities(
             TunedTop(top, threads=ctx.settings.onnx_threads).embed(activations[held])
         )
     else:
         held[:] = False
-    top, head, record = run_fine_tuning(activations, data.y, weights, data.vocabulary, config)
+    top, head, record = run_fine_tuning(activations, data.y, weights, data.vocabulary, config, limit_s)
     # The model page's curves: the served fit's loss and accuracy per epoch (it holds nothing out).
     curves = [{**e, "val_loss": None, "val_accuracy": None} for e in record.get("epochs", [])]
     notes = {"fine_tuning": {k: record.get(k) for k in ("config", "photos", "probe_loss", "seconds")}}
@@ -60,8 +61,10 @@ def run_fine_tuning(
     weights: np.ndarray,
     vocabulary: list[str],
     config: TrainConfig,
+    limit_s: float,
 ) -> tuple[bytes, Head, dict[str, Any]]:
-    """One fit in a child process (the run's heartbeat beats meanwhile: training.heartbeat).
+    """One fit in a child process (the run's heartbeat beats meanwhile: training.heartbeat),
+    killed after `limit_s`.
     Returns the tuned top (ONNX), the head and the fit's record (its config, and loss per epoch)."""
     with tempfile.TemporaryDirectory(prefix="eyes-finetune-") as tmp:
         job = Path(tmp)
@@ -76,13 +79,19 @@ def run_fine_tuning(
             json.dumps({"seed": config.seed, "target_precision": config.target_precision})
         )
         # Its progress lines are not needed (the heartbeat has its own thread); its errors are.
-        process = subprocess.run(
-            [sys.executable, "-m", "eyes.ml.finetune", str(job)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+        try:
+            process = subprocess.run(
+                [sys.executable, "-m", "eyes.ml.finetune", str(job)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=limit_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise TrainingFailed(
+                f"fine-tuning took longer than {limit_s:.0f} s (EYES_TRAINING_MAX_S)"
+            ) from None
         if process.returncode != 0:
             last = (process.stderr.strip().splitlines() or ["no output"])[-1]
             raise TrainingFailed(

@@ -28,12 +28,12 @@ from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from eyes.context import Context
 from eyes.db.models import Embedding, ModelVersion, Photo, User, as_utc
 from eyes.db.session import transaction
-from eyes.domain import Account, ModelStage, TrainingDepth
+from eyes.domain import Account, ModelStage, TrainingDepth, version_name
 from eyes.errors import BadRequest, Conflict, EyesError
 from eyes.ml.baseline import logistic_regression_top1
 from eyes.ml.head import Head
@@ -189,7 +189,7 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
             head_sha = registry.store_version_files(ctx, version_id, head, card, data.shas, trained.files)
         except Exception as exc:
             reason = exc.message if isinstance(exc, EyesError) else f"{type(exc).__name__}: {exc}"
-            log.warning("training run v%s failed: %s", version_id, reason)
+            log.warning("training run %s failed: %s", version_name(version_id), reason)
             _finish(ctx, version_id, ModelStage.FAILED, after=ModelStage.TRAINING, reason=reason)
             return
         finished = _finish(
@@ -203,7 +203,9 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
             summary=json.dumps(summary, default=float),
         )
     if not finished:  # the sweep failed it meanwhile (silent too long): what it made is not used
-        log.warning("training run v%s was failed while it ran; its version is not judged", version_id)
+        log.warning(
+            "training run %s was failed while it ran; its version is not judged", version_name(version_id)
+        )
         return
     if comparison["promote"]:
         registry.promote(ctx, version_id, reason=comparison["reason"])
@@ -336,24 +338,30 @@ def heartbeat(ctx: Context, version_id: int) -> Iterator[None]:
     whatever its steps do; the thread is stopped and joined however the block ends.
 
     The thread is a daemon: when the process dies, so do the beats, and the sweep finds the run
-    stale. A beat the database refuses is logged and tried again at the next one."""
+    stale. A beat that fails is logged and tried again at the next one. A run still under way
+    after `training_max_s` is marked failed and beats no more (a step that hangs would otherwise
+    beat for ever and hold the one run slot); what it makes after that is not used."""
     # Never a busy loop, even with a timeout of nothing.
     interval = max(ctx.settings.training_timeout_s / BEATS_PER_TIMEOUT, 0.01)
+    deadline = time.monotonic() + ctx.settings.training_max_s
+    name = version_name(version_id)
     stop = threading.Event()
 
     def beat_until_stopped() -> None:
         while not stop.wait(interval):
+            if time.monotonic() > deadline:
+                reason = f"the run took longer than {ctx.settings.training_max_s:.0f} s (EYES_TRAINING_MAX_S)"
+                log.warning("training run %s: %s; stopped", name, reason)
+                _finish(ctx, version_id, ModelStage.FAILED, after=ModelStage.TRAINING, reason=reason)
+                return
             try:
                 _beat(ctx, version_id)
-            except SQLAlchemyError:
+            except Exception:  # the database or its pool: a missed beat, not a dead run
                 log.warning(
-                    "training run v%s: heartbeat failed, next try in %.1f s",
-                    version_id,
-                    interval,
-                    exc_info=True,
+                    "training run %s: heartbeat failed, next try in %.1f s", name, interval, exc_info=True
                 )
 
-    thread = threading.Thread(target=beat_until_stopped, name=f"eyes-heartbeat-v{version_id}", daemon=True)
+    thread = threading.Thread(target=beat_until_stopped, name=f"eyes-heartbeat-{name}", daemon=True)
     thread.start()
     try:
         yield
