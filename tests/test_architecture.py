@@ -167,8 +167,8 @@ def test_accounts_and_the_registry_take_the_context(module: ModuleType) -> None:
     assert [name for name in public if _takes_a_session(vars(module)[name])] == []
 
 
-# A model version spelled by hand: an f-string's "v{", or a template's "v{{".
-_VERSION_BY_HAND = re.compile(r"""(?:f["'][^"'\n]*[/ '"(]v\{)|(?:\bv\{\{)""")
+# A model version spelled by hand: an f-string's "v{", a template's "v{{", a log line's "v%s".
+_VERSION_BY_HAND = re.compile(r"""(?:f["'][^"'\n]*(?<![\w{])v\{)|(?:\bv\{\{)|(?:["'][^"'\n]*\bv%[sd])""")
 
 
 def _versions_by_hand(source: str) -> list[str]:
@@ -180,7 +180,7 @@ def test_a_model_version_is_named_in_one_place() -> None:
     spelled by hand somewhere is the one that drifts when the naming changes."""
     found = {
         str(path.relative_to(ROOT)): lines
-        for path in [*EYES.rglob("*.py"), *WEB.rglob("*.html")]
+        for path in [*EYES.rglob("*.py"), *WEB.rglob("*.html"), *(ROOT / "benchmarks").glob("*.py")]
         if path != EYES / "domain.py" and (lines := _versions_by_hand(path.read_text()))
     }
     assert found == {}, f"use domain.version_name: {found}"
@@ -190,8 +190,13 @@ def test_the_rule_finds_a_version_spelled_by_hand() -> None:
     assert _versions_by_hand('    return redirect(f"/models/v{version_id}")')
     assert _versions_by_hand("""    echo(f"queued v{run.id}; see 'eyes models show v{run.id}'")""")
     assert _versions_by_hand("<a href='/models/v{{ version.id }}'>")
+    assert _versions_by_hand('    name = f"v{version_id}"')
+    assert _versions_by_hand('    thread = Thread(name=f"eyes-heartbeat-v{version_id}")')
+    assert _versions_by_hand('    log.warning("training run v%s failed: %s", version_id, reason)')
     assert not _versions_by_hand('    return redirect(f"/models/{version_name(version_id)}")')
     assert not _versions_by_hand('    sizes = f"{w}x{h}"')
+    assert not _versions_by_hand('    name = f"{prefix}{version_name(v)}"')
+    assert not _versions_by_hand('    message = f"{{v{n}}}"')
 
 
 def test_the_next_page_link_is_made_in_one_place() -> None:

@@ -128,20 +128,29 @@ def sign_up(ctx: Context, username: str, password: str, client: str, invite: str
     in the same transaction as the account it makes; an administrator's makes an administrator."""
     ctx.limits.hit(ctx.settings.signup_limit_per_ip, "signup-ip", client, what="sign-ups from your address")
     mode = ctx.settings.signup
+    if mode != "open" and not invite.strip():  # refused before a hash is paid for
+        raise _refused(mode)
+    name = normalize_username(username)
+    # Hashed before the transaction: on SQLite it holds the one write lock, on PostgreSQL a
+    # connection and the invitation's row, and a hash waits for its slot and takes 64 MiB.
+    password_hash = _new_hash(password, ctx.limits.hashing)
     with transaction(ctx.sessions) as session:
         # Used up first: a refusal below rolls that back, and making an administrator below does
         # not count it as an open setup link.
         used = invitations.redeem(session, invite) if invite.strip() else None
-        if used is None and mode == "invite":
-            raise Forbidden("sign-up here is by invitation: ask an administrator for a link")
-        if mode == "closed" and not (used and used.admin):
-            raise Forbidden("sign-up is closed on this server: an administrator can make your account")
+        if (used is None and mode == "invite") or (mode == "closed" and not (used and used.admin)):
+            raise _refused(mode)
         admin = used is not None and used.admin
-        name = normalize_username(username)
-        user = _add_user(session, name, _new_hash(password, ctx.limits.hashing), admin=admin)
+        user = _add_user(session, name, password_hash, admin=admin)
         if used is not None:
             used.used_by_id = user.id
         return AccountView.of(user)
+
+
+def _refused(mode: str) -> Forbidden:
+    if mode == "invite":
+        return Forbidden("sign-up here is by invitation: ask an administrator for a link")
+    return Forbidden("sign-up is closed on this server: an administrator can make your account")
 
 
 def change_password(ctx: Context, user: Account, current: str, new: str, keep_session: str | None) -> None:

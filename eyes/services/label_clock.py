@@ -17,6 +17,7 @@ from eyes.context import Context
 from eyes.db.models import LabelClock
 
 RECHECK_S = 600.0
+_now = time.monotonic  # the memo's clock (a test moves it without moving everybody's)
 
 
 def tick(session: Session) -> None:
@@ -40,7 +41,7 @@ def memoised(
     younger than that is kept even though the clock moved (the rest of `key` still standing):
     while votes stream in, the labels are counted at most once in `settle_s`, not once a look."""
     stamp = (ticks(ctx), *key)
-    now = time.monotonic()
+    now = _now()
     with _lock:
         kept = ctx.label_memo.get(purpose)
     if kept is not None and now - kept[1] < RECHECK_S:

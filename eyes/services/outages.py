@@ -8,7 +8,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from eyes.errors import ServiceUnavailable
 
-# A lost connection (the database restarting, say), wherever in a service it surfaces.
+# A lost connection (the database restarting, say), wherever it surfaces: the web layer's error
+# handlers and pages name these through this module, without importing the library.
 DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 

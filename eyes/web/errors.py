@@ -77,7 +77,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_database_down(request: Request, exc: Exception) -> Response:
-    # The database library's error, as the services translate it (a 503 that says to try again).
+    # The database library's error (a 503 that says to try again), named through services/outages
+    # without the web layer importing the library.
     unavailable = outages.DatabaseUnavailable(exc)
     log.warning("database unavailable: %s", unavailable.reason)
     return await handle_eyes_error(request, unavailable)
