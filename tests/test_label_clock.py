@@ -12,7 +12,7 @@ from eyes.config import Settings
 from eyes.context import Context, build_context
 from eyes.db.models import Photo
 from eyes.domain import Visibility
-from eyes.services import dashboard, label_clock, labels, photos, training, vocabulary
+from eyes.services import label_clock, labels, photos, training, vocabulary
 from eyes.services.accounts import create_user, update_preferences
 
 
@@ -73,34 +73,3 @@ def test_everything_a_label_rests_on_moves_the_clock(ctx: Context, tmp_path: Pat
     before = label_clock.ticks(ctx)
     MUTATIONS[mutation](ctx, owner, key)
     assert label_clock.ticks(ctx) > before, f"{mutation} must make the next sweep count again"
-
-
-def test_the_models_page_counts_at_most_once_in_a_while_as_votes_stream_in(
-    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each look at /models after a new label counted every label again; under a stream of labels
-    the counts are now made at most once in COUNTS_SETTLE_S, and then show every one."""
-    owner = create_user(ctx, "owner", "a long password")
-    keys = []
-    for i in range(3):
-        path = tmp_path / f"p{i}.png"
-        Image.new("RGB", (40, 30), (9, 80 + 40 * i, 200)).save(path)
-        up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft(path.name, tags=("sky",)))
-        with ctx.sessions() as session:
-            keys.append(session.get_one(Photo, up.photo_id).public_id)
-    now = [1000.0]
-    monkeypatch.setattr(label_clock, "_now", lambda: now[0])
-    counted = []
-    real = dashboard._label_counts
-    monkeypatch.setattr(dashboard, "_label_counts", lambda *a: counted.append(1) or real(*a))
-
-    first = dashboard.overview(ctx, admin=True)["n_labels"]
-    for key in keys:  # a new label, and a look after each
-        photos.add_owner_tags(ctx, key, owner, "sea")
-        now[0] += 1.0
-        assert dashboard.overview(ctx, admin=True)["n_labels"] == first, "counted a moment ago"
-    assert len(counted) == 1, "three labels, three looks: one count"
-    now[0] += dashboard.COUNTS_SETTLE_S
-    assert dashboard.overview(ctx, admin=True)["n_labels"] == first + 3, "then every label is in"
-    assert len(counted) == 2
-    assert dashboard.overview(ctx, admin=True)["n_labels"] > first and len(counted) == 2, "and kept"

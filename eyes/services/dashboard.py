@@ -11,10 +11,6 @@ from eyes.services.jobs_status import job_status
 from eyes.services.labels import class_vocabulary, training_labels
 from eyes.services.vocabulary import list_tags
 
-# While votes stream in, the page's label counts are made at most this often in a process (each
-# count reads every label); a new run or champion counts again at once.
-COUNTS_SETTLE_S = 10.0
-
 
 def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
     """Everything on /models. Labels come from photos that may teach (never private ones without
@@ -24,12 +20,7 @@ def overview(ctx: Context, *, admin: bool) -> dict[str, Any]:
     versions = registry.describe_versions(ctx, admin=admin)
     newest_run = versions[0]["version"] if versions else None
     counts = label_clock.memoised(
-        ctx,
-        "dashboard",
-        lambda: _label_counts(ctx, champion),
-        newest_run,
-        champion.name,
-        settle_s=COUNTS_SETTLE_S,
+        ctx, "dashboard", lambda: _label_counts(ctx, champion), newest_run, champion.name
     )
     with ctx.sessions() as session:
         tags = list_tags(session) if admin else []

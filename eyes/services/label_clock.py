@@ -17,7 +17,6 @@ from eyes.context import Context
 from eyes.db.models import LabelClock
 
 RECHECK_S = 600.0
-_now = time.monotonic  # the memo's clock (a test moves it without moving everybody's)
 
 
 def tick(session: Session) -> None:
@@ -33,21 +32,15 @@ def ticks(ctx: Context) -> int:
 _lock = threading.Lock()
 
 
-def memoised(
-    ctx: Context, purpose: str, compute: Callable[[], Any], *key: Hashable, settle_s: float = 0.0
-) -> Any:
+def memoised(ctx: Context, purpose: str, compute: Callable[[], Any], *key: Hashable) -> Any:
     """What `compute` makes of the labels, kept in this process while the clock (and the rest of
-    `key`, such as the champion) stands still, for at most RECHECK_S. With `settle_s`, a value
-    younger than that is kept even though the clock moved (the rest of `key` still standing):
-    while votes stream in, the labels are counted at most once in `settle_s`, not once a look."""
+    `key`, such as the champion) stands still, for at most RECHECK_S."""
     stamp = (ticks(ctx), *key)
-    now = _now()
+    now = time.monotonic()
     with _lock:
         kept = ctx.label_memo.get(purpose)
-    if kept is not None and now - kept[1] < RECHECK_S:
-        (kept_ticks, *kept_key), age = kept[0], now - kept[1]
-        if kept_key == list(key) and (kept_ticks == stamp[0] or age < settle_s):
-            return kept[2]
+    if kept is not None and kept[0] == stamp and now - kept[1] < RECHECK_S:
+        return kept[2]
     value = compute()
     with _lock:
         ctx.label_memo[purpose] = (stamp, now, value)
