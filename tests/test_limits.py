@@ -453,6 +453,52 @@ def test_a_burst_of_images_past_the_waiting_line_is_503_and_those_in_line_are_an
     assert [r.status_code for r in answered] == [200] * (cores + 2)
 
 
+def test_an_upload_with_a_bad_tag_is_its_400_even_when_the_image_line_is_full(
+    make_client,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """What is wrong with the request is said before it waits for an image slot: under load a
+    bad tag was answered "busy, try again", and trying again could never succeed."""
+    import eyes.web.api
+    import eyes.web.deps
+    from eyes.services.classify import classify_file
+
+    client = make_client(classify_limit_per_account="1000/minute", classify_limit_per_ip="1000/minute")
+    sign_up(client, "ida")
+    release = threading.Event()
+
+    def slow_classify(*args: object) -> object:
+        release.wait(30)
+        return classify_file(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(eyes.web.api, "classify_file", slow_classify)
+    monkeypatch.setattr(eyes.web.deps, "IMAGE_QUEUE", 1)
+    photo = LEOPARDS[0].read_bytes()
+    cores = os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(cores + 3) as pool:
+        in_line = [
+            pool.submit(client.post, "/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")})
+            for _ in range(cores + 1)
+        ]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            limiter = getattr(client.app.state, "image_work", None)  # type: ignore[attr-defined]
+            if limiter is not None and limiter.statistics().tasks_waiting == 1:
+                break
+            time.sleep(0.05)
+        bad = client.post(
+            "/api/v1/photos", files={"file": ("l.jpg", photo, "image/jpeg")}, data={"tags": "x" * 500}
+        )
+        good = client.post(
+            "/api/v1/photos", files={"file": ("l.jpg", photo, "image/jpeg")}, data={"tags": "cat"}
+        )
+        release.set()
+        [f.result(timeout=60) for f in in_line]
+    assert bad.status_code == 400 and "tag" in bad.json()["error"]["message"], bad.text
+    assert good.status_code == 503, "a good one is told to come back"
+    assert client.get("/api/v1/photos?owner=ida").json()["items"] == [], "neither was stored"
+
+
 def test_an_import_waits_for_decoding_memory_instead_of_leaving_files_out(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -117,6 +117,8 @@ async def upload(request: Request, response: Response, ctx: ContextDep, user: Us
             license=License.parse(str(form.get("license") or "")) if form.get("license") else None,
             tags=str(form.get("tags") or ""),  # as typed, `beach, sunset`: the service tidies them
         )
+        # Checked before it waits for an image slot: a bad tag is its 400, not a 503 when busy.
+        draft = await run_in_threadpool(photo_service.checked_draft, ctx, draft)
         created, photo = await run_image_work(request, _store_upload, ctx, user, file.path, draft)
     if not created:
         response.status_code = 200
