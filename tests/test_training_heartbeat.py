@@ -167,15 +167,14 @@ def test_the_heartbeat_stops_when_the_run_ends(
         return real_embeddings(*args, **kwargs)
 
     monkeypatch.setattr(training_set, "embeddings_for", embeddings_for)
-    real_champion = ctx.tagger.champion
+    real_finish = training._finish
 
-    def champion(force_refresh: bool = False) -> Any:
-        if ending == "raises" and force_refresh:  # the run's own load, before its steps: not caught
-            time.sleep(5 * INTERVAL_S)
-            raise RuntimeError("the champion's files cannot be read")
-        return real_champion(force_refresh=force_refresh)
+    def finish(c: Context, v: int, stage: ModelStage, **values: Any) -> bool:
+        if ending == "raises" and stage == ModelStage.CANDIDATE:  # after the steps: not caught
+            raise RuntimeError("the database went away as the run was filed")
+        return real_finish(c, v, stage, **values)
 
-    monkeypatch.setattr(ctx.tagger, "champion", champion)
+    monkeypatch.setattr(training, "_finish", finish)
     if ending == "raises":
         with pytest.raises(RuntimeError):
             training.start_run(ctx, None)
@@ -226,4 +225,23 @@ def test_a_run_that_hangs_is_stopped_after_training_max_s(
     assert training.runs_under_way(ctx) == [], "the slot is free for the next run"
     assert stage_of(ctx, version_id)[0] == ModelStage.FAILED, "what it made later is not used"
     assert ctx.tagger.champion(force_refresh=True).name == champion_before
+    assert not heartbeat_threads()
+
+
+def test_a_champion_that_cannot_be_loaded_fails_the_run_at_once(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not left `training` for the sweep to find a timeout later: failed now, with the reason."""
+
+    real = ctx.tagger.champion
+
+    def champion(force_refresh: bool = False) -> Any:
+        if force_refresh:  # the run's own load of the champion in the database now
+            raise RuntimeError("the champion's files cannot be read")
+        return real()
+
+    monkeypatch.setattr(ctx.tagger, "champion", champion)
+    version_id = training.start_run(ctx, None)
+    stage, reason = stage_of(ctx, version_id)
+    assert stage == ModelStage.FAILED and "cannot be read" in (reason or "")
     assert not heartbeat_threads()

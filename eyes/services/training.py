@@ -128,10 +128,10 @@ def run_training(ctx: Context, version_id: int, config: TrainConfig | None = Non
     if depth is None:
         return  # another worker has it, or it is over: a duplicate message is harmless
     with heartbeat(ctx, version_id):
-        # The gate must judge against the champion in the database now, not the one this process
-        # last loaded (another server may have promoted one since).
-        champion = ctx.tagger.champion(force_refresh=True)
         try:
+            # The gate must judge against the champion in the database now, not the one this
+            # process last loaded (another server may have promoted one since).
+            champion = ctx.tagger.champion(force_refresh=True)
             started = time.perf_counter()
             with ctx.sessions() as session:
                 labels = training_labels(session, ctx.settings)
