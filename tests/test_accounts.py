@@ -131,3 +131,35 @@ def test_the_services_hand_out_frozen_copies_of_an_account_never_its_row(setting
     assert updated.show_sensitive and not signed_in.show_sensitive
     assert (made.username, made.is_admin) == ("bob", True) and token.name == "script"
     assert by_name == made, "looked up by name (the CLI's --owner), the same account"
+
+
+@pytest.mark.parametrize("how", ["sign_up", "create_user"])
+def test_a_new_password_is_hashed_before_the_transaction_opens(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A hash takes 64 MiB and waits for its slot: inside the transaction it held SQLite's one
+    write lock (everybody's votes, uploads and sign-ins) or a PostgreSQL connection meanwhile."""
+    events: list[str] = []
+    real_transaction, real_hasher = accounts.transaction, accounts._hasher
+
+    def transaction(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        events.append("transaction")
+        return real_transaction(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(accounts, "transaction", transaction)
+
+    class Hasher:  # the real one, watched
+        def hash(self, password: str) -> str:
+            events.append("hash")
+            return real_hasher.hash(password)
+
+    monkeypatch.setattr(accounts, "_hasher", Hasher())
+    ctx = build_context(settings)
+    try:
+        if how == "sign_up":
+            accounts.sign_up(ctx, "ada", "correct horse", "203.0.113.1")
+        else:
+            accounts.create_user(ctx, "ada", "correct horse")
+    finally:
+        ctx.close()
+    assert events[:2] == ["hash", "transaction"], events
