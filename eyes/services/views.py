@@ -4,7 +4,7 @@ models, built from rows here, so that the web layer never holds a query or impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple
 
@@ -41,16 +41,9 @@ class AccountView:
 
     @classmethod
     def of(cls, user: User) -> AccountView:
-        return cls(
-            id=user.id,
-            username=user.username,
-            is_admin=user.is_admin,
-            private_photos_teach=user.private_photos_teach,
-            default_license=user.default_license,
-            created_at=as_utc(user.created_at),
-            show_sensitive=user.show_sensitive,
-            faces_enabled=user.faces_enabled,
-        )
+        """The row's columns of the same names (its time in UTC, as every answer gives times)."""
+        copied = {f.name: getattr(user, f.name) for f in fields(cls)}
+        return cls(**{**copied, "created_at": as_utc(user.created_at)})
 
 
 class UserPublic(BaseModel):
