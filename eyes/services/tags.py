@@ -54,12 +54,7 @@ TypedTags = str | Sequence[str]
 
 def normalize_tags(names: Iterable[str], max_length: int, *, query: bool = False) -> list[str]:
     """Names given one by one: each normalised (`normalize_tag`), each once, in the order given."""
-    tidy: list[str] = []
-    for raw in names:
-        name = normalize_tag(raw, max_length, query=query)
-        if name not in tidy:
-            tidy.append(name)
-    return tidy
+    return list(dict.fromkeys(normalize_tag(raw, max_length, query=query) for raw in names))
 
 
 def parse_tag_list(raw: str, max_length: int, *, query: bool = False) -> list[str]:
