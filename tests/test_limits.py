@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
@@ -412,45 +413,59 @@ def test_two_hundred_parallel_wrong_passwords_are_refused_and_the_server_answers
     assert peak < 1024
 
 
-def test_a_burst_of_images_past_the_waiting_line_is_503_and_those_in_line_are_answered(
-    make_client,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
-) -> None:
+@contextmanager
+def image_line_held(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, waiting: int
+) -> Iterator[list[concurrent.futures.Future[httpx.Response]]]:
+    """Every image slot taken by a classification held until the block ends, and `waiting` more
+    in a line of that length (full): yields their answers to come."""
     import eyes.web.api
     import eyes.web.deps
     from eyes.services.classify import classify_file
 
-    client = make_client(classify_limit_per_account="1000/minute", classify_limit_per_ip="1000/minute")
-    sign_up(client, "ida")
     release = threading.Event()
 
     def slow_classify(*args: object) -> object:
-        release.wait(30)  # holds its core until the test lets it go
+        release.wait(30)  # holds its core until the block ends
         return classify_file(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(eyes.web.api, "classify_file", slow_classify)
-    monkeypatch.setattr(eyes.web.deps, "IMAGE_QUEUE", 2)
+    monkeypatch.setattr(eyes.web.deps, "IMAGE_QUEUE", waiting)
     photo = LEOPARDS[0].read_bytes()
+    held = (os.cpu_count() or 1) + waiting  # one per core, and a full line
+    with concurrent.futures.ThreadPoolExecutor(held) as pool:
+        in_line = [
+            pool.submit(client.post, "/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")})
+            for _ in range(held)
+        ]
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                limiter = getattr(client.app.state, "image_work", None)  # type: ignore[attr-defined]
+                if limiter is not None and limiter.statistics().tasks_waiting == waiting:
+                    break
+                time.sleep(0.05)
+            yield in_line
+        finally:
+            release.set()
 
-    def classify() -> httpx.Response:
-        return client.post("/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")})
 
-    cores = os.cpu_count() or 1
-    with concurrent.futures.ThreadPoolExecutor(cores + 5) as pool:
-        in_line = [pool.submit(classify) for _ in range(cores + 2)]  # one per core, and a full line
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            limiter = getattr(client.app.state, "image_work", None)  # type: ignore[attr-defined]
-            if limiter is not None and limiter.statistics().tasks_waiting == 2:
-                break
-            time.sleep(0.05)
-        refused = [pool.submit(classify).result(timeout=30) for _ in range(3)]
-        release.set()
-        answered = [f.result(timeout=60) for f in in_line]
+def test_a_burst_of_images_past_the_waiting_line_is_503_and_those_in_line_are_answered(
+    make_client,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    client = make_client(classify_limit_per_account="1000/minute", classify_limit_per_ip="1000/minute")
+    sign_up(client, "ida")
+    photo = LEOPARDS[0].read_bytes()
+    with image_line_held(client, monkeypatch, waiting=2) as in_line:
+        refused = [
+            client.post("/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")}) for _ in range(3)
+        ]
+    answered = [f.result(timeout=60) for f in in_line]
     assert [r.status_code for r in refused] == [503] * 3
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
     assert refused[0].json()["error"]["code"] == "busy"
-    assert [r.status_code for r in answered] == [200] * (cores + 2)
+    assert [r.status_code for r in answered] == [200] * len(in_line)
 
 
 def test_an_upload_with_a_bad_tag_is_its_400_even_when_the_image_line_is_full(
@@ -459,41 +474,16 @@ def test_an_upload_with_a_bad_tag_is_its_400_even_when_the_image_line_is_full(
 ) -> None:
     """What is wrong with the request is said before it waits for an image slot: under load a
     bad tag was answered "busy, try again", and trying again could never succeed."""
-    import eyes.web.api
-    import eyes.web.deps
-    from eyes.services.classify import classify_file
-
     client = make_client(classify_limit_per_account="1000/minute", classify_limit_per_ip="1000/minute")
     sign_up(client, "ida")
-    release = threading.Event()
-
-    def slow_classify(*args: object) -> object:
-        release.wait(30)
-        return classify_file(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(eyes.web.api, "classify_file", slow_classify)
-    monkeypatch.setattr(eyes.web.deps, "IMAGE_QUEUE", 1)
     photo = LEOPARDS[0].read_bytes()
-    cores = os.cpu_count() or 1
-    with concurrent.futures.ThreadPoolExecutor(cores + 3) as pool:
-        in_line = [
-            pool.submit(client.post, "/api/v1/classify", files={"file": ("l.jpg", photo, "image/jpeg")})
-            for _ in range(cores + 1)
-        ]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            limiter = getattr(client.app.state, "image_work", None)  # type: ignore[attr-defined]
-            if limiter is not None and limiter.statistics().tasks_waiting == 1:
-                break
-            time.sleep(0.05)
+    with image_line_held(client, monkeypatch, waiting=1):
         bad = client.post(
             "/api/v1/photos", files={"file": ("l.jpg", photo, "image/jpeg")}, data={"tags": "x" * 500}
         )
         good = client.post(
             "/api/v1/photos", files={"file": ("l.jpg", photo, "image/jpeg")}, data={"tags": "cat"}
         )
-        release.set()
-        [f.result(timeout=60) for f in in_line]
     assert bad.status_code == 400 and "tag" in bad.json()["error"]["message"], bad.text
     assert good.status_code == 503, "a good one is told to come back"
     assert client.get("/api/v1/photos?owner=ida").json()["items"] == [], "neither was stored"
