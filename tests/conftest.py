@@ -35,6 +35,16 @@ IMAGENETTE = DATASETS / "imagenette10-600"
 # A `torch` that refuses to load: first on the path in the fast tier (pytest_configure).
 NO_TORCH = Path(__file__).resolve().parent / "no_torch"
 
+# Settings under which the first few labels already teach: a class from 3 photos of one owner,
+# every voter trusted, a run after each label. For tests of the training loop's machinery.
+LEARN_AT_ONCE = {
+    "min_labels_per_tag": 3,
+    "min_owners_per_tag": 1,
+    "auto_train_after": 0,
+    "trust_min_account_age_days": 0,
+    "trust_min_agreements": 0,
+}
+
 
 def free_port() -> int:
     """A TCP port free on loopback, for a server a test starts."""

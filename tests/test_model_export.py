@@ -35,7 +35,7 @@ from eyes.services import model_export, registry, training
 from eyes.services.accounts import create_user
 from eyes.services.classify import classify_file
 from eyes.services.importer import import_tree
-from tests.conftest import CALTECH, context_of, sign_up
+from tests.conftest import CALTECH, LEARN_AT_ONCE, context_of, sign_up
 from tests.standin_backbone import ACTIVATION_SHAPE
 from tests.test_cli import eyes
 
@@ -45,15 +45,7 @@ TRAIN_PER_CLASS = 8
 
 @pytest.fixture
 def export_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "min_labels_per_tag": 3,
-            "min_owners_per_tag": 1,
-            "auto_train_after": 0,
-            "trust_min_account_age_days": 0,
-            "trust_min_agreements": 0,
-        }
-    )
+    return settings.model_copy(update=LEARN_AT_ONCE)
 
 
 @pytest.fixture

@@ -25,35 +25,20 @@ from eyes.jobs.queue import ImmediateQueue
 from eyes.jobs.tasks import run_task, sweep
 from eyes.services import training, training_set
 from eyes.services.importer import import_tree
-from tests.conftest import CALTECH
+from tests.conftest import LEARN_AT_ONCE
+from tests.test_learning import labelled_tree
 
-CLASSES = ["Leopards", "airplanes", "watch"]
 TIMEOUT_S = 1.0  # the staleness limit of these tests: beats every 0.1 s
 INTERVAL_S = TIMEOUT_S / training.BEATS_PER_TIMEOUT
 
 
 @pytest.fixture
 def ctx(settings: Settings, tmp_path: Path) -> Iterator[Context]:
-    context = build_context(
-        settings.model_copy(
-            update={
-                "min_labels_per_tag": 3,
-                "min_owners_per_tag": 1,
-                "auto_train_after": 0,
-                "trust_min_account_age_days": 0,
-                "trust_min_agreements": 0,
-            }
-        )
-    )
+    context = build_context(settings.model_copy(update=LEARN_AT_ONCE))
     context.jobs = ImmediateQueue(partial(run_task, context))
     with transaction(context.sessions) as session:  # an owner who never signs in needs no password
         session.add(User(username="owner", password_hash="-", is_admin=True))
-    tree = tmp_path / "labelled"
-    for cls in CLASSES:
-        (tree / cls).mkdir(parents=True)
-        for src in sorted((CALTECH / cls).iterdir())[:6]:
-            (tree / cls / src.name).symlink_to(src)
-    import_tree(context, tree, owner="owner", tags_from_folders=True, progress=False)
+    import_tree(context, labelled_tree(tmp_path, 6), owner="owner", tags_from_folders=True, progress=False)
     context.settings = context.settings.model_copy(update={"training_timeout_s": TIMEOUT_S})
     yield context
     context.close()
