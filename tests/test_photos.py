@@ -404,3 +404,27 @@ def test_taken_at_uses_the_cameras_zone_when_it_wrote_one(client: TestClient) ->
         taken.append(res.json()["taken_at"])
     assert taken[0].startswith("2024-05-01T12:03:00"), "14:03 at +02:00 is 12:03 UTC"
     assert taken[1].startswith("2024-05-01T14:03:00"), "no zone: the camera's clock as it was"
+
+
+@pytest.mark.parametrize(
+    ("typed", "status", "words"),
+    [
+        (" ".join(f"t{i}" for i in range(6000)), 400, "at most 8 tags"),  # a 40 KB box
+        ("x" * 500, 400, "tag"),  # longer than a tag may be
+        ("sea\x00star", 400, "tag"),  # a control character
+        ("' OR '1'='1", 200, ""),  # SQL: only tags no photo has
+        (" , ,  ", 200, ""),  # blanks between commas: only the private photo's tag
+    ],
+)
+def test_the_search_box_refuses_hostile_text_clearly(
+    client: TestClient, typed: str, status: int, words: str
+) -> None:
+    """What anyone types in the search box reaches the service as typed (photos.search_photos):
+    a clear answer on a page, never a server error, and nothing of someone's private photo (each
+    box also asks for its tag)."""
+    sign_up(client, "ana")
+    secret = upload(client, sorted((CALTECH / "starfish").iterdir())[0], tags="sea", visibility="private")
+    client.cookies.clear()
+    res = client.get("/search", params={"q": f"{typed} sea"}, headers={"Accept": "text/html"})
+    assert res.status_code == status, res.text[:300]
+    assert words in res.text and secret["id"] not in res.text
