@@ -213,3 +213,19 @@ def test_the_next_page_link_is_made_in_one_place() -> None:
         if path.name != "deps.py"
     }
     assert {name: lines for name, lines in by_hand.items() if lines} == {}
+
+
+def test_every_route_of_the_site_checks_its_ids_then_the_csrf_token() -> None:
+    """The routers come from eyes/web/routers.py: a router made by hand would serve a path
+    whose `photo_id` is " 4" or 10**30 (a server error), or a form without its token."""
+    from fastapi.routing import APIRoute
+
+    from eyes.app import ROUTERS
+    from eyes.web.deps import check_csrf, ids_in_range
+
+    routes = [route for module in ROUTERS for route in module.router.routes]
+    assert len(routes) > 100, "the site's routes are all here"
+    for route in routes:
+        assert isinstance(route, APIRoute), route
+        first_two = [dependency.call for dependency in route.dependant.dependencies[:2]]
+        assert first_two == [ids_in_range, check_csrf], f"{route.path} {route.methods}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -38,18 +38,15 @@ from eyes.web.deps import (
     PhotoId,
     UserDep,
     ViewerDep,
-    check_csrf,
     client_address,
     next_page,
     run_image_work,
 )
-from eyes.web.schemas import ErrorResponse, InvitationCreate, MeUpdate, PhotoUpdate, TagCreate
+from eyes.web.routers import api_router
+from eyes.web.schemas import InvitationCreate, MeUpdate, PhotoUpdate, TagCreate
 from eyes.web.uploads import received_file
 
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
-}
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
+router = api_router("/api/v1", errors=(400, 401, 403, 404, 409, 413, 415, 422, 429, 503))
 
 
 def multipart_body(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from eyes.domain import MAX_ID
 from eyes.services import albums as album_service
 from eyes.services.views import AlbumList, AlbumPublic, PhotoList
-from eyes.web.deps import AlbumId, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf, next_page
-from eyes.web.schemas import AlbumCreate, AlbumOrder, AlbumPhotosAdd, AlbumUpdate, ErrorResponse
+from eyes.web.deps import AlbumId, ContextDep, PhotoId, UserDep, ViewerDep, next_page
+from eyes.web.routers import api_router
+from eyes.web.schemas import AlbumCreate, AlbumOrder, AlbumPhotosAdd, AlbumUpdate
 
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429, 503)
-}
-router = APIRouter(prefix="/api/v1/albums", dependencies=[Depends(check_csrf)], responses=_errors)
+router = api_router("/api/v1/albums", errors=(400, 401, 403, 404, 409, 422, 429, 503))
 
 
 @router.get("", response_model=AlbumList, summary="List albums, newest first")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -12,13 +11,10 @@ from eyes.domain import version_name
 from eyes.services import dashboard, labels, learn, model_card, model_export, registry, training, vocabulary
 from eyes.services.jobs_status import job_status
 from eyes.services.views import PhotoPublic
-from eyes.web.deps import AdminDep, ContextDep, PhotoId, UserDep, ViewerDep, check_csrf
-from eyes.web.schemas import ErrorResponse
+from eyes.web.deps import AdminDep, ContextDep, PhotoId, UserDep, ViewerDep
+from eyes.web.routers import api_router
 
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 429)
-}
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
+router = api_router("/api/v1", errors=(400, 401, 403, 404, 409, 429))
 
 
 class VoteCreate(BaseModel):

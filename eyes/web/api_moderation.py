@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Path, Response
 
 from eyes.services import moderation
 from eyes.services.views import ModerationItem, NoticePublic, PhotoPublic, ReportPublic, SuspendedUser
-from eyes.web.deps import MAX_ID, AdminDep, ContextDep, PhotoId, UserDep, check_csrf
-from eyes.web.schemas import ErrorResponse, HideRequest, ReportCreate, SensitiveMark, WarnRequest
+from eyes.web.deps import MAX_ID, AdminDep, ContextDep, PhotoId, UserDep
+from eyes.web.routers import api_router
+from eyes.web.schemas import HideRequest, ReportCreate, SensitiveMark, WarnRequest
 
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
-}
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(check_csrf)], responses=_errors)
+router = api_router("/api/v1", errors=(400, 401, 403, 404, 409, 422, 429))
 Username = Annotated[str, Path(max_length=64, description="A user's name")]
 
 

@@ -5,17 +5,17 @@ Every id here is one of the caller's own; anyone else's is 404, like an id that 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 
 from eyes.domain import MAX_ID
 from eyes.services import people
 from eyes.services import people_views as views
 from eyes.services.views import PhotoList
-from eyes.web.deps import ContextDep, UserDep, check_csrf, next_page
+from eyes.web.deps import ContextDep, UserDep, next_page
+from eyes.web.routers import api_router
 from eyes.web.schemas import (
-    ErrorResponse,
     FaceAssign,
     GroupMerge,
     GroupSplit,
@@ -26,12 +26,7 @@ from eyes.web.schemas import (
     SuggestionAnswer,
 )
 
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
-}
-router = APIRouter(
-    prefix="/api/v1/me", dependencies=[Depends(check_csrf)], responses=_errors, tags=["people"]
-)
+router = api_router("/api/v1/me", errors=(400, 401, 403, 404, 409, 422, 429), tags=["people"])
 
 GroupId = Annotated[int, Path(ge=1, le=MAX_ID, description="A group's id, from the overview")]
 PersonId = Annotated[int, Path(ge=1, le=MAX_ID, description="A person's id")]

@@ -144,7 +144,7 @@ async def ids_in_range(request: Request) -> None:
     """An `..._id` in the path is plain digits within 1..MAX_ID, and a photo's key is 22 URL-safe
     characters, or it names nothing: 404, before any query. Integer parsing alone would read " 4",
     "4_0" or "\\x854" as 4, and the database would refuse a number past its column (a server
-    error). Installed on every router in create_app; `PhotoId` states the same rule in the OpenAPI."""
+    error). Installed on every router by eyes/web/routers.py; `PhotoId` states the same rule in the OpenAPI."""
     for name, value in request.path_params.items():
         if not isinstance(value, str):
             continue

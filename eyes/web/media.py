@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from eyes.context import Context
 from eyes.services import photos as photo_service
 from eyes.web.deps import ContextDep, ViewerDep
+from eyes.web.routers import page_router
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 ONE_YEAR = 31_536_000
 
 

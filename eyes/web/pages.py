@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -26,16 +26,16 @@ from eyes.web.deps import (
     ContextDep,
     UserDep,
     ViewerDep,
-    check_csrf,
     client_address,
     csrf_token,
     next_page,
 )
 from eyes.web.errors import with_retry_after
+from eyes.web.routers import page_router
 
 log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = page_router()
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

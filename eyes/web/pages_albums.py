@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from eyes.domain import MAX_ID, Visibility
 from eyes.errors import BadRequest
 from eyes.services import accounts
 from eyes.services import albums as album_service
-from eyes.web.deps import ContextDep, UserDep, ViewerDep, check_csrf, next_page
+from eyes.web.deps import ContextDep, UserDep, ViewerDep, next_page
 from eyes.web.pages import Cursor, redirect, render
+from eyes.web.routers import page_router
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = page_router()
 Position = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 

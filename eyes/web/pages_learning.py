@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -13,10 +13,11 @@ from eyes.errors import BadRequest
 from eyes.services import dashboard as dashboard_service
 from eyes.services import learn, registry, training, vocabulary
 from eyes.web import charts
-from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep, check_csrf
+from eyes.web.deps import AdminDep, ContextDep, UserDep, ViewerDep
 from eyes.web.pages import redirect, render
+from eyes.web.routers import page_router
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = page_router()
 MAX_HIERARCHY_BYTES = 1024 * 1024
 
 

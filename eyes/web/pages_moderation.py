@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from eyes.domain import ReportReason
 from eyes.services import accounts, moderation
-from eyes.web.deps import AdminDep, ContextDep, UserDep, check_csrf
+from eyes.web.deps import AdminDep, ContextDep, UserDep
 from eyes.web.pages import redirect, render
+from eyes.web.routers import page_router
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = page_router()
 
 
 @router.post("/photos/{photo_id}/report")

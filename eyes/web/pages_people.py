@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from eyes.domain import MAX_ID, PersonAudience
 from eyes.errors import BadRequest
 from eyes.services import people
 from eyes.services import people_views as views
-from eyes.web.deps import ContextDep, UserDep, check_csrf, next_page
+from eyes.web.deps import ContextDep, UserDep, next_page
 from eyes.web.pages import Cursor, redirect, render
+from eyes.web.routers import page_router
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = page_router()
 Name = Annotated[str, Form(max_length=1000)]
 
 
