@@ -38,10 +38,11 @@ test: install chromium
 
 # The fast tier, for a quick loop while editing: the web and the services on a stand-in backbone
 # (tests/standin_backbone.py), without torch (tests/conftest.py refuses it, and fails the run if it
-# loads), the browser, the real network (`slow`) or the real engines of the scale-out.
+# loads), the browser, the real network (`slow`) or the real engines of the scale-out. One
+# pytest-xdist worker per core: every test has its own data folder, database and app.
 FAST := not browser and not slow and not postgres and not redis and not rabbitmq and not s3
 test-fast: install
-	$(BIN)/python -m pytest -m "$(FAST)" -p no:cacheprovider
+	$(BIN)/python -m pytest -m "$(FAST)" -n auto -p no:cacheprovider
 
 # Schemathesis over the whole API with many random examples; CI runs a small repeatable set
 # (tests/test_security.py, marked slow). A failure prints the curl command that reproduces it.

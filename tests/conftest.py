@@ -68,11 +68,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NO_TORCH), path) if p)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The guarantee itself: also an import made before the refusal was in place."""
-    if fast_tier(session.config) and "torch" in sys.modules:
-        session.config.get_terminal_writer().line("the fast tier imported torch", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+@pytest.fixture(autouse=True)
+def torch_stays_out_of_the_fast_tier(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The guarantee itself, after each test (in each worker of `make test-fast`): also an import
+    made before the refusal was in place, or one that got past it."""
+    yield
+    if fast_tier(request.config):
+        assert "torch" not in sys.modules, "the fast tier imported torch"
 
 
 @pytest.fixture(scope="session")
