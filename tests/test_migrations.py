@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from alembic import command
 from sqlalchemy import text
 
-from eyes.db.migrate import upgrade
+from eyes.db.migrate import newest_revision, schema_revision, upgrade
 from eyes.db.session import make_engine
 
 # A platform as it stood at this revision: an owner, a photo, a tag on it and a vote.
@@ -62,4 +64,23 @@ def test_the_models_match_the_migrations(tmp_path: Path, database_url: str) -> N
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_start_at_the_newest_schema_applies_nothing_and_an_older_one_is_upgraded(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every start calls upgrade: at the newest schema it must not load the migration scripts
+    (25 ms a start), and a database one revision behind must still be brought up to date."""
+    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'eyes.db'}")
+    upgrade(engine, OLD_REVISION)
+    assert schema_revision(engine) == OLD_REVISION
+    upgrade(engine)
+    assert schema_revision(engine) == newest_revision() is not None
+
+    def no_scripts(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the migration scripts were run")
+
+    monkeypatch.setattr(command, "upgrade", no_scripts)
+    upgrade(engine)  # at the newest schema: nothing to apply
     engine.dispose()
