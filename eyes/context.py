@@ -36,8 +36,9 @@ class Context:
     # Monotonic time of this process's last orphan sweep; a start counts as one, so that starting
     # (every server, every worker) never lists the whole blob store.
     storage_swept_at: float = field(default_factory=time.monotonic)
-    # What this process computed from the labels, by purpose (services/label_clock.py).
-    label_memo: dict[str, tuple[Any, float, Any]] = field(default_factory=dict, repr=False)
+    # What this process computed from the labels, by purpose, with what it was computed at
+    # (services/label_clock.py, and the automatic-run check in services/training.py).
+    label_memo: dict[str, Any] = field(default_factory=dict, repr=False)
     _tagger: ServingModels | None = field(default=None, repr=False)
     _similar: SimilarIndex | None = field(default=None, repr=False)
     _faces: FaceFinder | None = field(default=None, repr=False)

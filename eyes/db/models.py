@@ -363,14 +363,16 @@ class ModelVersion(Base):
 
 
 class LabelClock(Base):
-    """One row: a number that moves whenever anything a training label rests on changes (a tag an
-    owner set or rejected, a vote, a class approved, a photo's visibility, a consent, a delete).
-    The sweep reads it instead of recounting every label."""
+    """One row, two numbers that move whenever anything a training label rests on changes
+    (services/label_clock.py). The sweep reads them instead of recounting every label."""
 
     __tablename__ = "label_clock"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    # Changes that can move any number of labels: a class approved, a photo's visibility...
     ticks: Mapped[int] = mapped_column(Integer, default=0)
+    # Labels decided one by one: an owner's yes or no on one photo's tag, a vote.
+    decisions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Promotion(Base):

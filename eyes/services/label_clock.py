@@ -1,13 +1,24 @@
-"""The label clock: one number that moves whenever a training label may have changed, so that
-work which depends on the labels (the automatic-run check, the dashboard's counts) reads a number
-instead of recounting every label. A check also runs at least every `RECHECK_S`, for what changes
-with time alone (an account growing old enough to be trusted)."""
+"""The label clock: two numbers that move whenever a training label may have changed, so that
+work which depends on the labels (the automatic-run check, the dashboard's counts) reads them
+instead of recounting every label.
+
+- `ticks` moves on a change that can add any number of labels: a class approved or nested, a
+  photo's visibility, a consent, a photo deleted or hidden.
+- `decisions` counts the labels decided one by one: an owner's yes or no on a photo's tag, a
+  vote. Each adds at most one label, with the tags above it (a yes) or below it (a no), so the
+  automatic-run check can bound how far the labels grew without counting them
+  (services/training.py).
+
+A check still counts at least every `RECHECK_S`, for what changes with time or with other
+people's decisions alone: an account growing old enough, or agreeing often enough, to be trusted
+(its earlier votes count from then on)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,14 +30,26 @@ from eyes.db.models import LabelClock
 RECHECK_S = 600.0
 
 
+@dataclass(frozen=True)
+class Reading:
+    ticks: int
+    decisions: int
+
+
 def tick(session: Session) -> None:
-    """In the caller's transaction: something a label rests on changed."""
+    """In the caller's transaction: something changed that can add any number of labels."""
     session.execute(update(LabelClock).where(LabelClock.id == 1).values(ticks=LabelClock.ticks + 1))
 
 
-def ticks(ctx: Context) -> int:
+def decided(session: Session) -> None:
+    """In the caller's transaction: one label was decided (an owner's yes or no, a vote)."""
+    session.execute(update(LabelClock).where(LabelClock.id == 1).values(decisions=LabelClock.decisions + 1))
+
+
+def read(ctx: Context) -> Reading:
     with ctx.sessions() as session:
-        return int(session.scalar(select(LabelClock.ticks).where(LabelClock.id == 1)) or 0)
+        row = session.execute(select(LabelClock.ticks, LabelClock.decisions).where(LabelClock.id == 1)).one()
+    return Reading(int(row.ticks), int(row.decisions))
 
 
 _lock = threading.Lock()
@@ -35,7 +58,7 @@ _lock = threading.Lock()
 def memoised(ctx: Context, purpose: str, compute: Callable[[], Any], *key: Hashable) -> Any:
     """What `compute` makes of the labels, kept in this process while the clock (and the rest of
     `key`, such as the champion) stands still, for at most RECHECK_S."""
-    stamp = (ticks(ctx), *key)
+    stamp = (read(ctx), *key)
     now = time.monotonic()
     with _lock:
         kept = ctx.label_memo.get(purpose)

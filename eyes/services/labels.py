@@ -50,7 +50,7 @@ def vote(session: Session, photo: Photo, user: Account, name: str, agrees: bool)
         existing.agrees = agrees
         existing.created_at = datetime.now(UTC)  # when it was last cast
     session.flush()
-    label_clock.tick(session)
+    label_clock.decided(session)
 
 
 def cast_vote(ctx: Context, key: str, user: Account, name: str, agrees: bool) -> dict[str, tuple[int, int]]:

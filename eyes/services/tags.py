@@ -93,7 +93,8 @@ def set_owner_tag(session: Session, photo: Photo, user: Account, name: str) -> P
     if photo.owner_id != user.id:
         raise Forbidden("only the owner can tag this photo; you can vote on its tags instead")
     tag = get_or_create_tag(session, name)
-    if user.is_admin and tag.approved_at is None:
+    approves = user.is_admin and tag.approved_at is None
+    if approves:
         # An administrator's own tag is approved as a class by being set: no second step.
         tag.approved_at, tag.approved_by_id = datetime.now(UTC), user.id
     photo_tag = session.scalar(
@@ -105,7 +106,10 @@ def set_owner_tag(session: Session, photo: Photo, user: Account, name: str) -> P
     photo_tag.status = TagStatus.CONFIRMED
     photo_tag.set_by_user_id = user.id
     session.flush()
-    label_clock.tick(session)
+    if approves:
+        label_clock.tick(session)  # every label of the tag may count now
+    else:
+        label_clock.decided(session)
     return photo_tag
 
 
@@ -125,7 +129,7 @@ def reject_owner_tag(session: Session, photo: Photo, user: Account, name: str) -
     else:
         session.delete(photo_tag)
     session.flush()
-    label_clock.tick(session)
+    label_clock.decided(session)
 
 
 TAG_RULES = (

@@ -20,16 +20,18 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from eyes.config import Settings
 from eyes.context import Context
 from eyes.db.models import Embedding, ModelVersion, Photo, User, as_utc
 from eyes.db.session import transaction
@@ -392,13 +394,25 @@ def _finish(ctx: Context, version_id: int, stage: ModelStage, *, after: ModelSta
     return bool(moved == 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabelGrowth:
     """What decides an automatic run, read once: labels that may teach, counted as runs count them."""
 
     since_last: int  # since the last run of any depth
     since_last_deep: int  # since the last deep run that did not fail
-    per_class: float  # yes-labels per tag, on average
+    yes_labels: int  # over every tag with one
+    tags: int  # with a yes-label
+
+    @property
+    def per_class(self) -> float:
+        """Yes-labels per tag, on average."""
+        return self.yes_labels / self.tags if self.tags else 0.0
+
+    def at_most(self, more: int) -> LabelGrowth:
+        """The most this can be after `more` labels more (a new tag only lowers the average)."""
+        return LabelGrowth(
+            self.since_last + more, self.since_last_deep + more, self.yes_labels + more, max(self.tags, 1)
+        )
 
 
 def label_growth(ctx: Context, labels: Labels | None = None) -> LabelGrowth:
@@ -417,19 +431,75 @@ def label_growth(ctx: Context, labels: Labels | None = None) -> LabelGrowth:
             )
             or 0
         )
-    counts = list(labels.positive_counts().values())
-    return LabelGrowth(current - last, current - last_deep, float(np.mean(counts)) if counts else 0.0)
+    counts = labels.positive_counts()
+    return LabelGrowth(current - last, current - last_deep, sum(counts.values()), len(counts))
 
 
-def current_growth(ctx: Context) -> LabelGrowth:
-    """label_growth, recounted only when the label clock, the newest run or the champion moved
-    (the sweep asks every few seconds; counting every label each time does not scale)."""
+@dataclass(frozen=True)
+class _Counted:
+    """The label growth as last counted, and what it was counted at."""
+
+    clock: label_clock.Reading
+    runs: tuple[Any, ...]  # the newest run, how many runs failed, the champion
+    at: float  # time.monotonic()
+    growth: LabelGrowth
+    reach: int  # the most labels one decision can add (vocabulary.Hierarchy.reach)
+
+
+def _runs(ctx: Context) -> tuple[Any, ...]:
+    """What moves the baseline of the growth: a new run, a run failed (a deep run that failed no
+    longer counts as the last deep run), another champion."""
     with ctx.sessions() as session:
-        newest_run = session.scalar(select(func.max(ModelVersion.id)))
-    return cast(
-        LabelGrowth,
-        label_clock.memoised(ctx, "growth", lambda: label_growth(ctx), newest_run, ctx.tagger.version),
+        newest, failed = session.execute(
+            select(
+                func.max(ModelVersion.id),
+                func.count(ModelVersion.id).filter(ModelVersion.stage == ModelStage.FAILED),
+            )
+        ).one()
+    return newest, failed, ctx.tagger.version
+
+
+def automatic_depth(
+    settings: Settings, growth: LabelGrowth, hours_since_deep: Callable[[], float]
+) -> TrainingDepth | None:
+    """The rule of automatic runs: deep when many labels arrived since the last deep run (or it
+    is old) and there are enough per class, since deep runs pay off only then (with few, a head
+    on frozen features wins); a head run when enough arrived since the last run of any depth."""
+    deep_due = (settings.deep_train_after > 0 and growth.since_last_deep >= settings.deep_train_after) or (
+        settings.deep_train_every_h > 0
+        and growth.since_last_deep > 0
+        and hours_since_deep() >= settings.deep_train_every_h
     )
+    if deep_due and growth.per_class >= settings.deep_min_labels_per_tag:
+        return TrainingDepth.DEEP
+    if settings.auto_train_after > 0 and growth.since_last >= settings.auto_train_after:
+        return TrainingDepth.HEAD
+    return None
+
+
+def growth_if_a_run_may_be_due(ctx: Context, hours_since_deep: Callable[[], float]) -> LabelGrowth | None:
+    """The label growth, or None when it cannot have reached an automatic run: the labels are
+    counted again only when the decisions since the last count, each worth at most `reach`
+    labels, could have taken the growth to a threshold, or when anything else they rest on moved
+    (label_clock). A stream of votes from accounts nobody trusts costs a count per threshold's
+    worth of votes, not one per sweep."""
+    clock, runs, now = label_clock.read(ctx), _runs(ctx), time.monotonic()
+    kept = ctx.label_memo.get("growth")
+    if (
+        isinstance(kept, _Counted)
+        and (kept.clock.ticks, kept.runs) == (clock.ticks, runs)
+        and now - kept.at < label_clock.RECHECK_S
+    ):
+        if clock.decisions == kept.clock.decisions:
+            return kept.growth
+        most = (clock.decisions - kept.clock.decisions) * kept.reach
+        if automatic_depth(ctx.settings, kept.growth.at_most(most), hours_since_deep) is None:
+            return None
+    growth = label_growth(ctx)
+    with ctx.sessions() as session:
+        reach = hierarchy(session).reach()
+    ctx.label_memo["growth"] = _Counted(clock, runs, now, growth, reach)
+    return growth
 
 
 def _countable(ctx: Context, session: Any) -> int:
@@ -450,26 +520,16 @@ def _hours_since_deep_run(ctx: Context) -> float:
 
 
 def maybe_start_automatic_run(ctx: Context) -> int | None:
-    """Start a run when enough new training-grade labels have arrived since the last one: a deep
-    run when there are many more since the last deep run, a head run otherwise."""
-    settings = ctx.settings
-    growth = current_growth(ctx)
+    """Start a run when enough new training-grade labels have arrived since the last one."""
+    hours_since_deep = partial(_hours_since_deep_run, ctx)
+    growth = growth_if_a_run_may_be_due(ctx, hours_since_deep)
+    depth = None if growth is None else automatic_depth(ctx.settings, growth, hours_since_deep)
+    if depth is None:
+        return None
     try:
-        deep_due = (
-            settings.deep_train_after > 0 and growth.since_last_deep >= settings.deep_train_after
-        ) or (
-            settings.deep_train_every_h > 0
-            and growth.since_last_deep > 0
-            and _hours_since_deep_run(ctx) >= settings.deep_train_every_h
-        )
-        # Deep runs pay off with many labels per class; with few, a head on frozen features wins.
-        if deep_due and growth.per_class >= settings.deep_min_labels_per_tag:
-            return start_run(ctx, None, trigger="automatic", depth=TrainingDepth.DEEP)
-        if settings.auto_train_after > 0 and growth.since_last >= settings.auto_train_after:
-            return start_run(ctx, None, trigger="automatic")
+        return start_run(ctx, None, trigger="automatic", depth=depth)
     except Conflict:
         return None
-    return None
 
 
 def parse_depth(raw: str) -> TrainingDepth:

@@ -50,6 +50,12 @@ class Hierarchy:
                     todo.append(child)
         return out
 
+    def reach(self) -> int:
+        """The most labels one decision makes: a yes for a tag is a yes for its ancestors, and a
+        no for a tag a no for its descendants."""
+        names = set(self.parents) | set(self._children)
+        return 1 + max((max(len(self.ancestors(n)), len(self.descendants(n))) for n in names), default=0)
+
     def expand(self, names: set[str]) -> set[str]:
         """The tags and all their ancestors: what a positive label implies."""
         return names.union(*(self.ancestors(n) for n in names)) if names else set()
