@@ -14,6 +14,7 @@ compared; another photo of the same kind of scene rarely lines up as well.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -72,38 +73,81 @@ def _averaging(length: int) -> np.ndarray:
     return (inside / counts).reshape(-1, length).astype(np.float32)
 
 
-def _summaries(grey: np.ndarray) -> np.ndarray:
-    """Every window (a vertical span by a horizontal span; the whole image first) as CELL x CELL
-    averages, centred and of unit length: (windows, CELL * CELL). Two matrix products average the
-    cells of all windows at once, about three times faster than gathering them from an integral
-    image, with the same cells."""
+@dataclass(frozen=True)
+class Summaries:
+    """Every window of a signature (a vertical span by a horizontal span; the whole image first)
+    as CELL x CELL averages, centred and of unit length: what a photo being checked is compared
+    by (about 1 MB)."""
+
+    cells: np.ndarray  # (windows, CELL * CELL)
+    lengths: np.ndarray  # (windows,): each window's length before it was scaled
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a stored photo is compared by, kept from its summaries (about 13 KB where they take
+    1 MB): its signature, each window's length, and its whole image summarised. `matches` of a
+    photo with it gives the same figure as with its summaries."""
+
+    grey: np.ndarray  # uint8
+    lengths: np.ndarray
+    whole: np.ndarray  # (CELL * CELL,)
+
+    @classmethod
+    def of(cls, grey: np.ndarray, found: Summaries) -> Candidate:
+        return cls(grey.astype(np.uint8), found.lengths, found.cells[0].copy())
+
+
+def _averages(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The signature averaged over each vertical span's cells (rows @ grey: (y spans, CELL,
+    width)), the horizontal spans' averaging matrix (x spans, CELL, width), and the span counts."""
     height, width = grey.shape
     rows, columns = _averaging(height), _averaging(width)
     n_y, n_x = len(rows) // CELL, len(columns) // CELL
-    averages = (rows @ grey.astype(np.float32)) @ columns.T  # (y spans * CELL, x spans * CELL)
+    by_rows = (rows @ grey.astype(np.float32)).reshape(n_y, CELL, width)
+    return by_rows, columns.reshape(n_x, CELL, width), n_y, n_x
+
+
+def _summaries(grey: np.ndarray) -> Summaries:
+    """Two matrix products average the cells of all windows at once, about three times faster
+    than gathering them from an integral image, with the same cells."""
+    by_rows, columns, n_y, n_x = _averages(grey)
+    averages = by_rows.reshape(n_y * CELL, -1) @ columns.reshape(n_x * CELL, -1).T
     cells = averages.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3).reshape(n_y * n_x, -1)
     cells -= cells.mean(axis=1, keepdims=True)
     # In place, the lengths by einsum: np.linalg.norm and a division made three times the work.
-    lengths = np.sqrt(np.einsum("ij,ij->i", cells, cells))
-    cells *= (1.0 / np.maximum(lengths, 1e-6))[:, None]
-    return cells
+    lengths = np.maximum(np.sqrt(np.einsum("ij,ij->i", cells, cells)), 1e-6)
+    cells *= (1.0 / lengths)[:, None]
+    return Summaries(cells, lengths)
 
 
-def summaries(grey: np.ndarray) -> np.ndarray | None:
-    """Every window of a signature, summarised (the whole image first): what `matches` compares,
-    computed once per image however many it is compared with. None for an image too small or too
-    flat to line up (it matches nothing)."""
+def summaries(grey: np.ndarray) -> Summaries | None:
+    """Every window of a signature, summarised: what `matches` compares, computed once per image
+    however many it is compared with. None for an image too small or too flat to line up (it
+    matches nothing)."""
     if min(grey.shape) < CELL or grey.std() < 1.0:
         return None
     return _summaries(grey)
 
 
-def matches(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    """How well one image lines up with a crop of the other, from their `summaries`: 1.0 is the
-    same picture."""
+def _windows_against(other: Candidate, whole: np.ndarray) -> np.ndarray:
+    """Each window of `other` (as its summaries hold them) times a whole image's summary, without
+    making the windows: window (i, j) is the sum over its cells of (R_i G C_j^T) * W, that is of
+    (R_i G) * (W C_j), and `whole` sums to zero, so the window's own mean drops out."""
+    by_rows, columns, n_y, n_x = _averages(other.grey)
+    weighted = np.matmul(whole.reshape(CELL, CELL), columns)  # (x spans, CELL, width)
+    products = (by_rows.reshape(n_y, -1) @ weighted.reshape(n_x, -1).T).reshape(n_y * n_x)
+    return products / other.lengths
+
+
+def matches(a: Summaries | None, b: Summaries | Candidate | None) -> float:
+    """How well one image lines up with a crop of the other (each window of one against the
+    whole of the other, both ways round): 1.0 is the same picture."""
     if a is None or b is None:
         return 0.0
-    return float(max((a @ b[0]).max(), (b @ a[0]).max()))
+    if isinstance(b, Candidate):
+        return float(max((a.cells @ b.whole).max(), _windows_against(b, a.cells[0]).max()))
+    return float(max((a.cells @ b.cells[0]).max(), (b.cells @ a.cells[0]).max()))
 
 
 def match(a: np.ndarray, b: np.ndarray) -> float:

@@ -37,7 +37,7 @@ class Fingerprint:
     sensitive_score: float | None = None  # scored from the same decode when asked
 
     @cached_property
-    def layout(self) -> np.ndarray | None:
+    def layout(self) -> layout.Summaries | None:
         """Its windows summarised (about 1 MB), once: for its own check and the layout cache."""
         return layout.summaries(self.grey)
 

@@ -77,7 +77,7 @@ def near_duplicates_among_own(
     ctx: Context,
     owner_id: int,
     vector: np.ndarray,
-    mine: np.ndarray | None,
+    mine: layout.Summaries | None,
     exclude: frozenset[int] = frozenset(),
 ) -> list[tuple[int, float]]:
     """The owner's photos (internal ids) that an image nearly duplicates, with how well they line
@@ -117,7 +117,8 @@ def near_duplicates_of_photo(ctx: Context, key: str, viewer: Account | None) -> 
     if viewer is None or viewer.id != photo.owner_id:
         return []
     vector = _stored_vector(ctx, photo.id, photo.sha256)
-    mine = ctx.similar.layouts.get(ctx, photo.id)
+    kept = ctx.similar.layouts.get(ctx, photo.id)
+    mine = None if kept is None else layout.summaries(kept.grey)
     if vector is None or mine is None:
         return []
     return _shown(ctx, near_duplicates_among_own(ctx, viewer.id, vector, mine, frozenset({photo.id})), viewer)

@@ -38,38 +38,36 @@ T = TypeVar("T")
 
 
 class LayoutCache:
-    """`ctx.similar.layouts`: stored photos' layouts (eyes/ml/layout.py) by photo id (ids are never
-    given again), the most recently used kept: the signatures (small grey thumbnails, 9 KB each)
-    of many, the summaries of all their windows (about 1 MB each) of a few. A bulk import of
-    similar photos meets the same candidates again and again: a candidate remembered by its
-    signature is summarised again (1.4 ms), never read back from its thumbnail (twice that)."""
+    """`ctx.similar.layouts`: stored photos' layouts as candidates (eyes/ml/layout.py: 13 KB each)
+    by photo id (ids are never given again), the most recently used kept. A bulk import of similar
+    photos meets the same candidates again and again: each photo it stored is remembered, and any
+    other is read back from its thumbnail once (2.8 ms) and summarised once (1.4 ms)."""
 
-    def __init__(self, summaries: int = 64, signatures: int = 4096) -> None:
-        self._summaries_kept, self._signatures_kept = summaries, signatures
+    def __init__(self, kept: int = 4096) -> None:
+        self._kept = kept
         self._lock = threading.Lock()
-        self._summaries: OrderedDict[int, np.ndarray | None] = OrderedDict()
-        self._signatures: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._candidates: OrderedDict[int, layout.Candidate | None] = OrderedDict()
 
-    def get(self, ctx: Context, photo_id: int) -> np.ndarray | None:
-        """A stored photo's summaries (None: it lines up with nothing, or is gone)."""
+    def get(self, ctx: Context, photo_id: int) -> layout.Candidate | None:
+        """A stored photo as a candidate (None: it lines up with nothing, or is gone)."""
         with self._lock:
-            if photo_id in self._summaries:
-                self._summaries.move_to_end(photo_id)
-                return self._summaries[photo_id]
-            grey = self._signatures.get(photo_id)
+            if photo_id in self._candidates:
+                self._candidates.move_to_end(photo_id)
+                return self._candidates[photo_id]
+        grey = _thumbnail_signature(ctx, photo_id)
         if grey is None:
-            grey = _thumbnail_signature(ctx, photo_id)
-            if grey is None:
-                return None
-        found = layout.summaries(grey)
-        self.remember(photo_id, grey, found)
-        return found
+            return None
+        return self.remember(photo_id, grey, layout.summaries(grey))
 
-    def remember(self, photo_id: int, grey: np.ndarray, found: np.ndarray | None) -> None:
-        """A photo's signature and its summaries (None: it lines up with nothing)."""
+    def remember(
+        self, photo_id: int, grey: np.ndarray, found: layout.Summaries | None
+    ) -> layout.Candidate | None:
+        """A photo's signature and its summaries (None: it lines up with nothing); returns what
+        is kept of them."""
+        candidate = None if found is None else layout.Candidate.of(grey, found)
         with self._lock:
-            _keep(self._signatures, photo_id, grey.astype(np.uint8), self._signatures_kept)
-            _keep(self._summaries, photo_id, found, self._summaries_kept)
+            _keep(self._candidates, photo_id, candidate, self._kept)
+        return candidate
 
 
 def _thumbnail_signature(ctx: Context, photo_id: int) -> np.ndarray | None:
