@@ -24,6 +24,9 @@ CELL = 24  # windows are compared as CELL x CELL grey averages
 FRACTIONS = (1.0, 0.95, 0.9, 0.85, 0.8)  # of a side a crop may keep
 ANCHORS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where a crop may sit along a side
 _REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK"}  # modes Image.reduce takes
+# A window whose centred cells are shorter than this (an RMS deviation of 1/24 of a grey level) has
+# no layout: it lines up with nothing, rather than with whatever its rounding noise points at.
+FLAT = 1.0
 
 
 def signature(image: Image.Image) -> np.ndarray:
@@ -80,7 +83,7 @@ class Summaries:
     by (about 1 MB)."""
 
     cells: np.ndarray  # (windows, CELL * CELL)
-    lengths: np.ndarray  # (windows,): each window's length before it was scaled
+    lengths: np.ndarray  # (windows,): each window's length before it was scaled (FLAT: not)
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,14 @@ def _summaries(grey: np.ndarray) -> Summaries:
     cells = averages.reshape(n_y, CELL, n_x, CELL).transpose(0, 2, 1, 3).reshape(n_y * n_x, -1)
     cells -= cells.mean(axis=1, keepdims=True)
     # In place, the lengths by einsum: np.linalg.norm and a division made three times the work.
-    lengths = np.maximum(np.sqrt(np.einsum("ij,ij->i", cells, cells)), 1e-6)
-    cells *= (1.0 / lengths)[:, None]
+    lengths = np.sqrt(np.einsum("ij,ij->i", cells, cells))
+    cells *= _inverse(lengths)[:, None]
     return Summaries(cells, lengths)
+
+
+def _inverse(lengths: np.ndarray) -> np.ndarray:
+    """1 / length, and 0 for a flat window."""
+    return np.where(lengths < FLAT, 0.0, 1.0 / np.maximum(lengths, FLAT)).astype(np.float32)
 
 
 def summaries(grey: np.ndarray) -> Summaries | None:
@@ -131,13 +139,16 @@ def summaries(grey: np.ndarray) -> Summaries | None:
 
 
 def _windows_against(other: Candidate, whole: np.ndarray) -> np.ndarray:
-    """Each window of `other` (as its summaries hold them) times a whole image's summary, without
-    making the windows: window (i, j) is the sum over its cells of (R_i G C_j^T) * W, that is of
-    (R_i G) * (W C_j), and `whole` sums to zero, so the window's own mean drops out."""
+    """Each window of `other` (as its summaries hold them) times a whole image's summary W,
+    without making the windows: window (i, j) is the sum over its cells of (R_i G C_j^T) * W,
+    that is of (R_i G) * (W C_j), less its mean times the sum of W (zero but for rounding, which
+    a window's length would magnify)."""
     by_rows, columns, n_y, n_x = _averages(other.grey)
     weighted = np.matmul(whole.reshape(CELL, CELL), columns)  # (x spans, CELL, width)
-    products = (by_rows.reshape(n_y, -1) @ weighted.reshape(n_x, -1).T).reshape(n_y * n_x)
-    return products / other.lengths
+    products = by_rows.reshape(n_y, -1) @ weighted.reshape(n_x, -1).T
+    sums = by_rows.sum(axis=1) @ columns.sum(axis=1).T  # each window's cells added up
+    products -= sums * (float(whole.sum()) / (CELL * CELL))
+    return products.reshape(n_y * n_x) * _inverse(other.lengths)
 
 
 def matches(a: Summaries | None, b: Summaries | Candidate | None) -> float:

@@ -63,3 +63,28 @@ def test_a_flat_or_tiny_image_matches_nothing() -> None:
     tiny = np.arange(20 * 20, dtype=np.float32).reshape(20, 20)
     assert layout.summaries(flat) is None and layout.summaries(tiny) is None
     assert layout.matches(None, None) == 0.0
+
+
+def product_shot(seed: int) -> np.ndarray:
+    """A catalogue photo: an object against the left edge of a white backdrop, so that the
+    windows a crop of the left fifth leaves are flat."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full((900, 1200), 255, np.uint8)
+    y = rng.integers(100, 400)
+    pixels[y : y + 400, :200] = rng.integers(0, 200, (400, 200))
+    return layout.signature(Image.fromarray(pixels).convert("RGB"))
+
+
+def test_a_stored_photo_with_flat_windows_matches_as_its_summaries(signatures: list[np.ndarray]) -> None:
+    """A flat window has no layout: it once divided rounding noise by a length near zero, and a
+    catalogue photo on white "matched" unrelated photos with figures in the thousands."""
+    for seed in range(4):
+        grey = product_shot(seed)
+        found = layout.summaries(grey)
+        assert found is not None and (found.lengths < layout.FLAT).any(), "the backdrop is flat"
+        candidate = layout.Candidate.of(grey, found)
+        for other in signatures:
+            mine = layout.summaries(other)
+            figure = layout.matches(mine, candidate)
+            assert figure == pytest.approx(layout.matches(mine, found), abs=1e-5)
+            assert figure < 0.9, "a dataset photo is no copy of a catalogue photo"
