@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The routers' own routes, built once when their modules were imported. include_router
         # would have FastAPI build every route again for each app, on its first request (0.3 s
         # of validators and dependency trees), which a server pays once and the tests each time.
+        # So app.dependency_overrides does not reach them: tests build apps from settings instead.
         routes=[route for module in ROUTERS for route in module.router.routes],
     )
     app.state.ctx = ctx

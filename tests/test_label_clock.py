@@ -32,10 +32,10 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context.close()
 
 
-def photo_of(ctx: Context, owner: Account, tmp_path: Path, *tags: str) -> str:
-    """A photo of `owner` with the owner's `tags`; its public id."""
+def photo_of(ctx: Context, owner: Account, tmp_path: Path, *tags: str, blue: int = 200) -> str:
+    """A photo of `owner` with the owner's `tags` (each `blue` another image); its public id."""
     path = tmp_path / "p.png"
-    Image.new("RGB", (40, 30), (9, 80, 200)).save(path)
+    Image.new("RGB", (40, 30), (9, 80, blue)).save(path)
     up = photos.upload_photo(ctx, owner.id, path, photos.PhotoDraft("p.png", tags=tags))
     with ctx.sessions() as session:
         return session.get_one(Photo, up.photo_id).public_id
@@ -100,6 +100,28 @@ def test_a_run_starts_as_soon_as_one_decision_makes_enough_labels_with_the_tags_
     photos.add_owner_tags(ctx, key, owner, ["granny-smith"])
     training.maybe_start_automatic_run(ctx)
     assert started == [TrainingDepth.HEAD], "four labels: the run starts at this sweep"
+    ctx.close()
+
+
+def test_a_deep_run_starts_when_removing_a_tag_raises_the_labels_per_class(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten photos of `sky` and one of `junk`: 5.5 labels a class, short of the 8 a deep run
+    needs. The owner removes `junk`, one decision: 10 a class, and the deep run is due at once."""
+    ctx = make_ctx(
+        settings, open_vocabulary=True, auto_train_after=50, deep_train_after=3, deep_min_labels_per_tag=8
+    )
+    owner = create_user(ctx, "owner", "a long password")
+    for blue in range(10):
+        photo_of(ctx, owner, tmp_path, "sky", blue=blue)
+    junk = photo_of(ctx, owner, tmp_path, "junk", blue=100)
+    started = runs_started(monkeypatch)
+    training.maybe_start_automatic_run(ctx)
+    assert started == [], "11 labels, 5.5 a class: no run"
+
+    photos.remove_owner_tag(ctx, junk, owner, "junk")
+    training.maybe_start_automatic_run(ctx)
+    assert started == [TrainingDepth.DEEP]
     ctx.close()
 
 

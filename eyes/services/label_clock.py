@@ -9,9 +9,10 @@ instead of recounting every label.
   automatic-run check can bound how far the labels grew without counting them
   (services/training.py).
 
-A check still counts at least every `RECHECK_S`, for what changes with time or with other
-people's decisions alone: an account growing old enough, or agreeing often enough, to be trusted
-(its earlier votes count from then on)."""
+A check still counts at least every `RECHECK_S`, for what changes whom the platform trusts: an
+account growing old enough, or agreeing often enough with owners' decisions, to be trusted (its
+earlier votes count from then on). The bound grows with the vocabulary's hierarchy (a no for a
+tag with 40 tags below it is 41 labels), so a deep one makes the check count more often."""
 
 from __future__ import annotations
 

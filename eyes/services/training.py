@@ -409,9 +409,13 @@ class LabelGrowth:
         return self.yes_labels / self.tags if self.tags else 0.0
 
     def at_most(self, more: int) -> LabelGrowth:
-        """The most this can be after `more` labels more (a new tag only lowers the average)."""
+        """The most this can be after `more` labels changed: each adds a label, or takes away the
+        only yes of a tag (fewer tags raise the average)."""
         return LabelGrowth(
-            self.since_last + more, self.since_last_deep + more, self.yes_labels + more, max(self.tags, 1)
+            self.since_last + more,
+            self.since_last_deep + more,
+            self.yes_labels + more,
+            max(self.tags - more, 1),
         )
 
 
