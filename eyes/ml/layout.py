@@ -83,7 +83,7 @@ class Summaries:
     by (about 1 MB)."""
 
     cells: np.ndarray  # (windows, CELL * CELL)
-    lengths: np.ndarray  # (windows,): each window's length before it was scaled (FLAT: not)
+    lengths: np.ndarray  # (windows,): before scaling; a window shorter than FLAT stays 0
 
 
 @dataclass(frozen=True)
